@@ -1,0 +1,3 @@
+from devloop.cli import main
+
+raise SystemExit(main())
