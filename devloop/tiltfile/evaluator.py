@@ -1,0 +1,188 @@
+"""Evaluate a Tiltfile into a Plan: read and rewrite every file it loads, run, assemble."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import starlark_go
+
+from devloop.tiltfile import plan as p
+from devloop.tiltfile.context import Area, EvalContext, PlanDraft
+from devloop.tiltfile.errors import BuiltinError, Location, TiltfileError
+from devloop.tiltfile.loader import ExtensionSettings, resolve
+from devloop.tiltfile.program import Program
+from devloop.tiltfile.source import RewrittenFile, rewrite
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    plan: p.Plan
+    output: tuple[str, ...]
+
+
+def _syntax_check(path: str, text: str) -> None:
+    """starlark-go's own parser decides what is valid Starlark; nothing runs here because
+    resolution (which fails on every builtin name) happens before execution."""
+    try:
+        starlark_go.Starlark().exec(text, filename=path)
+    except starlark_go.SyntaxError as exc:
+        raise TiltfileError(f"syntax error: {exc.msg}",
+                            Location(path, exc.line, exc.column)) from None
+    except starlark_go.StarlarkError:
+        pass
+
+
+def _read_source(path: str, location: Location | None, ctx: EvalContext) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise TiltfileError(f"file not found: {path}", location) from None
+    except OSError as exc:
+        raise TiltfileError(f"cannot read {path}: {exc.strerror}", location) from None
+    ctx.record_read(path)
+    return text
+
+
+def _rewrite_all(main: str, ctx: EvalContext, located: frozenset[str],
+                 extensions: ExtensionSettings
+                 ) -> tuple[list[RewrittenFile], dict[tuple[int, int], int]]:
+    files: list[RewrittenFile] = []
+    index_of: dict[str, int] = {}
+    targets: dict[tuple[int, int], int] = {}
+    pending: list[tuple[str, Location | None]] = [(main, None)]
+    while pending:
+        path, location = pending.pop(0)
+        if path in index_of:
+            continue
+        index_of[path] = len(files)
+        text = _read_source(path, location, ctx)
+        files.append(rewrite(path, text, located, _syntax_check))
+        for spec in files[-1].loads:
+            pending.append((resolve(spec.path, path, extensions, spec.location), spec.location))
+    for index, file in enumerate(files):
+        for n, spec in enumerate(file.loads):
+            targets[(index, n)] = index_of[resolve(spec.path, file.path, extensions,
+                                                   spec.location)]
+    return files, targets
+
+
+def _wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn BuiltinErrors into plain messages starlark-go reports with the call stack."""
+
+    def builtin(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except BuiltinError as exc:
+            raise RuntimeError(str(exc)) from None
+
+    builtin.__name__ = getattr(function, "__name__", "builtin").lstrip("_") or "builtin"
+    return builtin
+
+
+def _globals(areas: list[Area], ctx: EvalContext,
+             hooks: Mapping[str, Callable[..., Any]]) -> tuple[dict[str, Any], list[str], set[str]]:
+    """Starlark globals, program lines that build modules and environ wrappers, and the
+    names whose calls are located."""
+    values: dict[str, Any] = dict(hooks)
+    modules: dict[str, dict[str, Any]] = {}
+    setup: list[str] = []
+    located: set[str] = set()
+    for area in areas:
+        for name, value in area.builtins().items():
+            wrapped = _wrap(value) if callable(value) else value
+            if "." in name:
+                module, _, rest = name.partition(".")
+                modules.setdefault(module, {})[rest] = wrapped
+            else:
+                values[name] = wrapped
+                if callable(value):
+                    located.add(name)
+        for name, function in area.environ_builtins().items():
+            values[f"__dl_py_env_{name}"] = _wrap(function)
+            setup.append(f"def {name}(*args, **kwargs):")
+            setup.append(f"    return __dl_py_env_{name}(__DL_ENVIRON, *args, **kwargs)")
+            located.add(name)
+    for module, members in modules.items():
+        values[f"__dl_py_module_{module}"] = _nest(module, members)
+        setup.append(f"{module} = __dl_struct_copy(__dl_py_module_{module})")
+    if "os" in modules:
+        setup.append('os["environ"] = __DL_ENVIRON; os["getenv"] = __dl_getenv; '
+                     'os["putenv"] = __dl_putenv; os["unsetenv"] = __dl_unsetenv')
+    return values, setup, located
+
+
+def _nest(module: str, members: dict[str, Any]) -> dict[str, Any]:
+    root: dict[str, Any] = {"__dl_type__": "module"}
+    for dotted, value in members.items():
+        node = root
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {"__dl_type__": "module"})
+        node[parts[-1]] = value
+    return root
+
+
+def evaluate(path: str, *, args: tuple[str, ...] = (), subcommand: str = "up",
+             extensions: ExtensionSettings | None = None,
+             area_factory: Callable[[EvalContext], list[Area]] | None = None) -> Evaluation:
+    """Evaluate the Tiltfile at `path`. Raises TiltfileError with the file:line at fault."""
+    from devloop.tiltfile.areas import default_areas
+
+    main = os.path.abspath(path)
+    ctx = EvalContext(main_path=main, args=args, subcommand=subcommand)
+    extensions = extensions or ExtensionSettings.from_environ()
+    areas = (area_factory or default_areas)(ctx)
+    draft = PlanDraft(tiltfile=main)
+    final_environ: dict[str, str] = {}
+
+    def finish(environ: dict[str, str]) -> None:
+        final_environ.update(environ)
+
+    hooks: dict[str, Callable[..., Any]] = {
+        "__dl_py_push_location": ctx.push_location,
+        "__dl_py_pop_location": ctx.pop_location,
+        "__dl_py_environ": lambda: dict(ctx.environ),
+        "__dl_py_finish": finish,
+        "__dl_py_workloads": lambda: [],
+        "__dl_py_set_workload_names": lambda names: draft.workload_names.update(names),
+    }
+    for area in areas:
+        hooks.update(getattr(area, "hooks", lambda: {})())
+    values, setup, located = _globals(areas, ctx, hooks)
+    files, targets = _rewrite_all(main, ctx, frozenset(located), extensions)
+    program = Program(files, 0, targets, setup=setup)
+    program.run(values, ctx.print)
+    try:
+        for area in areas:
+            area.contribute(draft)
+    except BuiltinError as exc:
+        raise TiltfileError(str(exc), ctx.location()) from None
+    return Evaluation(_plan(draft, ctx, final_environ), tuple(ctx.output))
+
+
+def _plan(draft: PlanDraft, ctx: EvalContext, environ: dict[str, str]) -> p.Plan:
+    settings = p.Settings(
+        update=p.UpdateSettings(**draft.update_settings),
+        ci=p.CISettings(**draft.ci_settings),
+        watch=p.WatchSettings(tuple(draft.watch_ignore)),
+        secrets=p.SecretSettings(**draft.secret_settings),
+        **draft.settings,
+    )
+    changed_env = tuple(sorted((k, v) for k, v in environ.items() if ctx.environ.get(k) != v))
+    return p.Plan(
+        tiltfile=draft.tiltfile,
+        resources=tuple(draft.resources),
+        images=tuple(draft.images),
+        settings=settings,
+        enabled_resources=draft.enabled_resources,
+        compose=draft.compose,
+        extension_objects=tuple(draft.extension_objects),
+        config_files=tuple(ctx.files_read),
+        warnings=tuple(ctx.warnings),
+        environ=changed_env,
+        tiltfile_args=ctx.args,
+    )

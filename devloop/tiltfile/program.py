@@ -1,0 +1,160 @@
+"""Assemble rewritten files into one Starlark program, run it, and map errors back.
+
+Layout of the program (one `exec`, so that the module cache and os.environ stay mutable
+while it runs; starlark-go freezes globals between execs):
+
+    prelude.star
+    def __dl_module_0():          # one function per file; its top level is the body
+        <file lines, indented>
+        return {exported names}
+    __DL_MODULE_FUNCTIONS = {0: __dl_module_0, ...}
+    __dl_run_module(0)            # the main Tiltfile
+    __dl_finish()
+
+A source map records where each program line came from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import starlark_go
+
+from devloop.tiltfile.errors import Location, TiltfileError
+from devloop.tiltfile.source import RewrittenFile
+
+PROGRAM_NAME = "<devloop>"
+INDENT = "    "
+
+_FIRST_CHUNK = """
+__DL_BUILTIN_TYPE = type
+__DL_BUILTIN_STR = str
+__DL_BUILTIN_GETATTR = getattr
+__DL_BUILTIN_HASATTR = hasattr
+__DL_BUILTIN_DIR = dir
+"""
+
+_configured = False
+
+
+def _configure() -> None:
+    # Tilt runs starlark-go with these dialect options on; Tiltfiles rely on them.
+    global _configured
+    if not _configured:
+        starlark_go.configure_starlark(allow_set=True, allow_global_reassign=True,
+                                       allow_recursion=True)
+        _configured = True
+
+
+@dataclass(frozen=True)
+class _Origin:
+    file: RewrittenFile | None  # None for generated lines
+    line: int
+    indented: bool
+
+
+def _prelude() -> str:
+    return resources.files("devloop.tiltfile").joinpath("prelude.star").read_text("utf-8")
+
+
+def _literal(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Program:
+    def __init__(self, files: list[RewrittenFile], main_index: int,
+                 load_targets: dict[tuple[int, int], int], *, setup: list[str]) -> None:
+        """`load_targets[(file index, load index)]` is the file index a load resolves to;
+        `setup` lines run after the prelude (modules, environ wrappers)."""
+        self.files = files
+        self.lines: list[str] = []
+        self.origins: list[_Origin] = []
+        for line in _prelude().split("\n") + setup:
+            self._emit(line)
+        for index, file in enumerate(files):
+            self._emit_module(index, file, load_targets)
+        table = ", ".join(f"{i}: __dl_module_{i}" for i in range(len(files)))
+        self._emit(f"__DL_MODULE_FUNCTIONS = {{{table}}}")
+        self._emit(f"__dl_run_module({main_index})")
+        self._emit("__dl_finish()")
+
+    def _emit(self, text: str, origin: _Origin | None = None) -> None:
+        self.lines.append(text)
+        self.origins.append(origin or _Origin(None, 0, False))
+
+    def _emit_module(self, index: int, file: RewrittenFile,
+                     load_targets: dict[tuple[int, int], int]) -> None:
+        self._emit(f"def __dl_module_{index}():")
+        requires = ", ".join(f"{n}: {load_targets[(index, n)]}" for n in range(len(file.loads)))
+        init = [f"__file__ = {_literal(file.path)}", f"__dl_loads = {{{requires}}}",
+                "__dl_require = lambda n: __dl_run_module(__dl_loads[n])"]
+        init += [f"{name} = __DL_UNSET" for name in file.conditional_names]
+        self._emit(INDENT + "; ".join(init))
+        for number, line in enumerate(file.lines, start=1):
+            if number in file.string_continuation_lines:
+                self._emit(line, _Origin(file, number, False))
+            else:
+                self._emit(INDENT + line, _Origin(file, number, True))
+        exports = ", ".join(f'"{name}": {name}' for name in file.exports)
+        self._emit(f"{INDENT}return {{{exports}}}")
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    # -- running
+    def run(self, globals_: dict[str, Any], print_: Callable[[str], None]) -> None:
+        _configure()
+        interpreter = starlark_go.Starlark(globals=globals_, print=print_)
+        interpreter.exec(_FIRST_CHUNK, filename="<devloop-builtins>")
+        try:
+            interpreter.exec(self.text, filename=PROGRAM_NAME)
+        except starlark_go.StarlarkError as exc:
+            raise self.translate(exc) from None
+
+    # -- source map
+    def origin(self, line: int, column: int) -> Location | None:
+        if not 1 <= line <= len(self.origins):
+            return None
+        origin = self.origins[line - 1]
+        if origin.file is None:
+            return None
+        if origin.indented:
+            column -= len(INDENT)
+        edits = origin.file.edits.get(origin.line)
+        if edits is not None:
+            column = edits.original_column(column)
+        return Location(origin.file.path, origin.line, max(column, 1))
+
+    def translate(self, exc: starlark_go.StarlarkError) -> TiltfileError:
+        if isinstance(exc, starlark_go.ResolveError):
+            items = getattr(exc, "errors", [])
+            first = items[0] if items else None
+            location = self.origin(getattr(first, "line", 0), getattr(first, "column", 0))
+            message = getattr(first, "msg", str(exc))
+            return TiltfileError(message, location)
+        frames: list[Location] = []
+        backtrace = getattr(exc, "backtrace", "") or ""
+        for match in re.finditer(rf"{re.escape(PROGRAM_NAME)}:(\d+):(\d+): in (\S+)", backtrace):
+            location = self.origin(int(match.group(1)), int(match.group(2)))
+            if location is not None:
+                frames.append(location)
+        message = _error_message(exc, backtrace)
+        location = frames[-1] if frames else self.origin(getattr(exc, "line", 0),
+                                                         getattr(exc, "column", 0))
+        return TiltfileError(message, location, tuple(frames))
+
+
+def _error_message(exc: starlark_go.StarlarkError, backtrace: str) -> str:
+    if backtrace:
+        last = backtrace.strip().splitlines()[-1]
+        last = re.sub(r"^Error in (__dl_\w+|located|fail): ", "", last)
+        last = re.sub(r"^Error in (\w+): \1: ", r"\1: ", last)
+        last = re.sub(r"^Error in (\w+): ", r"\1: ", last)
+        last = last.removeprefix("Error: ")
+        return last.removeprefix("fail: ")
+    return str(getattr(exc, "msg", None) or exc)

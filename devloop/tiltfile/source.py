@@ -1,0 +1,277 @@
+"""Source-to-source rewriting of one Starlark file so that it can run inside one program.
+
+Why: the starlark-go binding has no loader hook, freezes globals after each `exec`, and
+cannot hand Starlark functions or Python objects with attributes across the boundary. So
+every file (the Tiltfile, each loaded or included file) becomes a function body in one
+combined program (see `program.py`), and this module rewrites the parts that need help:
+
+* `x.name` becomes `__dl_attr(x, "name")`, so that structs and modules (plain dicts with
+  a type marker) have attributes while strings, lists and dicts keep their methods;
+* `load()`, `include()` and `load_dynamic()` with literal paths become calls to the
+  program's module cache;
+* calls of builtins become `__dl_at("<loc>", name)(...)`, so a builtin knows its call site.
+
+Every rewrite stays on the lines it came from, so line numbers never change; columns
+shift and `LineEdits` maps them back.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from devloop.tiltfile.errors import Location, TiltfileError
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """A `load`, `include` or `load_dynamic` of a file, as written."""
+
+    path: str
+    symbols: tuple[tuple[str, str], ...]
+    location: Location
+    kind: str
+
+
+@dataclass
+class LineEdits:
+    """Column shifts of one rewritten line: (original column, characters added) pairs."""
+
+    shifts: list[tuple[int, int]] = field(default_factory=list)
+
+    def original_column(self, column: int) -> int:
+        """Map a 1-based column of the rewritten line back to the original line."""
+        shift = 0
+        for original, added in sorted(self.shifts):
+            if original + shift + max(added, 0) < column:
+                shift += added
+        return max(1, column - shift)
+
+
+@dataclass
+class RewrittenFile:
+    path: str
+    lines: list[str]
+    edits: dict[int, LineEdits]
+    loads: list[LoadSpec]
+    exports: list[str]
+    conditional_names: list[str]
+    string_continuation_lines: set[int]
+
+
+@dataclass(frozen=True)
+class _Edit:
+    line: int  # 1-based
+    start: int  # character offsets in the original line
+    end: int
+    text: str
+    order: int
+
+
+class _Rewriter(ast.NodeVisitor):
+    def __init__(self, path: str, lines: list[str], located_builtins: frozenset[str]) -> None:
+        self.path = path
+        self.lines = lines
+        self.located = located_builtins
+        self.edits: list[_Edit] = []
+        self.loads: list[LoadSpec] = []
+        self._order = 0
+
+    # -- helpers
+    def _char_col(self, line: int, byte_col: int) -> int:
+        return len(self.lines[line - 1].encode()[:byte_col].decode(errors="replace"))
+
+    def _add(self, line: int, start: int, end: int, text: str) -> None:
+        self.edits.append(_Edit(line, start, end, text, self._order))
+        self._order += 1
+
+    def _pos(self, node: ast.AST, end: bool = False) -> tuple[int, int]:
+        if end:
+            line = node.end_lineno or 1
+            return line, self._char_col(line, node.end_col_offset or 0)
+        return node.lineno, self._char_col(node.lineno, node.col_offset)
+
+    def _loc(self, node: ast.AST) -> Location:
+        line, col = self._pos(node)
+        return Location(self.path, line, col + 1)
+
+    def _replace_span(self, node: ast.AST, text: str) -> None:
+        """Replace a whole node with `text`, keeping its line count by trailing newlines."""
+        start_line, start_col = self._pos(node)
+        end_line, end_col = self._pos(node, end=True)
+        if start_line == end_line:
+            self._add(start_line, start_col, end_col, text)
+            return
+        self._add(start_line, start_col, len(self.lines[start_line - 1]), text)
+        for line in range(start_line + 1, end_line):
+            self._add(line, 0, len(self.lines[line - 1]), "")
+        self._add(end_line, 0, end_col, "")
+
+    # -- rewrites
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.ctx, ast.Load):
+            value_line, value_col = self._pos(node.value)
+            self._add(value_line, value_col, value_col, "__dl_attr(")
+            end_line, end_col = self._pos(node.value, end=True)
+            attr_line, attr_end = self._pos(node, end=True)
+            text = f', "{node.attr}")'
+            if end_line == attr_line:
+                self._add(end_line, end_col, attr_end, text)
+            else:
+                # `.name` on a later line: keep the line breaks inside the call's parentheses.
+                self._add(end_line, end_col, len(self.lines[end_line - 1]), ",")
+                for line in range(end_line + 1, attr_line):
+                    self._add(line, 0, len(self.lines[line - 1]), "")
+                self._add(attr_line, 0, attr_end, f'"{node.attr}")')
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in ("include", "load_dynamic"):
+            path = _literal_path(node, self.path, self._loc(node), func.id)
+            spec = LoadSpec(path, (), self._loc(node), func.id)
+            self.loads.append(spec)
+            self._replace_span(node, f"__dl_require({len(self.loads) - 1})")
+            return
+        if isinstance(func, ast.Name) and func.id == "load":
+            raise TiltfileError("load() must be a statement at the top level of a file",
+                                self._loc(node))
+        if isinstance(func, ast.Name) and func.id in self.located:
+            line, col = self._pos(func)
+            self._add(line, col, col, f'__dl_at("{self.path}:{line}:{col + 1}", ')
+            end_line, end_col = self._pos(func, end=True)
+            self._add(end_line, end_col, end_col, ")")
+        self.generic_visit(node)
+
+
+def _literal_path(node: ast.Call, path: str, loc: Location, what: str) -> str:
+    if not node.args or not isinstance(node.args[0], ast.Constant) \
+            or not isinstance(node.args[0].value, str):
+        raise TiltfileError(f"{what}() needs a string literal path as its first argument", loc)
+    return node.args[0].value
+
+
+def _bound_names(target: ast.AST) -> Iterable[str]:
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, ast.Tuple | ast.List):
+        for element in target.elts:
+            yield from _bound_names(element)
+
+
+def _top_level_names(body: list[ast.stmt], conditional: bool,
+                     found: dict[str, bool]) -> None:
+    """Names bound at file level; `found[name]` is True when some binding is conditional."""
+    for stmt in body:
+        names: list[str] = []
+        if isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                names.extend(_bound_names(target))
+        elif isinstance(stmt, ast.AugAssign | ast.AnnAssign):
+            names.extend(_bound_names(stmt.target))
+        elif isinstance(stmt, ast.FunctionDef):
+            names.append(stmt.name)
+        elif isinstance(stmt, ast.For):
+            names.extend(_bound_names(stmt.target))
+            _top_level_names(stmt.body, True, found)
+            _top_level_names(stmt.orelse, True, found)
+        elif isinstance(stmt, ast.If | ast.While):
+            _top_level_names(stmt.body, True, found)
+            _top_level_names(stmt.orelse, True, found)
+        for name in names:
+            found[name] = found.get(name, False) or conditional
+
+
+def _string_continuation_lines(text: str) -> set[int]:
+    """Lines that start inside a multi-line string: indenting them would change the string."""
+    lines: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
+                lines.update(range(token.start[0] + 1, token.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return lines
+
+
+def rewrite(path: str, text: str, located_builtins: frozenset[str],
+            syntax_check: Callable[[str, str], None]) -> RewrittenFile:
+    """Rewrite one file. `syntax_check(path, text)` raises a TiltfileError for bad syntax."""
+    syntax_check(path, text)
+    try:
+        tree = ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        raise TiltfileError(f"syntax error: {exc.msg}",
+                            Location(path, exc.lineno or 1, exc.offset or 0)) from None
+    lines = text.split("\n")
+    rewriter = _Rewriter(path, lines, located_builtins)
+    load_bound: set[str] = set()
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) \
+                and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "load":
+            spec = _load_spec(stmt.value, path, rewriter._loc(stmt.value))
+            rewriter.loads.append(spec)
+            index = len(rewriter.loads) - 1
+            assigns = [f"__dl_m = __dl_require({index})"]
+            for local_name, exported in spec.symbols:
+                assigns.append(f'{local_name} = __dl_symbol(__dl_m, "{exported}", '
+                               f'"{spec.path}")')
+                load_bound.add(local_name)
+            rewriter._replace_span(stmt, "; ".join(assigns))
+        else:
+            rewriter.visit(stmt)
+    found: dict[str, bool] = {}
+    _top_level_names(tree.body, False, found)
+    exports = sorted(n for n in found if not n.startswith("_") and n not in load_bound)
+    conditional = sorted(n for n, cond in found.items() if cond and n not in load_bound)
+    new_lines, edits = _apply(lines, rewriter.edits)
+    return RewrittenFile(path, new_lines, edits, rewriter.loads, exports, conditional,
+                         _string_continuation_lines(text))
+
+
+def _load_spec(call: ast.Call, path: str, loc: Location) -> LoadSpec:
+    module = _literal_path(call, path, loc, "load")
+    symbols: list[tuple[str, str]] = []
+    for arg in call.args[1:]:
+        if not isinstance(arg, ast.Constant) or not isinstance(arg.value, str):
+            raise TiltfileError("load() symbol names must be string literals", loc)
+        symbols.append((arg.value, arg.value))
+    for keyword in call.keywords:
+        if keyword.arg is None or not isinstance(keyword.value, ast.Constant) \
+                or not isinstance(keyword.value.value, str):
+            raise TiltfileError("load() aliases must be name=\"symbol\"", loc)
+        symbols.append((keyword.arg, keyword.value.value))
+    for _, exported in symbols:
+        if exported.startswith("_"):
+            raise TiltfileError(f"load: symbol '{exported}' is private and cannot be loaded",
+                                loc)
+    return LoadSpec(module, tuple(symbols), loc, "load")
+
+
+def _apply(lines: list[str], edits: list[_Edit]) -> tuple[list[str], dict[int, LineEdits]]:
+    by_line: dict[int, list[_Edit]] = {}
+    for edit in edits:
+        by_line.setdefault(edit.line, []).append(edit)
+    out = list(lines)
+    shifts: dict[int, LineEdits] = {}
+    for line, line_edits in by_line.items():
+        original = lines[line - 1]
+        # Insertions at one point keep the order they were made in (outer before inner).
+        line_edits.sort(key=lambda e: (e.start, e.end > e.start, e.order))
+        pieces: list[str] = []
+        cursor = 0
+        record = LineEdits()
+        for edit in line_edits:
+            if edit.start < cursor:
+                continue
+            pieces.append(original[cursor:edit.start])
+            pieces.append(edit.text)
+            record.shifts.append((edit.start, len(edit.text) - (edit.end - edit.start)))
+            cursor = edit.end
+        pieces.append(original[cursor:])
+        out[line - 1] = "".join(pieces)
+        shifts[line] = record
+    return out, shifts
