@@ -67,7 +67,30 @@ def _rewrite_all(main: str, ctx: EvalContext, located: frozenset[str],
         for n, spec in enumerate(file.loads):
             targets[(index, n)] = index_of[resolve(spec.path, file.path, extensions,
                                                    spec.location)]
+    _check_cycles(files, targets)
     return files, targets
+
+
+def _check_cycles(files: list[RewrittenFile], targets: dict[tuple[int, int], int]) -> None:
+    edges: dict[int, list[tuple[int, Location]]] = {}
+    for (source, n), target in targets.items():
+        edges.setdefault(source, []).append((target, files[source].loads[n].location))
+    done: set[int] = set()
+
+    def visit(node: int, stack: list[int]) -> None:
+        if node in done:
+            return
+        for target, location in edges.get(node, []):
+            if target in stack or target == node:
+                chain = [files[i].path for i in stack[stack.index(target):]] + [
+                    files[node].path, files[target].path] if target in stack else [
+                    files[node].path, files[target].path]
+                raise TiltfileError("cycle in load graph: " + " -> ".join(
+                    dict.fromkeys(chain[:-1])) + " -> " + chain[-1], location)
+            visit(target, stack + [node])
+        done.add(node)
+
+    visit(0, [])
 
 
 def _wrap(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -128,6 +128,43 @@ class _Rewriter(ast.NodeVisitor):
                 self._add(attr_line, 0, attr_end, f'"{node.attr}")')
         self.generic_visit(node)
 
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        # The bundled starlark-go lacks set difference; `a - b` goes through the prelude.
+        if isinstance(node.op, ast.Sub):
+            self._wrap_binary("__dl_sub(", node.left, node.right)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.op, ast.Sub) and isinstance(node.target, ast.Name):
+            line, col = self._pos(node.target)
+            end_line, end_col = self._pos(node.target, end=True)
+            name = node.target.id
+            self._add(end_line, end_col, end_col, f" = __dl_sub({name}, ")
+            value_line, value_col = self._pos(node.value)
+            self._between(end_line, end_col, value_line, value_col, "")
+            last_line, last_col = self._pos(node.value, end=True)
+            self._add(last_line, last_col, last_col, ")")
+        self.generic_visit(node)
+
+    def _wrap_binary(self, function: str, left: ast.AST, right: ast.AST) -> None:
+        line, col = self._pos(left)
+        self._add(line, col, col, function)
+        left_line, left_col = self._pos(left, end=True)
+        right_line, right_col = self._pos(right)
+        self._between(left_line, left_col, right_line, right_col, ", ")
+        end_line, end_col = self._pos(right, end=True)
+        self._add(end_line, end_col, end_col, ")")
+
+    def _between(self, line: int, col: int, to_line: int, to_col: int, text: str) -> None:
+        """Replace the text from (line, col) to (to_line, to_col), keeping line breaks."""
+        if line == to_line:
+            self._add(line, col, to_col, text)
+            return
+        self._add(line, col, len(self.lines[line - 1]), text)
+        for middle in range(line + 1, to_line):
+            self._add(middle, 0, len(self.lines[middle - 1]), "")
+        self._add(to_line, 0, to_col, "")
+
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         if isinstance(func, ast.Name) and func.id in ("include", "load_dynamic"):

@@ -1,0 +1,155 @@
+"""The Starlark dialect and module system every Tiltfile relies on."""
+
+from __future__ import annotations
+
+import pytest
+
+from devloop.tiltfile.errors import TiltfileError
+
+
+def test_struct_fields_and_getattr_default(tiltfile):
+    result = tiltfile("""
+        s = struct(a=1, b="x")
+        print(s.a, s.b, type(s), getattr(s, "zz", "dflt"), hasattr(s, "a"), hasattr(s, "q"))
+    """)
+    assert result.output == ("1 x struct dflt True False",)
+
+
+def test_load_of_local_file_with_functions_calling_later_definitions(tiltfile):
+    result = tiltfile("""
+        load("./lib/helpers.star", "add_one", big="BIG")
+        print(add_one(1), big)
+    """, files={"lib/helpers.star": """
+        def add_one(v):
+            return helper(v) + 1
+        def helper(v):
+            return v
+        if True:
+            BIG = "yes"
+    """})
+    assert result.output == ("2 yes",)
+
+
+def test_chained_relative_loads_resolve_against_the_loading_file(tiltfile):
+    result = tiltfile("""
+        load("a/one.star", "value")
+        print(value)
+    """, files={"a/one.star": 'load("../b/two.star", "base")\nvalue = base + 1\n',
+                "b/two.star": "base = 41\n"})
+    assert result.output == ("42",)
+
+
+def test_a_module_loaded_twice_runs_once(tiltfile):
+    result = tiltfile("""
+        load("lib.star", "x")
+        load("other.star", "y")
+        print(x, y)
+    """, files={"lib.star": 'print("lib ran")\nx = 1\n',
+                "other.star": 'load("lib.star", "x")\ny = x + 1\n'})
+    assert result.output == ("lib ran", "1 2")
+
+
+def test_include_runs_a_file_without_importing_names(tiltfile):
+    result = tiltfile("""
+        include("sub/Tiltfile")
+        print("main")
+    """, files={"sub/Tiltfile": 'print("sub")\n'})
+    assert result.output == ("sub", "main")
+
+
+def test_load_dynamic_returns_the_module_symbols(tiltfile):
+    result = tiltfile("""
+        symbols = load_dynamic("lib.star")
+        print(symbols["v"])
+    """, files={"lib.star": "v = 'dyn'\n_private = 1\n"})
+    assert result.output == ("dyn",)
+
+
+def test_multiline_strings_in_loaded_files_keep_their_content(tiltfile):
+    result = tiltfile("""
+        load("lib.star", "TEXT")
+        print(TEXT)
+    """, files={"lib.star": 'TEXT = """a\n  b\nc"""\n'})
+    assert result.output == ("a\n  b\nc",)
+
+
+def test_dialect_features_real_tiltfiles_use(tiltfile):
+    result = tiltfile("""
+        def fact(n):
+            return 1 if n <= 1 else n * fact(n - 1)
+        s = set([1, 2]) | set([3])
+        print(fact(5), sorted(s - set([1])), "{} {{x}}".format(3), "%s-%d" % ("a", 2))
+        f = lambda *a, **k: len(a) + len(k)
+        print(f(1, 2, z=3), [x * 2 for x in range(3) if x], type(f))
+        i = 0
+        while i < 3:
+            i += 1
+        x = 1
+        x = 2
+        print(i, x, __file__.endswith("Tiltfile"))
+    """)
+    assert result.output == ("120 [2, 3] 3 {x} a-2", "3 [2, 4] function", "3 2 True")
+
+
+def test_syntax_error_names_file_line_and_column(tiltfile):
+    with pytest.raises(TiltfileError) as info:
+        tiltfile("x = 1\nprint(x\n")
+    assert info.value.location is not None
+    assert info.value.location.path.endswith("Tiltfile")
+    assert info.value.location.line == 3
+    assert "syntax error" in info.value.message
+
+
+def test_undefined_name_in_loaded_file_points_at_that_file(tiltfile):
+    with pytest.raises(TiltfileError) as info:
+        tiltfile('load("lib.star", "f")\nf()\n', files={"lib.star": "def f():\n  return nope\n"})
+    assert info.value.location.path.endswith("lib.star")
+    assert info.value.location.line == 2
+    assert "nope" in info.value.message
+
+
+def test_runtime_error_reports_user_frames(tiltfile):
+    with pytest.raises(TiltfileError) as info:
+        tiltfile('load("lib.star", "f")\n\nf(1)\n',
+                 files={"lib.star": "def f(v):\n  fail('bad %d' % v)\n"})
+    error = info.value
+    assert error.message == "bad 1"
+    assert [(loc.path.rsplit("/", 1)[-1], loc.line) for loc in error.backtrace] == [
+        ("Tiltfile", 3), ("lib.star", 2)]
+
+
+def test_loading_a_missing_symbol_is_an_error(tiltfile):
+    with pytest.raises(TiltfileError) as info:
+        tiltfile('load("lib.star", "missing")\n', files={"lib.star": "x = 1\n"})
+    assert "missing" in info.value.message
+
+
+def test_loading_a_missing_file_names_the_load(tiltfile):
+    with pytest.raises(TiltfileError) as info:
+        tiltfile('x = 1\nload("nothere.star", "a")\n')
+    assert info.value.location.line == 2
+    assert "nothere.star" in info.value.message
+
+
+def test_load_cycle_is_reported(tiltfile):
+    with pytest.raises(TiltfileError) as info:
+        tiltfile('load("a.star", "a")\n', files={"a.star": 'load("b.star", "b")\na = 1\n',
+                                                 "b.star": 'load("a.star", "a")\nb = 1\n'})
+    assert "cycle" in info.value.message
+
+
+def test_extension_loaded_from_a_local_repository_directory(tiltfile, tmp_path, monkeypatch):
+    repo = tmp_path / "extrepo"
+    (repo / "hello").mkdir(parents=True)
+    (repo / "hello" / "Tiltfile").write_text("def hello(n):\n  return 'hi ' + n\n")
+    monkeypatch.setenv("DEVLOOP_EXTENSIONS_REPO", "file://" + str(repo))
+    result = tiltfile('load("ext://hello", "hello")\nprint(hello("x"))\n')
+    assert result.output == ("hi x",)
+
+
+def test_unreachable_extension_repository_is_a_clear_error(tiltfile, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEVLOOP_EXTENSIONS_REPO", str(tmp_path / "no-such-repo.git"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(TiltfileError) as info:
+        tiltfile('load("ext://hello", "hello")\n')
+    assert "cannot fetch extension repository" in info.value.message
