@@ -1,0 +1,127 @@
+"""The `devloop` command line: up, ci, down, tiltfile-result, and clients of a running daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from devloop.tiltfile.errors import TiltfileError
+
+DEFAULT_PORT = 10350
+
+
+def _split_tiltfile_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Everything after `--` belongs to the Tiltfile's config.parse(), like Tilt."""
+    argv = list(argv)
+    if "--" in argv:
+        index = argv.index("--")
+        return argv[:index], argv[index + 1:]
+    return argv, []
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="devloop", description=(
+        "The inner dev loop for multi-service apps on Kubernetes, driven by a Tiltfile."))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def tiltfile_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-f", "--file", default="Tiltfile", help="path to the Tiltfile")
+
+    def server_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--port", type=int, default=int(os.environ.get("DEVLOOP_PORT",
+                                                                      DEFAULT_PORT)))
+        p.add_argument("--host", default=os.environ.get("DEVLOOP_HOST", "127.0.0.1"))
+
+    up = sub.add_parser("up", help="run the dev loop until Ctrl-C")
+    tiltfile_options(up)
+    server_options(up)
+    up.add_argument("--stream", action="store_true", help="plain log lines, no terminal UI")
+
+    ci = sub.add_parser("ci", help="build and deploy once; exit 0 when every resource is ready")
+    tiltfile_options(ci)
+    server_options(ci)
+    ci.add_argument("--timeout", default="", help="e.g. 30m, 90s (default: ci_settings or 30m)")
+
+    down = sub.add_parser("down", help="delete what up/ci deployed")
+    tiltfile_options(down)
+    down.add_argument("--delete-namespaces", action="store_true")
+
+    result = sub.add_parser("tiltfile-result", help="print the evaluated Tiltfile as JSON")
+    tiltfile_options(result)
+
+    for name, text in (("get", "list objects of the running daemon"),
+                       ("describe", "describe a resource"), ("logs", "print logs"),
+                       ("trigger", "trigger an update"), ("enable", "enable resources"),
+                       ("disable", "disable resources"), ("args", "change Tiltfile args")):
+        client = sub.add_parser(name, help=text)
+        server_options(client)
+        client.add_argument("names", nargs="*")
+        if name == "get":
+            client.add_argument("-o", "--output", default="", choices=["", "json", "yaml",
+                                                                      "wide"])
+        if name == "logs":
+            client.add_argument("-f", "--follow", action="store_true")
+    return parser
+
+
+def parse_duration(text: str) -> float:
+    """'30m', '90s', '1h30m', or plain seconds."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty duration")
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    total, number = 0.0, ""
+    units = {"h": 3600, "m": 60, "s": 1}
+    for char in text:
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in units and number:
+            total += float(number) * units[char]
+            number = ""
+        else:
+            raise ValueError(f"invalid duration {text!r}")
+    if number:
+        raise ValueError(f"invalid duration {text!r}: missing unit")
+    return total
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    own, tiltfile_args = _split_tiltfile_args(sys.argv[1:] if argv is None else argv)
+    options = _parser().parse_args(own)
+    try:
+        if options.command == "tiltfile-result":
+            return _tiltfile_result(options.file, tuple(tiltfile_args))
+        if options.command in ("up", "ci"):
+            from devloop.engine.session import run_session
+
+            return asyncio.run(run_session(options, tuple(tiltfile_args)))
+        if options.command == "down":
+            from devloop.engine.down import run_down
+
+            return asyncio.run(run_down(options.file, tuple(tiltfile_args),
+                                        delete_namespaces=options.delete_namespaces))
+        from devloop.client import run_client
+
+        return run_client(options, tiltfile_args)
+    except TiltfileError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _tiltfile_result(path: str, args: tuple[str, ...]) -> int:
+    from devloop.tiltfile.evaluator import evaluate
+    from devloop.tiltfile.plan import to_jsonable
+
+    evaluation = evaluate(path, args=args, subcommand="tiltfile-result")
+    for line in evaluation.output:
+        print(line, file=sys.stderr)
+    json.dump(to_jsonable(evaluation.plan), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0

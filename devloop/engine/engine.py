@@ -1,0 +1,204 @@
+"""The engine loop: decide what updates next, run updates, publish state to the store.
+
+Rules (see engine/README.md): nothing blocking runs on the loop; each resource has at most
+one update in flight; a coalescing signal wakes the loop whenever anything changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from devloop.engine.logs import LogStore
+from devloop.engine.runner import ResourceRunner, UpdateError
+from devloop.engine.scheduler import ResourceView, RuntimeState, UpdateState, next_updates
+from devloop.engine.store import Store
+from devloop.tiltfile import plan as p
+
+log = logging.getLogger(__name__)
+
+RESOURCE_KIND = "resource"
+BUILD_KIND = "build"
+ALERT_KIND = "alert"
+
+
+@dataclass
+class _State:
+    resource: p.Resource
+    runner: ResourceRunner
+    dirty: bool
+    update: UpdateState = UpdateState.NONE
+    changed_files: set[str] = field(default_factory=set)
+    last_error: str = ""
+    builds: int = 0
+    enabled: bool = True
+    task: asyncio.Task[None] | None = None
+
+
+class Engine:
+    def __init__(self, plan: p.Plan, *, store: Store, logs: LogStore,
+                 runner_factory: Callable[[p.Resource], ResourceRunner]) -> None:
+        self.plan = plan
+        self.store = store
+        self.logs = logs
+        self.runner_factory = runner_factory
+        self._wake = asyncio.Event()
+        self._states: dict[str, _State] = {}
+        self._order: list[str] = []
+        self._closed = False
+        self._apply_plan(plan, initial=True)
+
+    # -- plan and triggers
+    def _apply_plan(self, plan: p.Plan, *, initial: bool) -> None:
+        enabled = set(plan.enabled_resources) if plan.enabled_resources is not None else None
+        for resource in plan.resources:
+            self._order.append(resource.name)
+            auto = resource.auto_init
+            state = _State(resource, self.runner_factory(resource), dirty=auto)
+            state.enabled = enabled is None or resource.name in enabled
+            state.update = UpdateState.PENDING if auto else UpdateState.NONE
+            self._states[resource.name] = state
+            self._publish(resource.name)
+
+    def names(self) -> list[str]:
+        return list(self._order)
+
+    def trigger(self, name: str, changed_files: tuple[str, ...] = ()) -> None:
+        state = self._states.get(name)
+        if state is None:
+            raise KeyError(name)
+        state.dirty = True
+        state.changed_files.update(changed_files)
+        if state.update != UpdateState.IN_PROGRESS:
+            state.update = UpdateState.PENDING
+        self._publish(name)
+        self.wake()
+
+    def files_changed(self, name: str, files: tuple[str, ...]) -> None:
+        """A file a resource depends on changed: auto resources update, manual ones wait."""
+        state = self._states.get(name)
+        if state is None:
+            return
+        if state.resource.trigger_mode == p.TriggerMode.MANUAL:
+            state.changed_files.update(files)
+            self._publish(name)
+            return
+        self.trigger(name, files)
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        state = self._states[name]
+        state.enabled = enabled
+        if enabled:
+            self.trigger(name)
+        else:
+            self._publish(name)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- views
+    def view(self, name: str) -> ResourceView:
+        state = self._states[name]
+        runtime = state.runner.runtime().state
+        deps = tuple(d for d in state.resource.resource_deps if d in self._states)
+        return ResourceView(name, deps, state.dirty, state.update, runtime, state.enabled)
+
+    def views(self) -> list[ResourceView]:
+        return [self.view(name) for name in self._order]
+
+    def error_of(self, name: str) -> str:
+        state = self._states[name]
+        if state.update == UpdateState.ERROR:
+            return state.last_error
+        report = state.runner.runtime()
+        return report.reason if report.state == RuntimeState.ERROR else ""
+
+    # -- the loop
+    async def run(self) -> None:
+        while not self._closed:
+            self._wake.clear()
+            decision = next_updates(self.views(), self.plan.settings.update.max_parallel_updates)
+            for name in decision.start:
+                self._start(name)
+            for name in self._order:
+                self._publish(name, waiting=decision.waiting.get(name, ""))
+            await self._wake.wait()
+
+    def _start(self, name: str) -> None:
+        state = self._states[name]
+        state.dirty = False
+        files = tuple(sorted(state.changed_files))
+        state.changed_files.clear()
+        state.update = UpdateState.IN_PROGRESS
+        state.task = asyncio.create_task(self._update(state, files), name=f"update:{name}")
+
+    async def _update(self, state: _State, files: tuple[str, ...]) -> None:
+        name = state.resource.name
+        state.builds += 1
+        started = time.time()
+        cause = ("changed files: " + ", ".join(files[:5])) if files else (
+            "initial update" if state.builds == 1 else "triggered")
+        self.logs.append(name, f"Update #{state.builds} ({cause})", source="build")
+        self._publish(name)
+        try:
+            await state.runner.update(files)
+        except asyncio.CancelledError:
+            raise
+        except UpdateError as exc:
+            state.update, state.last_error = UpdateState.ERROR, str(exc)
+            self.logs.append(name, f"ERROR: {exc}", source="build")
+        except Exception as exc:  # a bug in a runner must not kill the engine
+            state.update, state.last_error = UpdateState.ERROR, f"internal error: {exc}"
+            self.logs.append(name, traceback.format_exc(), source="build")
+        else:
+            state.update, state.last_error = UpdateState.OK, ""
+        finally:
+            duration = time.time() - started
+            self.store.put(BUILD_KIND, f"{name}-{state.builds}", spec={
+                "resource": name, "cause": cause, "files": list(files)}, status={
+                "startTime": started, "duration": round(duration, 3),
+                "error": state.last_error if state.update == UpdateState.ERROR else ""})
+            self._publish(name)
+            self.wake()
+
+    def _publish(self, name: str, waiting: str = "") -> None:
+        state = self._states[name]
+        report = state.runner.runtime()
+        resource = state.resource
+        self.store.put(RESOURCE_KIND, name, spec={
+            "type": resource.type.value, "labels": list(resource.labels),
+            "resourceDeps": list(resource.resource_deps),
+            "triggerMode": "manual" if resource.trigger_mode == p.TriggerMode.MANUAL else "auto",
+            "links": [link.url for link in resource.links] + [
+                f"http://{pf.host}:{pf.local_port}/{pf.link_path.lstrip('/')}"
+                for pf in resource.port_forwards],
+        }, status={
+            "updateStatus": state.update.value, "runtimeStatus": report.state.value,
+            "runtimeReason": report.reason, "pendingChanges": sorted(state.changed_files),
+            "error": state.last_error, "builds": state.builds, "enabled": state.enabled,
+            "waiting": waiting, "details": report.details,
+        })
+        for index, alert in enumerate(report.alerts):
+            self.store.put(ALERT_KIND, f"{name}-runtime-{index}", spec={"resource": name},
+                           status={"message": alert})
+        if state.update == UpdateState.ERROR:
+            self.store.put(ALERT_KIND, f"{name}-update", spec={"resource": name},
+                           status={"message": state.last_error})
+        elif self.store.get(ALERT_KIND, f"{name}-update"):
+            self.store.delete(ALERT_KIND, f"{name}-update")
+
+    async def close(self) -> None:
+        self._closed = True
+        self.wake()
+        for state in self._states.values():
+            if state.task is not None:
+                state.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await state.task
+            with contextlib.suppress(Exception):
+                await state.runner.stop()

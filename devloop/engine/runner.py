@@ -1,0 +1,47 @@
+"""The interface every resource kind implements, and the errors an update can end with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from devloop.engine.scheduler import RuntimeState
+
+
+class UpdateError(Exception):
+    """An update (build, deploy, cmd) failed; the message says which step and why."""
+
+
+@dataclass
+class RuntimeReport:
+    """What a runner observed about the running thing since its last update."""
+
+    state: RuntimeState = RuntimeState.UNKNOWN
+    reason: str = ""
+    alerts: list[str] = field(default_factory=list)
+    details: dict[str, object] = field(default_factory=dict)
+
+
+class ResourceRunner(Protocol):
+    name: str
+
+    async def update(self, changed_files: tuple[str, ...]) -> None:
+        """Bring the resource up to date; raise UpdateError on failure."""
+        ...
+
+    def runtime(self) -> RuntimeReport:
+        """The current runtime observation (cheap; runners observe in their own tasks)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop everything this runner started locally (processes, streams, forwards)."""
+        ...
+
+
+@dataclass
+class RunnerHooks:
+    """How runners report back: log lines and a coalescing 'something changed' signal."""
+
+    log: Callable[[str, str, str, str], None]  # resource, text, source, prefix
+    changed: Callable[[], None]

@@ -1,0 +1,77 @@
+"""What runs next: a pure function of a snapshot, which also says why the others wait."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+class UpdateState(enum.StrEnum):
+    NONE = "none"  # never triggered (manual, auto_init=False) or nothing to do
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    OK = "ok"
+    ERROR = "error"
+
+
+class RuntimeState(enum.StrEnum):
+    UNKNOWN = "unknown"
+    PENDING = "pending"
+    OK = "ok"
+    ERROR = "error"
+    NOT_APPLICABLE = "not_applicable"
+
+
+@dataclass(frozen=True)
+class ResourceView:
+    """What the scheduler needs to know about one resource."""
+
+    name: str
+    deps: tuple[str, ...]
+    dirty: bool
+    update: UpdateState
+    runtime: RuntimeState
+    enabled: bool = True
+
+    @property
+    def ready(self) -> bool:
+        return self.update == UpdateState.OK and self.runtime in (
+            RuntimeState.OK, RuntimeState.NOT_APPLICABLE)
+
+
+@dataclass(frozen=True)
+class Decision:
+    start: tuple[str, ...]
+    waiting: Mapping[str, str]
+
+
+def next_updates(resources: Sequence[ResourceView], max_parallel: int) -> Decision:
+    """Resources to start now, in Tiltfile order, and why each other dirty one waits.
+
+    A resource starts when it is dirty, enabled, not already updating, every resource it
+    depends on is ready (Tilt waits for deps to be up, not just built), and fewer than
+    `max_parallel` updates are in flight.
+    """
+    by_name = {resource.name: resource for resource in resources}
+    in_flight = sum(1 for r in resources if r.update == UpdateState.IN_PROGRESS)
+    start: list[str] = []
+    waiting: dict[str, str] = {}
+    for resource in resources:
+        if not resource.dirty or not resource.enabled:
+            continue
+        if resource.update == UpdateState.IN_PROGRESS:
+            waiting[resource.name] = "an update of this resource is already running"
+            continue
+        blocked = [dep for dep in resource.deps
+                   if dep in by_name and by_name[dep].enabled and not by_name[dep].ready]
+        if blocked:
+            waiting[resource.name] = f"waiting for dependencies: {', '.join(blocked)}"
+            continue
+        if in_flight >= max_parallel:
+            waiting[resource.name] = (
+                f"waiting for a free slot (max_parallel_updates={max_parallel})")
+            continue
+        start.append(resource.name)
+        in_flight += 1
+    return Decision(tuple(start), waiting)
