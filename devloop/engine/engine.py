@@ -40,6 +40,13 @@ class _State:
     task: asyncio.Task[None] | None = None
 
 
+def _image_or_none(plan: p.Plan, ref: str) -> p.ImageTarget | None:
+    try:
+        return plan.image(ref)
+    except KeyError:
+        return None
+
+
 class Engine:
     def __init__(self, plan: p.Plan, *, store: Store, logs: LogStore,
                  runner_factory: Callable[[p.Resource], ResourceRunner]) -> None:
@@ -57,13 +64,50 @@ class Engine:
     def _apply_plan(self, plan: p.Plan, *, initial: bool) -> None:
         enabled = set(plan.enabled_resources) if plan.enabled_resources is not None else None
         for resource in plan.resources:
-            self._order.append(resource.name)
+            self._order.append(resource.name)  # Tiltfile order
             auto = resource.auto_init
             state = _State(resource, self.runner_factory(resource), dirty=auto)
             state.enabled = enabled is None or resource.name in enabled
             state.update = UpdateState.PENDING if auto else UpdateState.NONE
             self._states[resource.name] = state
             self._publish(resource.name)
+
+    async def replace_plan(self, plan: p.Plan) -> list[str]:
+        """Adopt a re-evaluated Tiltfile: only resources whose definition (or images)
+        changed update; removed ones stop and leave the store. Returns changed names."""
+        old = self.plan
+        self.plan = plan
+        new_names = [r.name for r in plan.resources]
+        changed: list[str] = []
+        for name in [n for n in self._order if n not in new_names]:
+            state = self._states.pop(name)
+            if state.task is not None:
+                state.task.cancel()
+            await state.runner.stop()
+            self.store.delete(RESOURCE_KIND, name)
+            changed.append(name)
+        self._order = new_names
+        for resource in plan.resources:
+            state = self._states.get(resource.name)
+            if state is not None and state.resource == resource and all(
+                    _image_or_none(old, ref) == _image_or_none(plan, ref)
+                    for ref in resource.image_refs):
+                continue
+            if state is not None:
+                if state.task is not None:
+                    state.task.cancel()
+                await state.runner.stop()
+            fresh = _State(resource, self.runner_factory(resource), dirty=False)
+            if state is not None:
+                fresh.builds, fresh.enabled = state.builds, state.enabled
+            self._states[resource.name] = fresh
+            changed.append(resource.name)
+            if resource.auto_init or state is not None:
+                self.trigger(resource.name)
+            else:
+                self._publish(resource.name)
+        self.wake()
+        return changed
 
     def names(self) -> list[str]:
         return list(self._order)

@@ -14,6 +14,7 @@ from devloop.engine.ci import DEFAULT_TIMEOUT_SECONDS, CiOutcome, wait_for_outco
 from devloop.engine.engine import Engine
 from devloop.engine.local_runner import LocalRunner
 from devloop.engine.logs import LogLine, LogStore
+from devloop.engine.reloader import Reloader
 from devloop.engine.runner import ResourceRunner, RunnerHooks
 from devloop.engine.store import Store
 from devloop.tiltfile import plan as p
@@ -94,7 +95,13 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
         if mode == "ci":
             outcome = await wait_for_outcome(engine, _timeout(options, plan))
             return _report_ci(engine, logs, outcome)
-        await _wait_for_interrupt()
+        reloader = Reloader(engine, logs, lambda: evaluate(
+            options.file, args=tiltfile_args, subcommand=mode))
+        reloader.start()
+        try:
+            await _wait_for_interrupt()
+        finally:
+            await reloader.stop()
         return 0
     finally:
         engine_task.cancel()

@@ -1,0 +1,92 @@
+"""`devloop up`'s watch loop: file changes become resource updates or a Tiltfile reload.
+
+A reload evaluates in a thread (a Tiltfile may run `local()` commands); on success the
+engine adopts the new plan and only changed resources update; on error the running
+state stays as it was and the error is shown with its file:line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from devloop.engine.engine import ALERT_KIND, Engine
+from devloop.engine.logs import LogStore
+from devloop.engine.watch_routes import routing_for
+from devloop.engine.watcher import FileWatcher
+from devloop.tiltfile import plan as p
+from devloop.tiltfile.errors import TiltfileError
+from devloop.tiltfile.evaluator import Evaluation
+
+TILTFILE_RESOURCE = "(Tiltfile)"
+
+
+class Reloader:
+    def __init__(self, engine: Engine, logs: LogStore,
+                 evaluate: Callable[[], Evaluation]) -> None:
+        self.engine = engine
+        self.logs = logs
+        self.evaluate = evaluate
+        self.watcher: FileWatcher | None = None
+        self._reload_wanted = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last_error = ""
+
+    def start(self) -> None:
+        self._watch(self.engine.plan)
+        self._task = asyncio.create_task(self._reload_loop(), name="tiltfile-reload")
+
+    def _watch(self, plan: p.Plan) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.routing = routing_for(plan)
+        self.watcher = FileWatcher(self._on_changes)
+        self.watcher.start(self.routing.roots())
+
+    def _on_changes(self, changes: frozenset[str]) -> None:
+        reload, by_resource = self.routing.route(changes)
+        if reload:
+            self._reload_wanted.set()
+        for name, files in by_resource.items():
+            self.engine.files_changed(name, files)
+
+    def request_reload(self) -> None:
+        self._reload_wanted.set()
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            await self.reload()
+
+    async def reload(self) -> None:
+        self.logs.append(TILTFILE_RESOURCE, "Tiltfile changed: re-evaluating", source="tiltfile")
+        try:
+            evaluation = await asyncio.to_thread(self.evaluate)
+        except TiltfileError as exc:
+            self.last_error = exc.render()
+            self.logs.append(TILTFILE_RESOURCE, f"ERROR: {self.last_error}", source="tiltfile")
+            self.logs.append(TILTFILE_RESOURCE, "keeping the last good state running",
+                             source="tiltfile")
+            self.engine.store.put(ALERT_KIND, "tiltfile", spec={"resource": TILTFILE_RESOURCE},
+                                  status={"message": self.last_error})
+            self.engine.store.put("session", "tiltfile", status={"error": self.last_error})
+            return
+        self.last_error = ""
+        self.engine.store.delete(ALERT_KIND, "tiltfile")
+        self.engine.store.put("session", "tiltfile", status={"error": ""})
+        for line in evaluation.output:
+            self.logs.append(TILTFILE_RESOURCE, line, source="tiltfile")
+        changed = await self.engine.replace_plan(evaluation.plan)
+        self.logs.append(TILTFILE_RESOURCE, "Tiltfile loaded; changed resources: "
+                         + (", ".join(changed) or "none"), source="tiltfile")
+        self._watch(evaluation.plan)
+
+    async def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,39 @@
+"""next_updates: what starts now, and why the rest waits."""
+
+from __future__ import annotations
+
+import pytest
+
+from devloop.engine.scheduler import ResourceView, RuntimeState, UpdateState, next_updates
+
+OK, NONE, PENDING, RUNNING = (UpdateState.OK, UpdateState.NONE, UpdateState.PENDING,
+                              UpdateState.IN_PROGRESS)
+
+
+def view(name, deps=(), dirty=True, update=PENDING, runtime=RuntimeState.UNKNOWN,
+         enabled=True):
+    return ResourceView(name, tuple(deps), dirty, update, runtime, enabled)
+
+
+@pytest.mark.parametrize("resources,max_parallel,start,waiting", [
+    ([view("a"), view("b")], 3, ("a", "b"), {}),
+    ([view("a"), view("b"), view("c")], 2, ("a", "b"),
+     {"c": "waiting for a free slot (max_parallel_updates=2)"}),
+    ([view("a"), view("b", deps=["a"])], 3, ("a",), {"b": "waiting for dependencies: a"}),
+    ([view("a", dirty=False, update=OK, runtime=RuntimeState.OK), view("b", deps=["a"])], 3,
+     ("b",), {}),
+    ([view("a", dirty=False, update=OK, runtime=RuntimeState.PENDING), view("b", deps=["a"])],
+     3, (), {"b": "waiting for dependencies: a"}),
+    ([view("a", dirty=False, update=OK, runtime=RuntimeState.NOT_APPLICABLE),
+      view("b", deps=["a"])], 3, ("b",), {}),
+    ([view("a", update=RUNNING)], 3, (), {"a": "an update of this resource is already running"}),
+    ([view("a", update=RUNNING, dirty=False), view("b")], 1, (),
+     {"b": "waiting for a free slot (max_parallel_updates=1)"}),
+    ([view("a", enabled=False), view("b", deps=["a"])], 3, ("b",), {}),
+    ([view("b", deps=["missing"])], 3, ("b",), {}),
+    ([view("a", dirty=False, update=NONE)], 3, (), {}),
+])
+def test_next_updates(resources, max_parallel, start, waiting):
+    decision = next_updates(resources, max_parallel)
+    assert decision.start == start
+    assert dict(decision.waiting) == waiting
