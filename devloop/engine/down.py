@@ -1,0 +1,83 @@
+"""`devloop down`: delete what the Tiltfile deploys, and only what devloop created.
+
+Objects are deleted in reverse dependency order (dependents first) and only when the live
+object carries devloop's owner label, so an object someone else created under the same
+name is never touched. Namespaces are kept unless `--delete-namespaces`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from devloop.k8s.client import KubeClient
+from devloop.tiltfile import plan as p
+from devloop.tiltfile.evaluator import evaluate
+
+OWNER_LABEL = "app.kubernetes.io/managed-by"
+OWNER_VALUE = "devloop"
+GONE_TIMEOUT_SECONDS = 120.0
+
+
+def reverse_dependency_order(resources: tuple[p.Resource, ...]) -> list[p.Resource]:
+    """Dependents before what they depend on (Tiltfile order among independent ones)."""
+    by_name = {r.name: r for r in resources}
+    order: list[p.Resource] = []
+    seen: set[str] = set()
+
+    def visit(resource: p.Resource) -> None:
+        if resource.name in seen:
+            return
+        seen.add(resource.name)
+        for dep in resource.resource_deps:
+            if dep in by_name:
+                visit(by_name[dep])
+        order.append(resource)
+
+    for resource in resources:
+        visit(resource)
+    return list(reversed(order))
+
+
+async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: bool) -> int:
+    plan = evaluate(tiltfile, args=args, subcommand="down").plan
+    kube = KubeClient.from_kubeconfig(os.environ.get("KUBECONFIG") or None,
+                                      context=plan.settings.k8s_context or None)
+    deleted: list[dict[str, object]] = []
+    try:
+        for resource in reverse_dependency_order(plan.resources):
+            for obj in reversed(resource.objects):
+                if obj.kind == "Namespace" and not delete_namespaces:
+                    print(f"Keeping namespace {obj.name} (use --delete-namespaces)")
+                    continue
+                manifest = obj.manifest()
+                live = await kube.get(manifest)
+                if live is None:
+                    continue
+                labels = live.get("metadata", {}).get("labels") or {}
+                if labels.get(OWNER_LABEL) != OWNER_VALUE:
+                    print(f"Skipping {obj.kind}/{obj.name}: not created by devloop")
+                    continue
+                await kube.delete(manifest)
+                deleted.append(manifest)
+                print(f"Deleted {obj.kind}/{obj.name}")
+        await _wait_gone(kube, deleted)
+    finally:
+        await kube.close()
+    print(f"Deleted {len(deleted)} objects")
+    return 0
+
+
+async def _wait_gone(kube: KubeClient, manifests: list[dict[str, object]]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GONE_TIMEOUT_SECONDS
+    pending = list(manifests)
+    while pending and loop.time() < deadline:
+        pending = [m for m in pending if await kube.get(m) is not None]
+        if pending:
+            await asyncio.sleep(0.5)
+    for manifest in pending:
+        meta = manifest.get("metadata", {})
+        name = meta.get("name") if isinstance(meta, dict) else ""
+        print(f"Still deleting {manifest.get('kind')}/{name}", file=sys.stderr)
