@@ -7,14 +7,20 @@ declared images against the YAML.
 
 from __future__ import annotations
 
+from devloop.tiltfile.compose_area import ComposeArea
 from devloop.tiltfile.context import Area, EvalContext
+from devloop.tiltfile.docker_area import DockerArea
+from devloop.tiltfile.local_area import LocalArea
 
 
 def default_areas(ctx: EvalContext) -> list[Area]:
     areas: list[Area] = [
         # settings, data, os, config
         # images
+        DockerArea(ctx),
         # local and compose
+        LocalArea(ctx),
+        ComposeArea(ctx),
         # kubernetes
     ]
     return areas

@@ -87,6 +87,7 @@ class DockerBuild:
     cache_from: tuple[str, ...] = ()
     pull: bool = False
     container_args: tuple[str, ...] | None = None
+    extra_hosts: tuple[str, ...] = ()
     kind: str = "docker_build"
 
 
@@ -107,6 +108,7 @@ class CustomBuild:
     env: tuple[tuple[str, str], ...] = ()
     dir: str = ""
     image_deps: tuple[str, ...] = ()
+    container_args: tuple[str, ...] | None = None
     kind: str = "custom_build"
 
 
@@ -269,6 +271,8 @@ class ComposeProject:
     env_file: str = ""
     profiles: tuple[str, ...] = ()
     services_json: str = "{}"
+    project_dir: str = ""
+    wait: bool = False
 
 
 @dataclass(frozen=True)
@@ -288,6 +292,7 @@ class Settings:
     secrets: SecretSettings = field(default_factory=SecretSettings)
     default_registry: str = ""
     default_registry_single_name: str = ""
+    default_registry_host_from_cluster: str = ""
     allowed_k8s_contexts: tuple[str, ...] = ()
     k8s_context: str = ""
     k8s_namespace: str = ""

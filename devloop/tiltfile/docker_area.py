@@ -1,0 +1,328 @@
+"""Image builtins: docker_build, custom_build, default_registry and the live update steps.
+
+Each call declares one image target; at the end of evaluation they go to the Plan in
+declaration order, before any resource is assembled, so that Kubernetes and Compose can
+match their image references against them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from devloop.tiltfile import plan as p
+from devloop.tiltfile.context import (
+    EvalContext,
+    PlanDraft,
+    is_blob,
+    type_name,
+    want_bool,
+    want_str,
+    want_str_dict,
+    want_str_list,
+)
+from devloop.tiltfile.errors import BuiltinError
+from devloop.tiltfile.live_update import LiveUpdateSteps, parse_live_update
+
+# ---------------------------------------------------------------------------- image refs
+
+# The grammar of github.com/distribution/reference, which Tilt uses to parse refs.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REF = re.compile(
+    rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_PART}(?:/{_PATH_PART})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$")
+DEFAULT_DOMAIN = "docker.io"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A parsed, normalized image reference (docker.io/library/ added like Docker does)."""
+
+    domain: str
+    path: str
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.domain}/{self.path}"
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+    def selects(self, other: ImageRef) -> bool:
+        """Tilt's ref selector: a ref without tag selects every tag of the same name."""
+        if self.name != other.name:
+            return False
+        return not self.tag or self.tag == other.tag
+
+
+def parse_image_ref(text: str) -> ImageRef:
+    """Parse like Docker's ParseNormalizedNamed; ValueError says what is wrong."""
+    match = _REF.match(text)
+    if not match or len(text) > 255:
+        if text and _REF.match(text.lower()):
+            raise ValueError("invalid reference format: repository name must be lowercase")
+        raise ValueError("invalid reference format")
+    domain, path = match.group("domain"), match.group("path")
+    if domain and not _is_domain(domain):
+        domain, path = None, f"{domain}/{path}"
+        if not _REF.match(path):
+            raise ValueError("invalid reference format: repository name must be lowercase")
+    if not domain:
+        domain = DEFAULT_DOMAIN
+        if "/" not in path:
+            path = f"library/{path}"
+    return ImageRef(domain, path, match.group("tag") or "", match.group("digest") or "")
+
+
+def _is_domain(first: str) -> bool:
+    return "." in first or ":" in first or first == "localhost" or first.lower() != first
+
+
+def refs_match(selector: str, candidate: str) -> bool:
+    """Whether a declared image `selector` (docker_build ref) matches a ref used elsewhere."""
+    try:
+        return parse_image_ref(selector).selects(parse_image_ref(candidate))
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------- the area
+
+
+def _str_or_list(fn: str, param: str, value: Any) -> tuple[str, ...]:
+    """Tilt's parseValuesToStrings: a string or a list of strings, none with newlines."""
+    values = want_str_list(fn, param, value)
+    for item in values:
+        if "\n" in item:
+            raise BuiltinError(f"{fn}: {param} cannot contain newlines; found {param}: {item!r}")
+    return tuple(values)
+
+
+def _command(fn: str, param: str, value: Any) -> tuple[tuple[str, ...], bool]:
+    """A string runs in a shell (`sh -c`), a list runs as argv; empty is ((), False)."""
+    if value is None:
+        return (), False
+    if isinstance(value, str) or is_blob(value):
+        text = want_str(fn, param, value)
+        return (("sh", "-c", text), True) if text else ((), False)
+    if isinstance(value, list | tuple):
+        return tuple(want_str_list(fn, param, value)), False
+    raise BuiltinError(f"{fn}: for parameter '{param}': got {type_name(value)}, "
+                       "want string or list of strings")
+
+
+def _container_args(fn: str, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        raise BuiltinError(f"{fn}: for parameter 'container_args': got {type_name(value)}, "
+                           "want list of strings")
+    return tuple(want_str_list(fn, "container_args", value))
+
+
+class DockerArea:
+    """docker_build, custom_build, default_registry, and sync/run/... for live_update."""
+
+    def __init__(self, ctx: EvalContext) -> None:
+        self.ctx = ctx
+        self.images: list[p.ImageTarget] = []
+        self._declared: list[tuple[ImageRef, str]] = []
+        self.registry: dict[str, Any] = {}
+        self.steps = LiveUpdateSteps(ctx)
+
+    def builtins(self) -> Mapping[str, Any]:
+        return {"docker_build": self.docker_build, "custom_build": self.custom_build,
+                "default_registry": self.default_registry, **self.steps.builtins()}
+
+    def environ_builtins(self) -> Mapping[str, Callable[..., Any]]:
+        return {}
+
+    def contribute(self, draft: PlanDraft) -> None:
+        draft.images.extend(self.images)
+        draft.settings.update(self.registry)
+
+    # -- helpers
+    def _ref(self, fn: str, ref: Any) -> ImageRef:
+        text = want_str(fn, "ref", ref, allow_blob=False)
+        try:
+            parsed = parse_image_ref(text)
+        except ValueError as exc:
+            raise BuiltinError(f"{fn}: Argument 1 (ref): can't parse {text!r}: {exc}") from None
+        for other, _ in self._declared:
+            if other.name == parsed.name and other.tag == parsed.tag:
+                raise BuiltinError(f"{fn}: Image for ref {text!r} has already been defined")
+        return parsed
+
+    def _declare(self, parsed: ImageRef, target: p.ImageTarget) -> None:
+        self._declared.append((parsed, target.ref))
+        self.images.append(target)
+
+    # -- builtins
+    def docker_build(self, ref: Any, context: Any, build_args: Any = None,
+                     dockerfile: Any = None, dockerfile_contents: Any = None,
+                     live_update: Any = None, match_in_env_vars: Any = False,
+                     ignore: Any = None, only: Any = None, entrypoint: Any = None,
+                     target: Any = "", ssh: Any = None, network: Any = "",
+                     secret: Any = None, extra_tag: Any = None, container_args: Any = None,
+                     cache_from: Any = None, pull: Any = False, platform: Any = "",
+                     extra_hosts: Any = None, cache: Any = None) -> None:
+        """docker_build(ref, context, ...): build `ref` with Docker from `context` (a directory
+        relative to this file). `dockerfile` (default context/Dockerfile, relative to this
+        file) or `dockerfile_contents` (string or Blob, not both). `build_args` are
+        --build-arg pairs; `target` the stage; `ssh`, `secret`, `extra_tag`, `cache_from`,
+        `extra_hosts` take a string or a list; `only`/`ignore` filter the context with
+        dockerignore patterns (`only` takes real paths, no '*'); `entrypoint` (string = shell
+        form, list = exec form) and `container_args` override the container's command;
+        `match_in_env_vars` also injects the image into env var values; `live_update` is a
+        list of steps whose syncs must be inside `context`. The Dockerfile is watched."""
+        fn = "docker_build"
+        parsed = self._ref(fn, ref)
+        context_dir = self.ctx.abspath(want_str(fn, "context", context, allow_blob=False))
+        args = want_str_dict(fn, "build_args", build_args)
+        if dockerfile is not None and dockerfile_contents is not None:
+            raise BuiltinError(f"{fn}: Cannot specify both dockerfile and dockerfile_contents "
+                               "keyword arguments")
+        contents: str | None = None
+        if dockerfile_contents is not None:
+            if not isinstance(dockerfile_contents, str) and not is_blob(dockerfile_contents):
+                raise BuiltinError(f"{fn}: for parameter 'dockerfile_contents': got "
+                                   f"{type_name(dockerfile_contents)}, want string or blob")
+            contents = want_str(fn, "dockerfile_contents", dockerfile_contents)
+            dockerfile_path = os.path.join(context_dir, "Dockerfile")
+        else:
+            if dockerfile is None:
+                dockerfile_path = os.path.join(context_dir, "Dockerfile")
+            else:
+                dockerfile_path = self.ctx.abspath(
+                    want_str(fn, "dockerfile", dockerfile, allow_blob=False))
+            # Recorded even when missing: creating the file later reloads the Tiltfile.
+            self.ctx.record_read(dockerfile_path)
+            if not os.path.isfile(dockerfile_path):
+                raise BuiltinError(f"{fn}: dockerfile not found: {dockerfile_path}")
+        # Docker reads the context's .dockerignore; a change to it changes the build.
+        self.ctx.record_read(os.path.join(context_dir, ".dockerignore"))
+        only_paths = _str_or_list(fn, "only", only)
+        for path in only_paths:
+            if "*" in path:
+                raise BuiltinError(f"{fn}: 'only' does not support '*' file globs. "
+                                   f"Must be a real path: {path}")
+        extra_tags = _str_or_list(fn, "extra_tag", extra_tag)
+        for tag in extra_tags:
+            try:
+                parse_image_ref(tag)
+            except ValueError as exc:
+                raise BuiltinError(f"{fn}: Argument extra_tag={tag!r} not a valid image "
+                                   f"reference: {exc}") from None
+        if cache is not None:
+            self.ctx.warn("docker_build(cache=...) is obsolete and ignored; "
+                          "use cache_from or live_update instead")
+        entry, _ = _command(fn, "entrypoint", entrypoint)
+        image = p.DockerBuild(
+            ref=want_str(fn, "ref", ref), context=context_dir, dockerfile=dockerfile_path,
+            dockerfile_contents=contents, build_args=tuple(args.items()),
+            target=want_str(fn, "target", target, allow_blob=False),
+            only=only_paths, ignore=_str_or_list(fn, "ignore", ignore), entrypoint=entry,
+            live_update=parse_live_update(fn, live_update, self.ctx,
+                                          watched_paths=[context_dir]),
+            match_in_env_vars=want_bool(fn, "match_in_env_vars", match_in_env_vars),
+            platform=want_str(fn, "platform", platform, allow_blob=False),
+            network=want_str(fn, "network", network, allow_blob=False),
+            ssh=_str_or_list(fn, "ssh", ssh), secret=_str_or_list(fn, "secret", secret),
+            extra_tag=extra_tags, cache_from=_str_or_list(fn, "cache_from", cache_from),
+            pull=want_bool(fn, "pull", pull),
+            container_args=_container_args(fn, container_args),
+            extra_hosts=_str_or_list(fn, "extra_hosts", extra_hosts),
+        )
+        self._declare(parsed, image)
+
+    def custom_build(self, ref: Any, command: Any = "", deps: Any = None, tag: Any = "",
+                     disable_push: Any = False, skips_local_docker: Any = False,
+                     live_update: Any = None, match_in_env_vars: Any = False,
+                     ignore: Any = None, entrypoint: Any = None, command_bat: Any = "",
+                     outputs_image_ref_to: Any = "", container_args: Any = None,
+                     env: Any = None, dir: Any = "", image_deps: Any = None) -> None:
+        """custom_build(ref, command, deps, ...): build `ref` by running `command` (a string
+        runs with `sh -c`, a list as argv) in `dir` (default: this file's directory) with
+        `env` added; the command gets EXPECTED_REF and friends and must produce that image
+        (`tag` fixes the tag; `outputs_image_ref_to` names a file where the command writes
+        the ref it built instead). `deps` (files/directories, relative to this file) are
+        watched and bound the live update syncs. `disable_push` skips the push,
+        `skips_local_docker` says the image never lands in the local Docker. `image_deps`
+        are refs of other images built first. `command_bat` is the Windows form (unused)."""
+        fn = "custom_build"
+        parsed = self._ref(fn, ref)
+        argv, shell = _command(fn, "command", command)
+        want_str(fn, "command_bat", command_bat)
+        if not argv:
+            raise BuiltinError(f"{fn}: Argument 2 (command) can't be empty")
+        dep_paths = [self.ctx.abspath(d) for d in want_str_list(fn, "deps", deps)]
+        if not dep_paths:
+            raise BuiltinError(f"{fn}: Argument 3 (deps) can't be empty")
+        tag_text = want_str(fn, "tag", tag, allow_blob=False)
+        outputs = want_str(fn, "outputs_image_ref_to", outputs_image_ref_to, allow_blob=False)
+        if tag_text and outputs:
+            raise BuiltinError(f"{fn}: Cannot specify both tag= and outputs_image_ref_to=")
+        deps_refs = want_str_list(fn, "image_deps", image_deps)
+        for dep in deps_refs:
+            try:
+                parse_image_ref(dep)
+            except ValueError as exc:
+                raise BuiltinError(f"{fn}: image_deps: can't parse {dep!r}: {exc}") from None
+        dir_text = want_str(fn, "dir", dir, allow_blob=False)
+        entry, _ = _command(fn, "entrypoint", entrypoint)
+        image = p.CustomBuild(
+            ref=want_str(fn, "ref", ref), command=argv, shell=shell, deps=tuple(dep_paths),
+            tag=tag_text, skips_local_docker=want_bool(fn, "skips_local_docker",
+                                                       skips_local_docker),
+            disable_push=want_bool(fn, "disable_push", disable_push),
+            outputs_image_ref_to=self.ctx.abspath(outputs) if outputs else "",
+            live_update=parse_live_update(fn, live_update, self.ctx, watched_paths=dep_paths),
+            ignore=_str_or_list(fn, "ignore", ignore), entrypoint=entry,
+            match_in_env_vars=want_bool(fn, "match_in_env_vars", match_in_env_vars),
+            env=tuple(sorted(want_str_dict(fn, "env", env).items())),
+            dir=self.ctx.abspath(dir_text) if dir_text else self.ctx.current_dir(),
+            image_deps=tuple(deps_refs), container_args=_container_args(fn, container_args),
+        )
+        self._declare(parsed, image)
+
+    def default_registry(self, host: Any, host_from_cluster: Any = None,
+                         single_name: Any = "") -> None:
+        """default_registry(host, host_from_cluster=None, single_name=''): push every built
+        image to `host` (its name with '/' and '@' turned into '_', under `host/`);
+        `host_from_cluster` is how the cluster reaches that registry; `single_name` pushes
+        every image to one repository with the image name in the tag. Once per Tiltfile."""
+        fn = "default_registry"
+        if self.registry:
+            raise BuiltinError(f"{fn}: default registry already defined")
+        host_text = want_str(fn, "host", host, allow_blob=False)
+        from_cluster = "" if host_from_cluster is None else want_str(
+            fn, "host_from_cluster", host_from_cluster, allow_blob=False)
+        for param, value in (("host", host_text), ("host_from_cluster", from_cluster)):
+            if param == "host" and not value:
+                raise BuiltinError(f"{fn}: for parameter 'host': must not be empty")
+            if value and not _valid_registry(value):
+                raise BuiltinError(f"{fn}: validating defaultRegistry: invalid {param} "
+                                   f"{value!r}: want a host[:port][/path] like "
+                                   "'localhost:5000' or 'gcr.io/project'")
+        self.registry = {"default_registry": host_text,
+                         "default_registry_host_from_cluster": from_cluster,
+                         "default_registry_single_name": want_str(
+                             fn, "single_name", single_name, allow_blob=False)}
+
+
+def _valid_registry(host: str) -> bool:
+    match = _REF.match(f"{host}/x")
+    return bool(match) and not match.group("tag") and not match.group("digest")
