@@ -10,6 +10,8 @@ from __future__ import annotations
 from devloop.tiltfile.compose_area import ComposeArea
 from devloop.tiltfile.context import Area, EvalContext
 from devloop.tiltfile.docker_area import DockerArea
+from devloop.tiltfile.helm_area import HelmArea
+from devloop.tiltfile.k8s_area import K8sArea
 from devloop.tiltfile.local_area import LocalArea
 
 
@@ -22,5 +24,7 @@ def default_areas(ctx: EvalContext) -> list[Area]:
         LocalArea(ctx),
         ComposeArea(ctx),
         # kubernetes
+        K8sArea(ctx),
+        HelmArea(ctx),
     ]
     return areas

@@ -234,6 +234,9 @@ class Resource:
     # k8s_custom_deploy
     apply_cmd: CommandSpec | None = None
     delete_cmd: CommandSpec | None = None
+    live_update: tuple[LiveUpdateStep, ...] = ()
+    image_selector: str = ""
+    container_selector: str = ""
     # docker_compose
     compose_service: str = ""
 
