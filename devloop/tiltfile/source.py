@@ -212,7 +212,9 @@ def _top_level_names(body: list[ast.stmt], conditional: bool,
         elif isinstance(stmt, ast.FunctionDef):
             names.append(stmt.name)
         elif isinstance(stmt, ast.For):
-            names.extend(_bound_names(stmt.target))
+            # A loop over nothing never binds its target.
+            for name in _bound_names(stmt.target):
+                found[name] = True
             _top_level_names(stmt.body, True, found)
             _top_level_names(stmt.orelse, True, found)
         elif isinstance(stmt, ast.If | ast.While):
