@@ -249,12 +249,14 @@ class UpdateSettings:
     max_parallel_updates: int = 3
     k8s_upsert_timeout_secs: int = 30
     suppress_unused_image_warnings: tuple[str, ...] = ()
+    k8s_server_side_apply: str = "auto"
 
 
 @dataclass(frozen=True)
 class CISettings:
     k8s_grace_period_secs: int | None = None
     timeout_secs: int | None = None
+    readiness_timeout_secs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,8 @@ class ExtensionObject:
     kind: str
     name: str
     spec_json: str
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
