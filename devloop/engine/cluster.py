@@ -17,8 +17,9 @@ from devloop.build.context import context_digest
 from devloop.build.custom_builder import CustomBuilder
 from devloop.build.docker_builder import BuildError, DockerBuilder
 from devloop.engine.runner import UpdateError
-from devloop.k8s.client import KubeClient, KubeError, PortForwarder
-from devloop.k8s.inject import prepare_manifest
+from devloop.k8s.client import KubeClient, KubeError, ObjectRef
+from devloop.k8s.inject import inject
+from devloop.k8s.portforward import PortForwarder
 from devloop.tiltfile import plan as p
 
 LogFn = Callable[[str], None]
@@ -31,15 +32,18 @@ class Cluster:
         self.registry = registry
         self.push = push
         self.builder = builder or DockerBuilder()
-        self.custom = CustomBuilder()
+        self.custom = CustomBuilder(self.builder)
         self._built: dict[tuple[str, str], str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
     async def connect(cls, plan: p.Plan, *, log: LogFn) -> Cluster:
         kubeconfig = os.environ.get("KUBECONFIG") or None
-        kube = KubeClient.from_kubeconfig(kubeconfig, context=plan.settings.k8s_context or None)
-        context = kube.context_name
+        try:
+            kube = await KubeClient.create(kubeconfig, plan.settings.k8s_context or None)
+        except KubeError as exc:
+            raise UpdateError(str(exc)) from None
+        context = kube.context
         allowed = plan.settings.allowed_k8s_contexts
         if allowed and context not in allowed:
             log(f"WARNING: kube context {context!r} is not in allow_k8s_contexts {allowed}")
@@ -80,19 +84,20 @@ class Cluster:
                 self._built[(image.ref, digest)] = cluster_ref
                 return cluster_ref
             try:
-                built_ref = await self.custom.build(image, registry=self.registry, log=log,
-                                                    push=self.push)
+                built = await self.custom.build(image, log=log, registry=self.registry,
+                                                image_deps=deps)
+                ref = built.ref
+                if self.push and not image.disable_push and not image.skips_local_docker \
+                        and self.registry is not None:
+                    ref = await self.builder.push(built, self.registry, log=log)
             except BuildError as exc:
                 raise UpdateError(f"custom_build {image.ref}: {exc}") from None
-            return reg.cluster_ref_for_local(built_ref, self.registry)
+            return reg.cluster_ref_for_local(ref, self.registry)
 
     # -- objects
     def prepare(self, resource: p.Resource, images: dict[str, str]) -> list[dict[str, Any]]:
-        injections = {}
-        for injection in resource.injections:
-            injections.setdefault(injection.object_key, []).append(injection)
-        return [prepare_manifest(obj.manifest(), injections.get(obj.key, []), images,
-                                 resource.name) for obj in resource.objects]
+        return [inject(obj.manifest(), resource.injections, images, resource=resource.name,
+                       key=obj.key) for obj in resource.objects]
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -101,10 +106,23 @@ class Cluster:
             raise UpdateError(str(exc)) from None
 
     async def read(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
-        return await self.kube.get(manifest)
+        return await self.kube.get(ObjectRef.of(manifest))
 
     async def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        return await self.kube.pods_for_workload(workload)
+        """Pods selected by the workload's own selector (a Pod is its own pod)."""
+        namespace = workload.get("metadata", {}).get("namespace") or self.kube.namespace
+        if workload.get("kind") == "Pod":
+            pod = await self.kube.get(ObjectRef.of(workload))
+            return [pod] if pod else []
+        spec = workload.get("spec", {})
+        if workload.get("kind") == "CronJob":
+            return []
+        labels = (spec.get("selector") or {}).get("matchLabels") or (
+            (spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        if not labels:
+            return []
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        return await self.kube.list_pods(namespace, selector)
 
     async def follow_logs(self, namespace: str, pod: str, container: str, log: LogFn) -> None:
         async for line in self.kube.stream_logs(namespace, pod, container):
@@ -112,15 +130,15 @@ class Cluster:
 
     async def forward(self, namespace: str, pod: str, forward: p.PortForward,
                       on_error: Callable[[int, str], None]) -> PortForwarder:
-        forwarder = PortForwarder(self.kube, on_error=lambda message: on_error(
-            forward.local_port, message))
+        forwarder = PortForwarder(self.kube, on_error=lambda error: on_error(
+            forward.local_port, error.message))
         host = "127.0.0.1" if forward.host in ("localhost", "") else forward.host
         await forwarder.start(namespace, pod, forward.local_port, forward.container_port,
                               host=host)
         return forwarder
 
     async def close(self) -> None:
-        await self.kube.close()
+        self.kube.close()
 
 
 def _build_order(plan: p.Plan, refs: tuple[str, ...]) -> list[p.ImageTarget]:

@@ -11,7 +11,7 @@ import asyncio
 import os
 import sys
 
-from devloop.k8s.client import KubeClient
+from devloop.k8s.client import KubeClient, ObjectRef
 from devloop.tiltfile import plan as p
 from devloop.tiltfile.evaluator import evaluate
 
@@ -42,8 +42,8 @@ def reverse_dependency_order(resources: tuple[p.Resource, ...]) -> list[p.Resour
 
 async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: bool) -> int:
     plan = evaluate(tiltfile, args=args, subcommand="down").plan
-    kube = KubeClient.from_kubeconfig(os.environ.get("KUBECONFIG") or None,
-                                      context=plan.settings.k8s_context or None)
+    kube = await KubeClient.create(os.environ.get("KUBECONFIG") or None,
+                                   plan.settings.k8s_context or None)
     deleted: list[dict[str, object]] = []
     try:
         for resource in reverse_dependency_order(plan.resources):
@@ -52,19 +52,19 @@ async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: b
                     print(f"Keeping namespace {obj.name} (use --delete-namespaces)")
                     continue
                 manifest = obj.manifest()
-                live = await kube.get(manifest)
+                live = await kube.get(ObjectRef.of(manifest))
                 if live is None:
                     continue
                 labels = live.get("metadata", {}).get("labels") or {}
                 if labels.get(OWNER_LABEL) != OWNER_VALUE:
                     print(f"Skipping {obj.kind}/{obj.name}: not created by devloop")
                     continue
-                await kube.delete(manifest)
+                await kube.delete(manifest, propagation="Foreground")
                 deleted.append(manifest)
                 print(f"Deleted {obj.kind}/{obj.name}")
         await _wait_gone(kube, deleted)
     finally:
-        await kube.close()
+        kube.close()
     print(f"Deleted {len(deleted)} objects")
     return 0
 
@@ -74,7 +74,7 @@ async def _wait_gone(kube: KubeClient, manifests: list[dict[str, object]]) -> No
     deadline = loop.time() + GONE_TIMEOUT_SECONDS
     pending = list(manifests)
     while pending and loop.time() < deadline:
-        pending = [m for m in pending if await kube.get(m) is not None]
+        pending = [m for m in pending if await kube.get(ObjectRef.of(m)) is not None]
         if pending:
             await asyncio.sleep(0.5)
     for manifest in pending:
