@@ -29,6 +29,7 @@ class EvalContext:
     output: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     _locations: list[Location] = field(default_factory=list)
+    _modules: list[str] = field(default_factory=list)
 
     @property
     def main_dir(self) -> str:
@@ -46,10 +47,20 @@ class EvalContext:
     def location(self) -> Location | None:
         return self._locations[-1] if self._locations else None
 
+    # -- the file whose top level is running (a load/include pushes, its end pops)
+    def enter_module(self, path: str) -> None:
+        self._modules.append(path)
+
+    def exit_module(self) -> None:
+        if self._modules:
+            self._modules.pop()
+
     def current_dir(self) -> str:
-        """Relative paths in a builtin call resolve against the directory of the calling file."""
-        location = self.location()
-        return os.path.dirname(location.path) if location else self.main_dir
+        """Relative paths resolve like Tilt's: against the directory of the file whose top
+        level is executing. A helper function defined in a loaded file and called from the
+        Tiltfile resolves against the Tiltfile's directory; an included Tiltfile's own
+        top-level calls resolve against its directory."""
+        return os.path.dirname(self._modules[-1]) if self._modules else self.main_dir
 
     def abspath(self, path: str) -> str:
         return os.path.normpath(os.path.join(self.current_dir(), os.path.expanduser(path)))

@@ -177,6 +177,8 @@ def evaluate(path: str, *, args: tuple[str, ...] = (), subcommand: str = "up",
         hooks.update(getattr(area, "hooks", lambda: {})())
     values, setup, located = _globals(areas, ctx, hooks)
     files, targets = _rewrite_all(main, ctx, frozenset(located), extensions)
+    values["__dl_py_enter_module"] = lambda key: ctx.enter_module(files[key].path)
+    values["__dl_py_exit_module"] = ctx.exit_module
     program = Program(files, 0, targets, setup=setup)
     program.run(values, ctx.print)
     try:
