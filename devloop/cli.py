@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from devloop.engine.runner import UpdateError
 from devloop.tiltfile.errors import TiltfileError
 
 DEFAULT_PORT = 10350
@@ -110,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_client(options, tiltfile_args)
     except TiltfileError as exc:
         print(exc.render(), file=sys.stderr)
+        return 1
+    except UpdateError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -47,7 +47,12 @@ class Cluster:
         allowed = plan.settings.allowed_k8s_contexts
         if allowed and context not in allowed:
             log(f"WARNING: kube context {context!r} is not in allow_k8s_contexts {allowed}")
-        registry, note = await reg.discover_registry(kube, plan.settings)
+        try:
+            registry, note = await reg.discover_registry(kube, plan.settings)
+        except KubeError as exc:
+            kube.close()
+            raise UpdateError(f"cannot reach the Kubernetes cluster of context {context!r}: "
+                              f"{exc}") from None
         log(note)
         push = not reg.cluster_shares_local_docker(context)
         return cls(kube, registry, push=push)

@@ -11,7 +11,8 @@ import asyncio
 import os
 import sys
 
-from devloop.k8s.client import KubeClient, ObjectRef
+from devloop.engine.runner import UpdateError
+from devloop.k8s.client import KubeClient, KubeError, ObjectRef
 from devloop.tiltfile import plan as p
 from devloop.tiltfile.evaluator import evaluate
 
@@ -42,8 +43,11 @@ def reverse_dependency_order(resources: tuple[p.Resource, ...]) -> list[p.Resour
 
 async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: bool) -> int:
     plan = evaluate(tiltfile, args=args, subcommand="down").plan
-    kube = await KubeClient.create(os.environ.get("KUBECONFIG") or None,
-                                   plan.settings.k8s_context or None)
+    try:
+        kube = await KubeClient.create(os.environ.get("KUBECONFIG") or None,
+                                       plan.settings.k8s_context or None)
+    except KubeError as exc:
+        raise UpdateError(str(exc)) from None
     deleted: list[dict[str, object]] = []
     try:
         for resource in reverse_dependency_order(plan.resources):
