@@ -123,7 +123,8 @@ class LocalRunner:
         await asyncio.sleep(probe.initial_delay_secs)
         successes = failures = 0
         while True:
-            ok = await probe_once(probe, self.environ)
+            ok = await probe_once(probe, self.environ, cwd=self.resource.serve_cmd.dir
+                                  if self.resource.serve_cmd else "")
             if ok:
                 successes, failures = successes + 1, 0
                 if successes >= probe.success_threshold:
@@ -157,7 +158,7 @@ class LocalRunner:
         await self._stop_serve()
 
 
-async def probe_once(probe: p.Probe, environ: dict[str, str]) -> bool:
+async def probe_once(probe: p.Probe, environ: dict[str, str], *, cwd: str = "") -> bool:
     action = probe.action
     try:
         if isinstance(action, p.HttpGetAction):
@@ -170,7 +171,7 @@ async def probe_once(probe: p.Probe, environ: dict[str, str]) -> bool:
             writer.close()
             return True
         process = await asyncio.create_subprocess_exec(
-            *action.command, env=environ, stdout=asyncio.subprocess.DEVNULL,
+            *action.command, env=environ, cwd=cwd or None, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL)
         return await asyncio.wait_for(process.wait(), probe.timeout_secs) == 0
     except (OSError, TimeoutError):
