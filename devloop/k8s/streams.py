@@ -1,0 +1,373 @@
+"""Long-lived Kubernetes streams (pod watches, followed logs) and exec, bridged to asyncio.
+
+Each stream runs in its own thread and hands items to the event loop through
+`call_soon_threadsafe` into an unbounded queue; leaving the consumer's `async for` sets a
+stop Event and shuts the blocked socket down, so the thread ends promptly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import urllib3
+import yaml
+from kubernetes.client import CoreV1Api
+from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import stream as ws_stream
+
+from devloop.k8s.errors import KubeError, error_from_status
+
+if TYPE_CHECKING:
+    from devloop.k8s.client import KubeClient
+
+T = TypeVar("T")
+
+# Server-side length of one watch request; the watch is then resumed from the last
+# resourceVersion. Five minutes is what client-go's reflectors use at the low end.
+WATCH_TIMEOUT_SECS = 300
+# Retry delays for temporary failures: doubling from 0.5 s up to 30 s, reset on success.
+BACKOFF_FIRST_SECS = 0.5
+BACKOFF_MAX_SECS = 30.0
+# Bytes per stdin frame sent to exec; small enough to keep draining output in between.
+EXEC_STDIN_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class PodEvent:
+    type: str  # ADDED, MODIFIED, DELETED
+    pod: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.pod.get("metadata", {}).get("name", ""))
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+class Backoff:
+    def __init__(self) -> None:
+        self._next = BACKOFF_FIRST_SECS
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, BACKOFF_MAX_SECS)
+        return delay
+
+    def reset(self) -> None:
+        self._next = BACKOFF_FIRST_SECS
+
+
+class _Runner(Protocol[T]):  # type: ignore[misc]
+    def run(self, emit: Callable[[T], None], stop: threading.Event) -> None: ...
+
+    def interrupt(self) -> None: ...
+
+
+class _Interruptible:
+    """Holds the response a worker is blocked on, so another thread can shut it down."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._resp: Any = None
+        self._stopped = False
+
+    def hold(self, resp: Any) -> None:
+        with self._lock:
+            self._resp = resp
+            stopped = self._stopped
+        if stopped:
+            self.interrupt()
+
+    def release(self) -> None:
+        with self._lock:
+            resp, self._resp = self._resp, None
+        if resp is not None:
+            resp.close()
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self._stopped = True
+            resp = self._resp
+        if resp is not None:
+            # shutdown() unblocks a read in progress in the worker thread; best effort.
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+            with contextlib.suppress(Exception):
+                resp.close()
+
+
+async def thread_stream(runner: _Runner[T], name: str) -> AsyncIterator[T]:
+    """Run `runner.run` in a named thread and yield what it emits; re-raise its error."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()  # unbounded by design
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> None:
+        if stop.is_set():
+            return
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            stop.set()
+
+    def target() -> None:
+        try:
+            runner.run(lambda item: put("item", item), stop)
+            put("end", None)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put("error", e)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        runner.interrupt()
+
+
+def iter_lines(resp: Any) -> Iterator[bytes]:
+    """Lines of a streamed HTTP body as they arrive (the last one may lack a newline)."""
+    partial = b""
+    while True:
+        chunk = resp.read1(64 * 1024)
+        if not chunk:
+            break
+        partial += chunk
+        *lines, partial = partial.split(b"\n")
+        yield from lines
+    if partial:
+        yield partial
+
+
+class PodWatcher(_Interruptible):
+    def __init__(self, client: KubeClient, namespace: str, label_selector: str) -> None:
+        super().__init__()
+        self.client = client
+        self.path = f"/api/v1/namespaces/{namespace}/pods"
+        self.selector = [("labelSelector", label_selector)] if label_selector else []
+        self.what = f"pods in {namespace}"
+
+    def run(self, emit: Callable[[PodEvent], None], stop: threading.Event) -> None:
+        known: dict[str, dict[str, Any]] = {}
+        rv = ""
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                if not rv:
+                    rv, known = self._relist(known, emit)
+                rv = self._watch(rv, known, emit)
+                backoff.reset()
+            except KubeError as e:
+                if stop.is_set():
+                    return
+                if e.status == 410:
+                    rv = ""
+                    continue
+                if not e.temporary:
+                    raise
+                stop.wait(backoff.next())
+            except (urllib3.exceptions.HTTPError, OSError, ValueError):
+                if stop.is_set():
+                    return
+                # The connection dropped mid-watch: resume from the last version seen.
+                stop.wait(backoff.next())
+            finally:
+                self.release()
+
+    def _relist(self, known: dict[str, dict[str, Any]], emit: Callable[[PodEvent], None],
+                ) -> tuple[str, dict[str, dict[str, Any]]]:
+        data = self.client.request("GET", self.path, query=self.selector, what=self.what)
+        current = {p["metadata"]["name"]: p for p in data.get("items", [])}
+        for name, pod in known.items():
+            if name not in current:
+                emit(PodEvent("DELETED", pod))
+        for pod in current.values():
+            emit(PodEvent("ADDED", pod))
+        return str(data["metadata"]["resourceVersion"]), current
+
+    def _watch(self, rv: str, known: dict[str, dict[str, Any]],
+               emit: Callable[[PodEvent], None]) -> str:
+        query = [*self.selector, ("watch", "true"), ("resourceVersion", rv),
+                 ("timeoutSeconds", WATCH_TIMEOUT_SECS), ("allowWatchBookmarks", "true")]
+        resp = self.client.request("GET", self.path, query=query, stream=True, what=self.what,
+                                   timeout=(10.0, WATCH_TIMEOUT_SECS + 30.0))
+        self.hold(resp)
+        for line in iter_lines(resp):
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                code = int(obj.get("code") or 500)
+                raise error_from_status(code, json.dumps(obj), f"watch {self.what}")
+            rv = str(obj.get("metadata", {}).get("resourceVersion") or rv)
+            if kind == "BOOKMARK":
+                continue
+            name = obj["metadata"]["name"]
+            if kind == "DELETED":
+                known.pop(name, None)
+            else:
+                known[name] = obj
+            emit(PodEvent(str(kind), obj))
+        return rv
+
+
+def _ts_key(ts: str) -> tuple[str, int]:
+    """Sortable key of an RFC 3339 timestamp with optional fractional seconds."""
+    base, _, frac = ts.rstrip("Z").partition(".")
+    return base, int((frac + "000000000")[:9]) if frac else 0
+
+
+class LogFollower(_Interruptible):
+    def __init__(self, client: KubeClient, namespace: str, pod: str, container: str,
+                 since_time: str | None) -> None:
+        super().__init__()
+        self.client = client
+        self.namespace, self.pod, self.container = namespace, pod, container
+        self.since = since_time or ""
+        self.what = f"logs of {namespace}/{pod} container {container}"
+
+    def run(self, emit: Callable[[str], None], stop: threading.Event) -> None:
+        last: tuple[str, int] | None = None  # timestamp of the last line emitted
+        seen_at_last = 0  # lines emitted with exactly that timestamp
+        backoff = Backoff()
+        path = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}/log"
+        while not stop.is_set():
+            query: list[tuple[str, Any]] = [("container", self.container), ("follow", "true"),
+                                            ("timestamps", "true")]
+            if self.since:
+                query.append(("sinceTime", self.since))
+            try:
+                resp = self.client.request("GET", path, query=query, stream=True,
+                                           what=self.what, timeout=(10.0, None))
+            except KubeError as e:
+                if stop.is_set() or e.status == 404:
+                    return
+                if e.status == 400 and self._container_pending():
+                    stop.wait(1.0)  # still ContainerCreating: its log does not exist yet
+                    continue
+                if not e.temporary:
+                    raise
+                stop.wait(backoff.next())
+                continue
+            self.hold(resp)
+            skip_at_last = seen_at_last
+            try:
+                for raw in iter_lines(resp):
+                    ts, _, text = raw.decode(errors="replace").rstrip("\r").partition(" ")
+                    key = _ts_key(ts)
+                    # A resumed stream starts again at `sinceTime`: drop what was emitted.
+                    if last is not None and key < last:
+                        continue
+                    if key == last and skip_at_last > 0:
+                        skip_at_last -= 1
+                        continue
+                    if key == last:
+                        seen_at_last += 1
+                    else:
+                        last, seen_at_last = key, 1
+                        self.since = ts
+                    emit(text)
+                backoff.reset()
+            except (urllib3.exceptions.HTTPError, OSError):
+                if stop.is_set():
+                    return
+                stop.wait(backoff.next())
+            finally:
+                self.release()
+            if stop.is_set() or not self._container_running():
+                return
+
+    def _container_state(self) -> dict[str, Any] | None:
+        try:
+            pod = self.client.request(
+                "GET", f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}", what=self.what)
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+        status = pod.get("status", {})
+        for cs in status.get("containerStatuses", []) + status.get("initContainerStatuses", []):
+            if cs.get("name") == self.container:
+                return dict(cs.get("state") or {})
+        return {}
+
+    def _container_running(self) -> bool:
+        state = self._container_state()
+        return bool(state and "running" in state)
+
+    def _container_pending(self) -> bool:
+        state = self._container_state()
+        return state is not None and (not state or "waiting" in state)
+
+
+def exec_blocking(client: KubeClient, namespace: str, pod: str, container: str,
+                  argv: list[str], stdin: bytes | None) -> ExecResult:
+    """Run `argv` in the container over the exec websocket (blocking)."""
+    what = f"exec in {namespace}/{pod} container {container}"
+    api = CoreV1Api(client.new_api_client())
+    try:
+        ws = ws_stream(api.connect_get_namespaced_pod_exec, pod, namespace,
+                       container=container, command=argv, stdin=stdin is not None,
+                       stdout=True, stderr=True, tty=False, _preload_content=False,
+                       binary=True)
+    except ApiException as e:
+        raise error_from_status(e.status or 0, e.body or e.reason or str(e), what) from e
+    out, err = bytearray(), bytearray()
+
+    def drain(timeout: float) -> None:
+        ws.update(timeout=timeout)
+        out.extend(ws.read_channel(1))
+        err.extend(ws.read_channel(2))
+
+    try:
+        if stdin is not None:
+            for i in range(0, len(stdin), EXEC_STDIN_CHUNK):
+                ws.write_stdin(stdin[i : i + EXEC_STDIN_CHUNK])
+                drain(0)
+            # EOF on stdin needs the v5 protocol; with v4 the command must not wait for it.
+            ws.close_channel(0)
+        while ws.is_open():
+            drain(1.0)
+        out.extend(ws.read_channel(1))
+        err.extend(ws.read_channel(2))
+        status_raw = ws.read_channel(3)
+    except Exception as e:  # websocket-client raises its own exception types
+        raise KubeError(f"{what}: connection lost: {e}", temporary=True) from e
+    finally:
+        ws.close()
+        api.api_client.close()
+    return ExecResult(_exit_code(status_raw, what), bytes(out), bytes(err))
+
+
+def _exit_code(raw: bytes | str, what: str) -> int:
+    if not raw:
+        raise KubeError(f"{what}: the connection closed without an exit status",
+                        temporary=True)
+    status = yaml.safe_load(raw)
+    if status.get("status") == "Success":
+        return 0
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            return int(cause.get("message", 1))
+    raise KubeError(f"{what}: {status.get('message') or status}", status=None,
+                    reason=str(status.get("reason") or ""))
