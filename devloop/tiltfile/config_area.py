@@ -1,7 +1,8 @@
 """The `config` module: user settings from Tiltfile args and tilt_config.json, enabled resources.
 
 Tilt's model: the Tiltfile defines settings (`config.define_string("env")`), and
-`config.parse()` reads `tilt_config.json` next to the main Tiltfile, overlays the args given
+`config.parse()` reads `tilt_config.json` in the directory of the executing Tiltfile
+(normally the main one), overlays the args given
 after `--` on the command line (parsed like Go's pflag: `--name value`, `--name=value`,
 `--flag` for bools, positional args going to the one setting defined with `args=True`), and
 returns a dict of the settings that were set.
@@ -104,6 +105,7 @@ class _State:
     settings: dict[str, _Setting] = field(default_factory=dict)
     positional: str = ""
     parse_called: bool = False
+    parse_dir: str = ""
     enabled: tuple[str, ...] | None = None
     disable_all: bool = False
 
@@ -177,8 +179,14 @@ class ConfigArea:
     def parse(self) -> dict[str, Any]:
         """config.parse() -> dict of the settings set in tilt_config.json or the Tiltfile args
         (args win). Settings that were not set are absent: use cfg.get(name, default)."""
+        directory = self.ctx.current_dir()
+        if self.state.parse_dir and self.state.parse_dir != directory:
+            raise BuiltinError("config.parse: can only be called from one Tiltfile working "
+                               f"directory per run. It was called from {self.state.parse_dir} "
+                               f"and {directory}")
         self.state.parse_called = True
-        path = os.path.join(self.ctx.main_dir, CONFIG_FILE_NAME)
+        self.state.parse_dir = directory
+        path = os.path.join(directory, CONFIG_FILE_NAME)
         self.ctx.record_read(path)
         values = {name: _Value(s.kind) for name, s in self.state.settings.items()}
         try:

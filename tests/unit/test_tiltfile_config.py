@@ -92,6 +92,26 @@ def test_config_file_is_read_recorded_and_overridden_by_args(tiltfile, tmp_path)
     assert str(tmp_path / "tilt_config.json") in result.plan.config_files
 
 
+def test_parse_from_a_helper_function_reads_the_main_tiltfiles_config(tiltfile):
+    result = tiltfile("""
+        load("lib/settings.star", "get_config")
+        print(get_config())
+    """, files={"tilt_config.json": '{"env": "main"}', "lib/tilt_config.json": '{"env": "lib"}',
+                "lib/settings.star": """
+        def get_config():
+            config.define_string("env")
+            return config.parse()
+    """})
+    assert result.output == ('{"env": "main"}',)
+
+
+def test_parse_from_two_directories_is_an_error(tiltfile):
+    error = error_of(tiltfile, 'config.parse()\ninclude("sub/Tiltfile")\n',
+                     files={"sub/Tiltfile": "config.parse()\n"})
+    assert "config.parse: can only be called from one Tiltfile working directory per run" \
+        in str(error)
+
+
 def test_missing_config_file_is_still_recorded(tiltfile, tmp_path):
     result = tiltfile("config.parse()\n")
     assert str(tmp_path / "tilt_config.json") in result.plan.config_files

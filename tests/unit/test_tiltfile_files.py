@@ -212,14 +212,16 @@ def test_os_paths_resolve_against_the_main_tiltfile_directory(tiltfile):
     assert result.output == ("True True", "True False True False")
 
 
-@pytest.mark.xfail(reason="module builtins (os.path.*) get no call site from the evaluator yet, "
-                          "so they resolve against the main Tiltfile's directory")
-def test_os_paths_in_a_loaded_file_resolve_against_that_file(tiltfile):
+def test_os_paths_at_a_loaded_files_top_level_resolve_against_that_file(tiltfile):
     result = tiltfile("""
-        load("sub/lib.star", "where")
-        print(where[0] == config.main_dir + "/sub", where[1])
-    """, files={"sub/lib.star": 'where = (os.getcwd(), os.path.exists("lib.star"))\n'})
-    assert result.output == ("True True",)
+        load("sub/lib.star", "where", "cwd")
+        print(where[0] == config.main_dir + "/sub", where[1], cwd() == config.main_dir)
+    """, files={"sub/lib.star": """
+        where = (os.getcwd(), os.path.exists("lib.star"))
+        def cwd():
+            return os.getcwd()
+    """})
+    assert result.output == ("True True True",)
 
 
 def test_os_path_realpath_resolves_symlinks(tiltfile, tmp_path):
