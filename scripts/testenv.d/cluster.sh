@@ -250,6 +250,9 @@ cluster_down() {
   stop_daemon kubelet
   kill_pod_tasks
   stop_daemon containerd
+  # kubelet bind-mounts its root dir and pod volumes (service account tokens on tmpfs); leave
+  # no mounts behind under the cache dir, kubelet recreates what it needs.
+  findmnt -rn -o TARGET | grep "^$STATE/kubelet" | sort -r | xargs -r -n 1 umount -l
   stop_daemon kube-scheduler
   stop_daemon kube-controller-manager
   stop_daemon kube-apiserver
