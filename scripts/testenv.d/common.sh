@@ -3,6 +3,8 @@
 # Everything the test environment creates lives under $CACHE so that one directory holds the
 # expensive parts (Go build, debootstrap tarball, registry blobs) and `rm -rf` resets it.
 # Only runtime sockets go under /run (unix socket paths must stay short).
+# The ports (5000, 6443, 2379, 10250...) and the docker socket are machine-wide, so there is
+# one environment per machine: a second cache dir would find the first one's services running.
 
 CACHE="${DEVLOOP_TESTENV_CACHE:-$HOME/.cache/devloop-testenv}"
 BIN="$CACHE/bin"
