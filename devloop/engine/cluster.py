@@ -57,6 +57,10 @@ class Cluster:
         push = not reg.cluster_shares_local_docker(context)
         return cls(kube, registry, push=push)
 
+    @property
+    def namespace(self) -> str:
+        return self.kube.namespace
+
     # -- images
     async def build_images(self, plan: p.Plan, refs: tuple[str, ...],
                            log: LogFn) -> dict[str, str]:

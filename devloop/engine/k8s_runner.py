@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from devloop.engine.runner import RunnerHooks, RuntimeReport, UpdateError
+from devloop.engine.runner import RunnerHooks, RuntimeReport
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.health import Assessment, Health, assess
 from devloop.tiltfile import plan as p
@@ -26,6 +26,8 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
 
 class ClusterSeam(Protocol):
     """What a Kubernetes resource needs from the cluster and the image pipeline."""
+
+    namespace: str  # where objects without a namespace go (the kube context's)
 
     async def build_images(self, plan: p.Plan, refs: tuple[str, ...],
                            log: Any) -> dict[str, str]: ...
@@ -112,7 +114,7 @@ class K8sRunner:
             pods = await self.cluster.pods_of(workload)
             assessment = assess(workload["kind"], live, pods)
             assessments.append(assessment)
-            namespace = workload.get("metadata", {}).get("namespace") or "default"
+            namespace = workload.get("metadata", {}).get("namespace") or self.cluster.namespace
             for pod in pods:
                 self._follow(namespace, pod)
             ready_pods += [(namespace, s.name) for s in assessment.pods
@@ -203,7 +205,3 @@ class K8sRunner:
                 await handle.stop()
         self._forwards.clear()
 
-
-def check_applied(resource: p.Resource, manifests: list[dict[str, Any]]) -> None:
-    if not manifests:
-        raise UpdateError(f"resource {resource.name} has no Kubernetes objects to apply")

@@ -67,7 +67,9 @@ class _Handler(FileSystemEventHandler):
         self.deliver = deliver
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
+        # A directory's own modified event only echoes changes to its files.
+        if event.event_type in ("opened", "closed_no_write") or (
+                event.is_directory and event.event_type == "modified"):
             return
         for path in (event.src_path, getattr(event, "dest_path", "")):
             if path:
