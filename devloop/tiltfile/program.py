@@ -157,8 +157,8 @@ def _error_message(exc: starlark_go.StarlarkError, backtrace: str) -> str:
         frames = [i for i, line in enumerate(lines) if re.match(r"^\s+\S+:\d+:\d+: in ", line)]
         text = "\n".join(lines[frames[-1] + 1:] if frames else lines[-1:])
         text = re.sub(r"^Error in (__dl_\w+|located|fail): ", "", text)
-        text = re.sub(r"^Error in (\w+): \1: ", r"\1: ", text)
-        text = re.sub(r"^Error in (\w+): ", r"\1: ", text)
+        text = re.sub(r"^Error in ([\w.]+): \1: ", r"\1: ", text)
+        text = re.sub(r"^Error in ([\w.]+): ", r"\1: ", text)
         text = text.removeprefix("Error: ")
         return text.removeprefix("fail: ")
     return str(getattr(exc, "msg", None) or exc)
