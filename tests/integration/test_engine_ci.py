@@ -134,17 +134,32 @@ def _wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what} (last error: {last_error})")
 
 
+@contextlib.contextmanager
+def devloop_up(project: Path, kubeconfig: Path, log_path: Path, *args: str):
+    """`devloop up --stream` in its own process group, stopped with Ctrl-C at the end."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "devloop", "up", "--stream",
+                                    "--port", "0", *args], cwd=project, env=env,
+                                   stdout=log_file, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def test_up_rebuilds_only_the_edited_image_and_serves_the_new_response(
         testenv, k8s_namespace, shop, tmp_path):
     kubeconfig = namespaced_kubeconfig(testenv, k8s_namespace, tmp_path)
     log_path = tmp_path / "up.log"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "devloop", "up", "--stream",
-                                    "--port", "0", "--", "--no-worker"], cwd=shop, env=env,
-                                   stdout=log_file, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    try:
+    with devloop_up(shop, kubeconfig, log_path, "--", "--no-worker"):
         first = _wait_for(lambda: '"v1"' in _get("http://127.0.0.1:18081/") and
                           _get("http://127.0.0.1:18081/"), 420, "the api through its forward")
         assert '"coffee"' in first
@@ -161,27 +176,13 @@ def test_up_rebuilds_only_the_edited_image_and_serves_the_new_response(
             "web", k8s_namespace).spec.template.spec.containers[0].image == web_image
         output = log_path.read_text()
         assert "changed files:" in output and "app.py" in output
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_tiltfile_error_mid_session_keeps_services_up_and_recovers(
         testenv, k8s_namespace, shop, tmp_path):
     kubeconfig = namespaced_kubeconfig(testenv, k8s_namespace, tmp_path)
     log_path = tmp_path / "up.log"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "devloop", "up", "--stream",
-                                    "--port", "0", "--", "--no-worker"], cwd=shop, env=env,
-                                   stdout=log_file, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    try:
+    with devloop_up(shop, kubeconfig, log_path, "--", "--no-worker"):
         _wait_for(lambda: '"v1"' in _get("http://127.0.0.1:18081/"), 420, "the api")
         tiltfile = shop / "Tiltfile"
         good = tiltfile.read_text()
@@ -192,11 +193,3 @@ def test_tiltfile_error_mid_session_keeps_services_up_and_recovers(
         tiltfile.write_text(good)
         _wait_for(lambda: "Tiltfile loaded" in log_path.read_text(), 60, "the reload")
         assert '"v1"' in _get("http://127.0.0.1:18081/")
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
