@@ -230,6 +230,11 @@ class Engine:
         for index, alert in enumerate(report.alerts):
             self.store.put(ALERT_KIND, f"{name}-runtime-{index}", spec={"resource": name},
                            status={"message": alert})
+        # Problems that went away take their alerts with them.
+        stale = len(report.alerts)
+        while self.store.get(ALERT_KIND, f"{name}-runtime-{stale}") is not None:
+            self.store.delete(ALERT_KIND, f"{name}-runtime-{stale}")
+            stale += 1
         if state.update == UpdateState.ERROR:
             self.store.put(ALERT_KIND, f"{name}-update", spec={"resource": name},
                            status={"message": state.last_error})

@@ -60,6 +60,7 @@ class K8sRunner:
         self._monitor: asyncio.Task[None] | None = None
         self._log_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._forwards: dict[int, tuple[str, Any]] = {}
+        self._published_pods: set[str] = set()
 
     def _log(self, text: str, source: str = "build", prefix: str = "") -> None:
         self.hooks.log(self.name, text, source, prefix)
@@ -120,7 +121,23 @@ class K8sRunner:
             ready_pods += [(namespace, s.name) for s in assessment.pods
                            if s.ready and not s.deleting]
         await self._keep_forwards(ready_pods)
+        self._publish_pods(assessments)
         self._set(self._combine(assessments))
+
+    def _publish_pods(self, assessments: list[Assessment]) -> None:
+        """Each pod as its own object in the store (kind `pod`), gone ones removed."""
+        seen: set[str] = set()
+        for assessment in assessments:
+            for pod in assessment.pods:
+                seen.add(pod.name)
+                self.hooks.publish("pod", pod.name, {"resource": self.name}, {
+                    "phase": pod.phase, "ready": pod.ready, "restarts": pod.restarts,
+                    "problem": pod.problem, "lastTermination": pod.last_termination,
+                    "containers": list(pod.containers), "created": pod.created,
+                    "deleting": pod.deleting})
+        for name in self._published_pods - seen:
+            self.hooks.delete("pod", name)
+        self._published_pods = seen
 
     def _combine(self, assessments: list[Assessment]) -> RuntimeReport:
         details = dict(self._report.details)
@@ -182,11 +199,20 @@ class K8sRunner:
                           f"failed: {exc}", "runtime")
                 continue
             self._forwards[forward.local_port] = (pod, handle)
+            self.hooks.delete("alert", f"{self.name}-portforward-{forward.local_port}")
+            self.hooks.publish("portforward", f"{self.name}-{forward.local_port}", {
+                "resource": self.name, "localPort": forward.local_port,
+                "containerPort": forward.container_port, "host": forward.host,
+                "name": forward.name}, {"pod": pod, "namespace": namespace, "state": "active",
+                                        "url": f"http://{forward.host}:{forward.local_port}/"})
             self._log(f"Forwarding http://{forward.host}:{forward.local_port} -> "
                       f"{pod}:{forward.container_port}", "runtime")
 
     def _forward_error(self, local_port: int, message: str) -> None:
         self._log(f"port-forward {local_port}: {message}", "runtime")
+        self.hooks.publish("alert", f"{self.name}-portforward-{local_port}",
+                           {"resource": self.name}, {"message": f"port-forward {local_port} "
+                                                                f"down: {message}"})
 
     def runtime(self) -> RuntimeReport:
         return self._report

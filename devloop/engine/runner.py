@@ -39,9 +39,21 @@ class ResourceRunner(Protocol):
         ...
 
 
+def _ignore_publish(kind: str, name: str, spec: dict[str, object],
+                    status: dict[str, object]) -> None:
+    return None
+
+
+def _ignore_delete(kind: str, name: str) -> None:
+    return None
+
+
 @dataclass
 class RunnerHooks:
-    """How runners report back: log lines and a coalescing 'something changed' signal."""
+    """How runners report back: log lines, a coalescing 'something changed' signal, and
+    objects of their own kinds (pods, port-forwards, live updates) for the store."""
 
     log: Callable[[str, str, str, str], None]  # resource, text, source, prefix
     changed: Callable[[], None]
+    publish: Callable[[str, str, dict[str, object], dict[str, object]], None] = _ignore_publish
+    delete: Callable[[str, str], None] = _ignore_delete

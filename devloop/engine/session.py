@@ -80,7 +80,10 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
     hooks = RunnerHooks(
         log=lambda resource, text, source, prefix: logs.append(resource, text, source=source,
                                                                 prefix=prefix),
-        changed=lambda: engine_ref[0].wake() if engine_ref else None)
+        changed=lambda: engine_ref[0].wake() if engine_ref else None,
+        publish=lambda kind, name, spec, status: store.put(kind, name, spec=spec,
+                                                            status=status),
+        delete=store.delete)
     cluster = None
     if any(r.type == p.ResourceType.K8S for r in plan.resources):
         from devloop.engine.cluster import Cluster
