@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from devloop.engine.runner import UpdateError
 from devloop.k8s.client import KubeClient, KubeError, ObjectRef
@@ -41,6 +43,28 @@ def reverse_dependency_order(resources: tuple[p.Resource, ...]) -> list[p.Resour
     return list(reversed(order))
 
 
+async def delete_owned(kube: KubeClient, resource: p.Resource, *, delete_namespaces: bool,
+                       say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Delete the resource's objects that carry devloop's owner label, last first."""
+    deleted: list[dict[str, Any]] = []
+    for obj in reversed(resource.objects):
+        if obj.kind == "Namespace" and not delete_namespaces:
+            say(f"Keeping namespace {obj.name} (use --delete-namespaces)")
+            continue
+        manifest = obj.manifest()
+        live = await kube.get(ObjectRef.of(manifest))
+        if live is None:
+            continue
+        labels = live.get("metadata", {}).get("labels") or {}
+        if labels.get(OWNER_LABEL) != OWNER_VALUE:
+            say(f"Skipping {obj.kind}/{obj.name}: not created by devloop")
+            continue
+        await kube.delete(manifest, propagation="Foreground")
+        deleted.append(manifest)
+        say(f"Deleted {obj.kind}/{obj.name}")
+    return deleted
+
+
 async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: bool) -> int:
     plan = evaluate(tiltfile, args=args, subcommand="down").plan
     try:
@@ -48,24 +72,11 @@ async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: b
                                        plan.settings.k8s_context or None)
     except KubeError as exc:
         raise UpdateError(str(exc)) from None
-    deleted: list[dict[str, object]] = []
+    deleted: list[dict[str, Any]] = []
     try:
         for resource in reverse_dependency_order(plan.resources):
-            for obj in reversed(resource.objects):
-                if obj.kind == "Namespace" and not delete_namespaces:
-                    print(f"Keeping namespace {obj.name} (use --delete-namespaces)")
-                    continue
-                manifest = obj.manifest()
-                live = await kube.get(ObjectRef.of(manifest))
-                if live is None:
-                    continue
-                labels = live.get("metadata", {}).get("labels") or {}
-                if labels.get(OWNER_LABEL) != OWNER_VALUE:
-                    print(f"Skipping {obj.kind}/{obj.name}: not created by devloop")
-                    continue
-                await kube.delete(manifest, propagation="Foreground")
-                deleted.append(manifest)
-                print(f"Deleted {obj.kind}/{obj.name}")
+            deleted += await delete_owned(kube, resource, delete_namespaces=delete_namespaces,
+                                          say=print)
         await _wait_gone(kube, deleted)
     finally:
         kube.close()
@@ -73,7 +84,7 @@ async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: b
     return 0
 
 
-async def _wait_gone(kube: KubeClient, manifests: list[dict[str, object]]) -> None:
+async def _wait_gone(kube: KubeClient, manifests: list[dict[str, Any]]) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + GONE_TIMEOUT_SECONDS
     pending = list(manifests)

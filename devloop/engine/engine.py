@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from devloop.engine.logs import LogStore
@@ -49,8 +49,11 @@ def _image_or_none(plan: p.Plan, ref: str) -> p.ImageTarget | None:
 
 class Engine:
     def __init__(self, plan: p.Plan, *, store: Store, logs: LogStore,
-                 runner_factory: Callable[[p.Resource], ResourceRunner]) -> None:
+                 runner_factory: Callable[[p.Resource, p.Plan], ResourceRunner],
+                 on_removed: Callable[[p.Resource], Awaitable[None]] | None = None) -> None:
+        """`on_removed` tears down what a resource deployed when a reload drops it."""
         self.plan = plan
+        self.on_removed = on_removed
         self.store = store
         self.logs = logs
         self.runner_factory = runner_factory
@@ -66,7 +69,7 @@ class Engine:
         for resource in plan.resources:
             self._order.append(resource.name)  # Tiltfile order
             auto = resource.auto_init
-            state = _State(resource, self.runner_factory(resource), dirty=auto)
+            state = _State(resource, self.runner_factory(resource, self.plan), dirty=auto)
             state.enabled = enabled is None or resource.name in enabled
             state.update = UpdateState.PENDING if auto else UpdateState.NONE
             self._states[resource.name] = state
@@ -86,6 +89,12 @@ class Engine:
             await state.runner.stop()
             self.store.delete(RESOURCE_KIND, name)
             changed.append(name)
+            if self.on_removed is not None:
+                try:
+                    await self.on_removed(state.resource)
+                except Exception as exc:  # the cluster may be unreachable; say so, go on
+                    self.logs.append(name, f"ERROR: cannot delete removed resource: {exc}",
+                                     source="build")
         self._order = new_names
         for resource in plan.resources:
             state = self._states.get(resource.name)
@@ -97,7 +106,7 @@ class Engine:
                 if state.task is not None:
                     state.task.cancel()
                 await state.runner.stop()
-            fresh = _State(resource, self.runner_factory(resource), dirty=False)
+            fresh = _State(resource, self.runner_factory(resource, self.plan), dirty=False)
             if state is not None:
                 fresh.builds, fresh.enabled = state.builds, state.enabled
             self._states[resource.name] = fresh

@@ -37,13 +37,13 @@ def _environ(plan: p.Plan) -> dict[str, str]:
     return env
 
 
-def make_runner_factory(plan: p.Plan, hooks: RunnerHooks,
-                        cluster: object | None) -> Callable[[p.Resource], ResourceRunner]:
-    environ = _environ(plan)
+def make_runner_factory(hooks: RunnerHooks, cluster: object | None
+                        ) -> Callable[[p.Resource, p.Plan], ResourceRunner]:
+    """Runners are made for a resource of a given plan: a reload makes new ones."""
 
-    def factory(resource: p.Resource) -> ResourceRunner:
+    def factory(resource: p.Resource, plan: p.Plan) -> ResourceRunner:
         if resource.type == p.ResourceType.LOCAL:
-            return LocalRunner(resource, environ=environ, hooks=hooks)
+            return LocalRunner(resource, environ=_environ(plan), hooks=hooks)
         if resource.type == p.ResourceType.K8S:
             from devloop.engine.k8s_runner import K8sRunner
 
@@ -90,8 +90,18 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
 
         cluster = await Cluster.connect(plan, log=lambda text: logs.append(
             "(Tiltfile)", text, source="tiltfile"))
+    on_removed = None
+    if cluster is not None:
+        from devloop.engine.down import delete_owned
+
+        async def on_removed(resource: p.Resource) -> None:
+            await delete_owned(cluster.kube, resource, delete_namespaces=False,
+                               say=lambda text: logs.append(resource.name, text,
+                                                            source="build"))
+
     engine = Engine(plan, store=store, logs=logs,
-                    runner_factory=make_runner_factory(plan, hooks, cluster))
+                    runner_factory=make_runner_factory(hooks, cluster),
+                    on_removed=on_removed)
     engine_ref.append(engine)
     engine_task = asyncio.create_task(engine.run(), name="engine")
     try:

@@ -18,7 +18,7 @@ async def run_ci(plan, timeout=20.0):
     hooks = RunnerHooks(log=lambda r, t, s, p: logs.append(r, t, source=s, prefix=p),
                         changed=lambda: engine_ref[0].wake() if engine_ref else None)
     engine = Engine(plan, store=store, logs=logs,
-                    runner_factory=make_runner_factory(plan, hooks, None))
+                    runner_factory=make_runner_factory(hooks, None))
     engine_ref.append(engine)
     task = asyncio.create_task(engine.run())
     try:
