@@ -193,3 +193,21 @@ def test_tiltfile_error_mid_session_keeps_services_up_and_recovers(
         tiltfile.write_text(good)
         _wait_for(lambda: "Tiltfile loaded" in log_path.read_text(), 60, "the reload")
         assert '"v1"' in _get("http://127.0.0.1:18081/")
+
+
+def test_resource_removed_from_the_tiltfile_is_deleted_on_reload(
+        testenv, k8s_namespace, shop, tmp_path):
+    kubeconfig = namespaced_kubeconfig(testenv, k8s_namespace, tmp_path)
+    apps = client.AppsV1Api(testenv.api_client())
+
+    def worker_exists() -> bool:
+        names = [d.metadata.name for d in apps.list_namespaced_deployment(k8s_namespace).items]
+        return "worker" in names
+
+    with devloop_up(shop, kubeconfig, tmp_path / "up.log"):
+        _wait_for(worker_exists, 420, "the worker deployment")
+        tiltfile = shop / "Tiltfile"
+        tiltfile.write_text(tiltfile.read_text().replace(
+            'if not cfg.get("no-worker", False):', "if False:"))
+        _wait_for(lambda: not worker_exists(), 120, "the worker deployment to be deleted")
+        assert "Deleted Deployment/worker" in (tmp_path / "up.log").read_text()
