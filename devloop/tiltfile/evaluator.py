@@ -14,7 +14,7 @@ from devloop.tiltfile.context import Area, EvalContext, PlanDraft
 from devloop.tiltfile.errors import BuiltinError, Location, TiltfileError
 from devloop.tiltfile.loader import ExtensionSettings, resolve
 from devloop.tiltfile.program import Program
-from devloop.tiltfile.source import RewrittenFile, rewrite
+from devloop.tiltfile.source import RewrittenFile, missing_file, rewrite
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,22 @@ def _rewrite_all(main: str, ctx: EvalContext, located: frozenset[str],
     files: list[RewrittenFile] = []
     index_of: dict[str, int] = {}
     targets: dict[tuple[int, int], int] = {}
-    pending: list[tuple[str, Location | None]] = [(main, None)]
+    pending: list[tuple[str, Location | None, str]] = [(main, None, "load")]
     while pending:
-        path, location = pending.pop(0)
+        path, location, kind = pending.pop(0)
         if path in index_of:
             continue
         index_of[path] = len(files)
+        if kind != "load" and not os.path.exists(path):
+            # Resolved before the run, but only an error if the include actually runs.
+            ctx.record_read(path)
+            files.append(missing_file(path, kind))
+            continue
         text = _read_source(path, location, ctx)
         files.append(rewrite(path, text, located, _syntax_check))
         for spec in files[-1].loads:
-            pending.append((resolve(spec.path, path, extensions, spec.location), spec.location))
+            pending.append((resolve(spec.path, path, extensions, spec.location), spec.location,
+                            spec.kind))
     for index, file in enumerate(files):
         for n, spec in enumerate(file.loads):
             targets[(index, n)] = index_of[resolve(spec.path, file.path, extensions,

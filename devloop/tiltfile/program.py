@@ -95,7 +95,10 @@ class Program:
         init += [f"{name} = __DL_UNSET" for name in file.conditional_names]
         self._emit(INDENT + "; ".join(init))
         for number, line in enumerate(file.lines, start=1):
-            if number in file.string_continuation_lines:
+            if file.missing:
+                # Generated: errors point at the include() call, not at a missing file.
+                self._emit(INDENT + line)
+            elif number in file.string_continuation_lines:
                 self._emit(line, _Origin(file, number, False))
             else:
                 self._emit(INDENT + line, _Origin(file, number, True))

@@ -60,6 +60,14 @@ class RewrittenFile:
     exports: list[str]
     conditional_names: list[str]
     string_continuation_lines: set[int]
+    missing: bool = False  # an include()/load_dynamic() target that does not exist (yet)
+
+
+def missing_file(path: str, kind: str) -> RewrittenFile:
+    """A stand-in for an included file that does not exist: it fails only if it runs, so
+    `if os.path.exists(p): include(p)` works as in Tilt."""
+    message = f"{kind}: file not found: {path}".replace("\\", "\\\\").replace('"', '\\"')
+    return RewrittenFile(path, [f'fail("{message}")'], {}, [], [], [], set(), missing=True)
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,11 @@ def test_unreachable_extension_repository_is_a_clear_error(tiltfile, tmp_path, m
     with pytest.raises(TiltfileError) as info:
         tiltfile('load("ext://hello", "hello")\n')
     assert "cannot fetch extension repository" in info.value.message
+
+
+def test_include_of_a_missing_file_fails_at_the_include_call(tiltfile):
+    with pytest.raises(TiltfileError) as info:
+        tiltfile('x = 1\n\ninclude("nothere/Tiltfile")\n')
+    assert info.value.location.line == 3
+    assert info.value.location.path.endswith("Tiltfile")
+    assert "include: file not found" in info.value.message

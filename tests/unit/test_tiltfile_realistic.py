@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 MONOREPO = """
 # -*- mode: Python -*-
 load("./tilt/services.star", "SERVICES", "service_cmd")
@@ -156,8 +154,6 @@ def test_settings_file_overrides_defaults_when_present(tiltfile, tmp_path):
     assert str(tmp_path / "tilt-settings.yaml") in result.plan.config_files
 
 
-@pytest.mark.xfail(reason="evaluator: include() paths are resolved before the Tiltfile runs, so "
-                          "an include guarded by os.path.exists fails when the file is absent")
 def test_include_guarded_by_exists_tolerates_a_missing_file(tiltfile):
     result = tiltfile("""
         if os.path.exists("optional/Tiltfile"):
