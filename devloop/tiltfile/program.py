@@ -36,6 +36,7 @@ __DL_BUILTIN_STR = str
 __DL_BUILTIN_GETATTR = getattr
 __DL_BUILTIN_HASATTR = hasattr
 __DL_BUILTIN_DIR = dir
+__DL_BUILTIN_PRINT = print
 """
 
 _configured = False

@@ -161,3 +161,8 @@ def test_include_of_a_missing_file_fails_at_the_include_call(tiltfile):
     assert info.value.location.line == 3
     assert info.value.location.path.endswith("Tiltfile")
     assert "include: file not found" in info.value.message
+
+
+def test_print_shows_blob_text_and_struct_fields(tiltfile):
+    result = tiltfile('print(blob("hello"), struct(a=1, b="x"), 3, sep=" | ")\n')
+    assert result.output == ('hello | struct(a = 1, b = "x") | 3',)
