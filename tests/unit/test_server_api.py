@@ -1,0 +1,139 @@
+"""The resource API: every kind listed and read the same way, the dashboard page, the daemon
+file."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+from yarl import URL
+
+from devloop.server.app import inject_token, normalize_kind
+from tests.unit.server_support import running_daemon
+
+KINDS = {
+    "resource": {"spec": {"type": "k8s", "labels": ["backend"]},
+                 "status": {"updateStatus": "ok", "runtimeStatus": "ok"}},
+    "build": {"spec": {"resource": "api", "cause": "initial update", "files": []},
+              "status": {"startTime": 1.0, "duration": 2.5, "error": ""}},
+    "alert": {"spec": {"resource": "api"}, "status": {"message": "CrashLoopBackOff"}},
+    "pod": {"spec": {"resource": "api"}, "status": {"phase": "Running", "ready": True}},
+    "portforward": {"spec": {"resource": "api", "localPort": 8080},
+                    "status": {"state": "active"}},
+    "session": {"spec": {}, "status": {"error": ""}},
+    "liveupdate": {"spec": {"resource": "api"}, "status": {"synced": 3}},
+}
+
+
+def fill(store):
+    for kind, body in KINDS.items():
+        store.put(kind, "api-1" if kind in ("build", "pod", "alert") else "api",
+                  spec=body["spec"], status=body["status"])
+
+
+async def test_every_kind_is_listed_with_spec_status_and_version(tmp_path):
+    async with running_daemon(tmp_path) as daemon:
+        fill(daemon.store)
+        for kind, body in KINDS.items():
+            async with daemon.http.get(f"{daemon.url}/api/v1/{kind}") as response:
+                assert response.status == 200
+                listing = await response.json()
+            assert listing["kind"] == kind
+            assert listing["resourceVersion"] == str(daemon.store.version)
+            [item] = listing["items"]
+            assert item["kind"] == kind
+            assert item["spec"] == body["spec"] and item["status"] == body["status"]
+            assert int(item["metadata"]["resourceVersion"]) > 0
+
+
+async def test_one_object_by_kind_and_name(tmp_path):
+    async with running_daemon(tmp_path) as daemon:
+        fill(daemon.store)
+        async with daemon.http.get(f"{daemon.url}/api/v1/pod/api-1") as response:
+            pod = await response.json()
+        assert pod["metadata"]["name"] == "api-1"
+        assert pod["status"]["phase"] == "Running"
+
+
+async def test_missing_object_is_a_json_404(tmp_path):
+    async with running_daemon(tmp_path) as daemon:
+        status, body = await daemon.get("/api/v1/resource/nope")
+    assert status == 404 and "nope" in body["error"]
+
+
+async def test_a_kind_not_used_yet_is_an_empty_list(tmp_path):
+    async with running_daemon(tmp_path) as daemon:
+        status, body = await daemon.get("/api/v1/liveupdate")
+    assert status == 200 and body["items"] == []
+
+
+async def test_plural_names_a_kind(tmp_path):
+    async with running_daemon(tmp_path) as daemon:
+        fill(daemon.store)
+        async with daemon.http.get(f"{daemon.url}/api/v1/pods") as response:
+            listing = await response.json()
+        assert listing["kind"] == "pod" and len(listing["items"]) == 1
+    assert normalize_kind("portforwards", []) == "portforward"
+    assert normalize_kind("widgets", ["widget"]) == "widget"
+    assert normalize_kind("brand-new", []) == "brand-new"
+
+
+async def test_index_lists_kinds_with_counts(tmp_path):
+    async with running_daemon(tmp_path) as daemon:
+        fill(daemon.store)
+        daemon.store.put("pod", "api-2", spec={"resource": "api"}, status={})
+        async with daemon.http.get(f"{daemon.url}/api/v1") as response:
+            index = await response.json()
+        counts = {entry["kind"]: entry["count"] for entry in index["kinds"]}
+        assert counts["pod"] == 2 and counts["resource"] == 1
+        async with daemon.http.get(f"{daemon.url}/api/v1/all") as response:
+            assert len((await response.json())["items"]) == len(KINDS) + 1
+
+
+async def test_unknown_route_is_json(tmp_path):
+    async with running_daemon(tmp_path) as daemon:
+        status, body = await daemon.get("/api/v1/a/b/c")
+    assert status == 404 and "error" in body
+
+
+async def test_dashboard_page_carries_the_token(tmp_path):
+    web = tmp_path / "web"
+    (web / "js").mkdir(parents=True)
+    (web / "index.html").write_text("<!doctype html><html><head><title>d</title></head>"
+                                    "<body></body></html>")
+    (web / "js" / "app.js").write_text("console.log('hi')")
+    async with running_daemon(tmp_path, web_dir=web) as daemon:
+        async with daemon.http.get(f"{daemon.url}/") as response:
+            page = await response.text()
+        assert f'<meta name="devloop-token" content="{daemon.server.token}">' in page
+        assert page.index("devloop-token") < page.index("<title>")
+        async with daemon.http.get(f"{daemon.url}/static/js/app.js") as response:
+            assert await response.text() == "console.log('hi')"
+        escape = URL(f"{daemon.url}/static/..%2F..%2F..%2Fetc%2Fpasswd", encoded=True)
+        async with daemon.http.get(escape) as response:
+            assert response.status == 404
+
+
+async def test_without_the_dashboard_the_page_says_so(tmp_path):
+    async with running_daemon(tmp_path) as daemon:
+        async with daemon.http.get(f"{daemon.url}/") as response:
+            page = await response.text()
+        assert "dashboard is not installed" in page
+        assert daemon.server.token in page
+
+
+def test_token_goes_into_the_head_or_first():
+    assert inject_token("<HEAD lang=x>t</HEAD>", "abc").startswith(
+        '<HEAD lang=x><meta name="devloop-token" content="abc">')
+    assert inject_token("<p>no head</p>", "abc").startswith('<meta name="devloop-token"')
+
+
+async def test_daemon_file_holds_url_and_token_for_this_user_only(tmp_path):
+    async with running_daemon(tmp_path) as daemon:
+        path = tmp_path / "state" / f"daemon-{daemon.server.port}.json"
+        assert daemon.server.port != 0 and daemon.server.daemon_file == path
+        data = json.loads(path.read_text())
+        assert data == {"url": daemon.url, "token": daemon.server.token, "pid": os.getpid()}
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not path.exists()  # removed when the server stops
