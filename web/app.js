@@ -1,0 +1,242 @@
+// The dashboard: resources from the daemon's watch stream, grouped by label, with Logs,
+// Alerts and Facets per resource. It only reads the API and acts through POSTs; no polling.
+
+import { action, stream } from "./api.js";
+import { LogView } from "./logview.js";
+import { buildsOf, renderAlerts, renderFacets } from "./panels.js";
+import { ago, clockTime, duration, el, statusOf } from "./util.js";
+
+const TABS = ["logs", "alerts", "facets"];
+const UNLABELED = "unlabeled";
+
+// The client's copy of the store, kept current by the watch stream.
+class State {
+  constructor() { this.objects = new Map(); this.version = 0; }
+  kinds(kind) {
+    if (!this.objects.has(kind)) this.objects.set(kind, new Map());
+    return this.objects.get(kind);
+  }
+  apply(event) {
+    const object = event.object || {};
+    const name = (object.metadata || {}).name;
+    if (!object.kind || !name) return;
+    if (event.type === "DELETED") this.kinds(object.kind).delete(name);
+    else this.kinds(object.kind).set(name, object);
+    this.version = Math.max(this.version, Number(object.metadata.resourceVersion) || 0);
+  }
+}
+
+const state = new State();
+const $ = (id) => document.getElementById(id);
+const logView = new LogView($("panel-logs"));
+const panelCache = {};
+let route = { resource: "", tab: "logs" };
+let dirtyKinds = new Set();
+let frame = 0;
+
+function parseRoute() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  if (parts[0] === "r" && parts[1]) {
+    return { resource: parts[1], tab: TABS.includes(parts[2]) ? parts[2] : "logs" };
+  }
+  return { resource: "", tab: parts[0] === "all" && parts[1] === "alerts" ? "alerts" : "logs" };
+}
+
+function hrefFor(resource, tab) {
+  return resource ? `#/r/${encodeURIComponent(resource)}/${tab}` : (tab === "alerts" ? "#/all/alerts" : "#/all");
+}
+
+function toast(message) {
+  const note = el("div", { class: "toast", role: "alert" }, message);
+  document.body.append(note);
+  setTimeout(() => note.remove(), 6000);
+}
+
+async function act(name, body, button) {
+  if (button) button.disabled = true;
+  try { await action(name, body); } catch (error) { toast(error.message); } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+// -- resource list
+
+function latestBuild(name) { return buildsOf(state, name)[0]; }
+
+function resourceRow(resource) {
+  const name = resource.metadata.name;
+  const spec = resource.spec || {};
+  const status = resource.status || {};
+  const shown = statusOf(resource);
+  const build = latestBuild(name);
+  const buildStatus = (build && build.status) || {};
+  const finished = buildStatus.startTime ? buildStatus.startTime + (buildStatus.duration || 0) : 0;
+  const pendingFiles = status.pendingChanges || [];
+  const links = [...(spec.links || [])];
+  for (const forward of state.kinds("portforward").values()) {
+    const url = (forward.status || {}).url;
+    if ((forward.spec || {}).resource === name && url && !links.includes(url)) links.push(url);
+  }
+  const selected = route.resource === name;
+  return el("li", { class: `resource${selected ? " selected" : ""}`, dataset: { name, status: shown } },
+    el("div", { class: "resource-line" },
+      el("span", { class: `badge ${shown}`, title: status.runtimeReason || status.waiting || "" }, shown),
+      el("a", { class: "resource-name", href: hrefFor(name, selected ? route.tab : "logs") }, name),
+      el("span", { class: "type" }, spec.type || ""),
+      el("button", {
+        class: "trigger", type: "button", title: `update ${name} now`,
+        onclick: (event) => act("trigger", { resource: name }, event.currentTarget),
+      }, "▶"),
+      el("label", { class: "toggle", title: status.enabled === false ? "enable" : "disable" },
+        el("input", {
+          type: "checkbox", class: "enable", checked: status.enabled !== false,
+          onchange: (event) => act(event.currentTarget.checked ? "enable" : "disable",
+            { resource: name }, event.currentTarget),
+        }))),
+    el("div", { class: "resource-meta" },
+      finished ? el("span", { class: "updated", title: clockTime(finished), dataset: { time: finished } },
+        `updated ${ago(finished)}`) : el("span", { class: "muted" }, "not updated yet"),
+      buildStatus.duration !== undefined ? el("span", { class: "duration" }, duration(buildStatus.duration)) : "",
+      pendingFiles.length ? el("span", { class: "pending-changes", title: pendingFiles.join("\n") },
+        `${pendingFiles.length} pending change${pendingFiles.length === 1 ? "" : "s"}`) : "",
+      status.waiting ? el("span", { class: "waiting" }, status.waiting) : ""),
+    links.length ? el("div", { class: "links" }, links.map((url) =>
+      el("a", { href: url, target: "_blank", rel: "noopener" }, url.replace(/^https?:\/\//, "")))) : "");
+}
+
+function renderSidebar() {
+  const groups = new Map();
+  const resources = [...state.kinds("resource").values()];
+  for (const resource of resources) {
+    const labels = (resource.spec || {}).labels || [];
+    for (const label of labels.length ? labels : [UNLABELED]) {
+      if (!groups.has(label)) groups.set(label, []);
+      groups.get(label).push(resource);
+    }
+  }
+  const names = [...groups.keys()].sort((a, b) =>
+    (a === UNLABELED) - (b === UNLABELED) || a.localeCompare(b));
+  const onlyUnlabeled = names.length === 1 && names[0] === UNLABELED;
+  $("resource-groups").replaceChildren(...names.map((label) => {
+    const members = groups.get(label);
+    const counts = {};
+    for (const r of members) counts[statusOf(r)] = (counts[statusOf(r)] || 0) + 1;
+    const summary = Object.entries(counts).map(([s, n]) => el("span", { class: `dot ${s}`, title: s }, String(n)));
+    return el("section", { class: "group", dataset: { label } },
+      onlyUnlabeled ? "" : el("h3", {}, label, el("span", { class: "group-summary" }, summary)),
+      el("ul", {}, members.map(resourceRow)));
+  }));
+  $("all-resources").classList.toggle("selected", !route.resource);
+}
+
+function renderHeader() {
+  const session = state.kinds("session").get("tiltfile");
+  const error = session && (session.status || {}).error;
+  $("tiltfile-error").hidden = !error;
+  $("tiltfile-error").textContent = error ? `Tiltfile: ${error}` : "";
+  const resource = route.resource && state.kinds("resource").get(route.resource);
+  $("resource-title").textContent = route.resource || "All resources";
+  const badge = $("resource-status");
+  if (resource) {
+    const shown = statusOf(resource);
+    badge.className = `badge ${shown}`;
+    badge.textContent = shown;
+    const s = resource.status || {};
+    $("resource-reason").textContent = s.error || s.waiting || s.runtimeReason || "";
+  } else {
+    badge.className = "badge";
+    badge.textContent = route.resource ? "unknown" : "";
+    $("resource-reason").textContent = "";
+  }
+  const alerts = [...state.kinds("alert").values()].filter((a) =>
+    !route.resource || (a.spec || {}).resource === route.resource);
+  $("alert-count").textContent = alerts.length ? String(alerts.length) : "";
+  for (const tab of TABS) {
+    const link = $(`tab-${tab}`);
+    link.href = hrefFor(route.resource, tab);
+    link.setAttribute("aria-selected", String(route.tab === tab));
+    link.hidden = !route.resource && tab === "facets";
+  }
+}
+
+function renderPanel(force) {
+  for (const tab of TABS) $(`panel-${tab}`).hidden = route.tab !== tab;
+  const touches = (...kinds) => force || kinds.some((k) => dirtyKinds.has(k));
+  if (route.tab === "alerts" && touches("alert", "build")) {
+    renderAlerts($("panel-alerts"), state, route.resource);
+  } else if (route.tab === "facets" && touches("resource", "build", "pod", "portforward", "liveupdate")) {
+    renderFacets($("panel-facets"), state, route.resource, panelCache);
+  }
+}
+
+function render(force = false) {
+  if (force || ["resource", "build", "portforward"].some((k) => dirtyKinds.has(k))) renderSidebar();
+  renderHeader();
+  renderPanel(force);
+  dirtyKinds = new Set();
+}
+
+function schedule(kind) {
+  dirtyKinds.add(kind);
+  if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); });
+}
+
+function onRoute() {
+  const next = parseRoute();
+  const changedResource = next.resource !== route.resource;
+  route = next;
+  if (changedResource) panelCache.buildLog = null;
+  if (route.tab === "logs") {
+    logView.show({ resource: route.resource });
+  }
+  render(true);
+}
+
+// -- wiring
+
+function connect() {
+  const indicator = $("connection");
+  stream("/api/v1/watch", (event) => {
+    state.apply(event);
+    schedule((event.object || {}).kind);
+  }, (status) => {
+    indicator.dataset.state = status;
+    indicator.textContent = status === "open" ? "live" : status;
+  });
+}
+
+function wireLogControls() {
+  const search = $("log-search");
+  let timer = 0;
+  const apply = () => { clearTimeout(timer); logView.show({ q: search.value.trim() }); };
+  search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(apply, 300); });
+  search.addEventListener("keydown", (event) => { if (event.key === "Enter") apply(); });
+  $("log-source").addEventListener("change", (event) => logView.show({ source: event.target.value }));
+  $("log-level").addEventListener("change", (event) => logView.show({ level: Number(event.target.value) }));
+  $("log-bottom").addEventListener("click", () => logView.scrollToNewest());
+}
+
+function wireArgs() {
+  $("args-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const words = $("args-input").value.trim().split(/\s+/).filter(Boolean);
+    if (words[0] === "--") words.shift();
+    act("args", { args: words }, event.submitter);
+  });
+}
+
+// "updated 12s ago" ages without asking the server anything.
+setInterval(() => {
+  const now = Date.now() / 1000;
+  for (const node of document.querySelectorAll(".updated[data-time]")) {
+    node.textContent = `updated ${ago(Number(node.dataset.time), now)}`;
+  }
+}, 5000);
+
+window.addEventListener("hashchange", onRoute);
+wireLogControls();
+wireArgs();
+connect();
+route = { resource: null, tab: "logs" }; // force the first route to load its logs
+onRoute();
+window.devloop = { state, logView };

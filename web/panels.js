@@ -1,0 +1,180 @@
+// The Alerts and Facets tabs: what needs attention now, and the facts behind a resource.
+
+import { getLogs } from "./api.js";
+import { buildNumber, clockTime, duration, el } from "./util.js";
+
+const EXCERPT_LINES = 20;
+
+function ofResource(map, resource) {
+  return [...map.values()].filter((obj) => !resource || (obj.spec || {}).resource === resource);
+}
+
+export function buildsOf(state, resource) {
+  return ofResource(state.kinds("build"), resource)
+    .sort((a, b) => buildNumber(b.metadata.name) - buildNumber(a.metadata.name));
+}
+
+// The newest `count` kept lines of a resource (of some sources) that pass `keep`.
+async function tailLines(resource, source, count, keep = () => true) {
+  const page = await getLogs({ resource, source, limit: count });
+  return (page.lines || []).filter(keep);
+}
+
+// A build's own log: the build lines written since it started.
+export function buildLog(build) {
+  const started = (build.status || {}).startTime || 0;
+  return tailLines(build.spec.resource, "build", 2000, (line) => line.time >= started - 0.5);
+}
+
+function logBlock(lines, empty) {
+  if (!lines.length) return el("p", { class: "muted" }, empty);
+  return el("pre", { class: "log-excerpt" }, lines.map((line) =>
+    (line.prefix ? `${line.prefix} ` : "") + line.text).join("\n"));
+}
+
+function pending(text = "loading…") {
+  return el("p", { class: "muted" }, text);
+}
+
+// Fill `slot` when `promise` resolves, unless the panel was redrawn in the meantime.
+function fillLater(slot, promise, render) {
+  promise.then((value) => { if (slot.isConnected) slot.replaceChildren(render(value)); },
+    (error) => { if (slot.isConnected) slot.replaceChildren(pending(`could not load: ${error.message}`)); });
+}
+
+export function renderAlerts(panel, state, resource) {
+  const alerts = ofResource(state.kinds("alert"), resource)
+    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  if (!alerts.length) {
+    panel.replaceChildren(el("p", { class: "empty" }, "No alerts. Build failures, crash loops, "
+      + "image pull errors, failing probes and port-forwards that are down show up here."));
+    return;
+  }
+  panel.replaceChildren(...alerts.map((alert) => {
+    const owner = alert.spec.resource || "";
+    const isBuild = /-update$/.test(alert.metadata.name);
+    const slot = el("div", { class: "excerpt" }, pending());
+    const card = el("article", { class: "alert", dataset: { name: alert.metadata.name } },
+      el("header", {},
+        el("span", { class: "badge error" }, isBuild ? "build" : "runtime"),
+        el("a", { class: "alert-resource", href: `#/r/${encodeURIComponent(owner)}/logs` }, owner),
+        el("span", { class: "muted" }, clockTime(alert.metadata.updatedAt))),
+      el("pre", { class: "alert-message" }, (alert.status || {}).message || ""),
+      slot);
+    const latest = buildsOf(state, owner)[0];
+    if (isBuild && latest) {
+      fillLater(slot, buildLog(latest), (lines) => logBlock(lines.slice(-EXCERPT_LINES),
+        "The build wrote no log."));
+    } else {
+      const message = (alert.status || {}).message || "";
+      fillLater(slot, tailLines(owner, "runtime,local", 200), (lines) => {
+        // Prefer the lines of the pod the alert names, when it names one.
+        const named = lines.filter((line) => line.prefix && message.includes(line.prefix.split(":")[0]));
+        return logBlock((named.length ? named : lines).slice(-EXCERPT_LINES), "No log lines kept.");
+      });
+    }
+    return card;
+  }));
+}
+
+function table(headers, rows, empty) {
+  if (!rows.length) return el("p", { class: "muted" }, empty);
+  return el("table", {},
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) => el("td", {}, c))))));
+}
+
+function section(id, title, ...body) {
+  return el("section", { class: "facet", id: `facet-${id}` }, el("h2", {}, title), ...body);
+}
+
+function fileList(files) {
+  if (!files || !files.length) return "";
+  const shown = files.slice(0, 5).join(", ");
+  return files.length > 5 ? `${shown} (+${files.length - 5} more)` : shown;
+}
+
+export function renderFacets(panel, state, name, cache) {
+  const resource = state.kinds("resource").get(name);
+  if (!resource) {
+    panel.replaceChildren(el("p", { class: "empty" }, `No resource named ${name}.`));
+    return;
+  }
+  const spec = resource.spec || {};
+  const status = resource.status || {};
+  const details = status.details || {};
+  const builds = buildsOf(state, name);
+  const pods = ofResource(state.kinds("pod"), name);
+  const forwards = ofResource(state.kinds("portforward"), name);
+  const liveUpdates = ofResource(state.kinds("liveupdate"), name)
+    .sort((a, b) => Number(b.metadata.resourceVersion) - Number(a.metadata.resourceVersion));
+
+  const summary = section("summary", "Summary", el("dl", {},
+    el("dt", {}, "type"), el("dd", {}, spec.type || ""),
+    el("dt", {}, "update"), el("dd", {}, status.updateStatus || ""),
+    el("dt", {}, "runtime"), el("dd", {}, [status.runtimeStatus, status.runtimeReason].filter(Boolean).join(": ")),
+    status.waiting ? [el("dt", {}, "waiting"), el("dd", {}, status.waiting)] : [],
+    status.error ? [el("dt", {}, "error"), el("dd", { class: "error-text" }, status.error)] : [],
+    el("dt", {}, "trigger mode"), el("dd", {}, spec.triggerMode || ""),
+    el("dt", {}, "depends on"), el("dd", {}, (spec.resourceDeps || []).join(", ") || "nothing"),
+    el("dt", {}, "labels"), el("dd", {}, (spec.labels || []).join(", ")),
+    (status.pendingChanges || []).length
+      ? [el("dt", {}, "pending changes"), el("dd", {}, fileList(status.pendingChanges))] : []));
+
+  const yaml = section("yaml", "Applied YAML", details.appliedYaml
+    ? el("pre", { class: "yaml" }, details.appliedYaml)
+    : el("p", { class: "muted" }, "Nothing applied to the cluster (yet)."));
+
+  // The last build's log is fetched once per build version, not on every store change.
+  const latest = builds[0];
+  const logSlot = el("div", {}, latest ? pending() : el("p", { class: "muted" }, "No build yet."));
+  if (latest) {
+    const key = `${latest.metadata.name}@${latest.metadata.resourceVersion}`;
+    if (!cache.buildLog || cache.buildLog.key !== key) cache.buildLog = { key, promise: buildLog(latest) };
+    fillLater(logSlot, cache.buildLog.promise, (lines) => logBlock(lines, "The build wrote no log."));
+  }
+  const lastLog = section("build-log", latest ? `Last build log (#${buildNumber(latest.metadata.name)})`
+    : "Last build log", logSlot);
+
+  const history = section("builds", "Build history", table(
+    ["#", "started", "duration", "cause", "files", "result"],
+    builds.map((build) => {
+      const s = build.status || {};
+      return [String(buildNumber(build.metadata.name)), clockTime(s.startTime), duration(s.duration),
+        build.spec.cause || "", fileList(build.spec.files),
+        s.error ? el("span", { class: "error-text" }, s.error)
+          : (s.duration === undefined ? "running" : "ok")];
+    }), "No builds yet."));
+
+  const podRows = pods.length ? pods.map((pod) => {
+    const s = pod.status || {};
+    return [pod.metadata.name, s.phase || "", String(s.ready ?? ""), String(s.restarts ?? 0),
+      s.lastTermination || "", s.problem ? el("span", { class: "error-text" }, s.problem) : "",
+      clockTime(s.created)];
+  }) : (details.pods || []).map((p) => [p.name, p.phase || "", String(p.ready ?? ""),
+    String(p.restarts ?? 0), p.lastTermination || "",
+    p.problem ? el("span", { class: "error-text" }, p.problem) : "", ""]);
+  const podSection = section("pods", "Pods", table(
+    ["pod", "phase", "ready", "restarts", "last termination", "problem", "created"], podRows,
+    "No pods."));
+
+  const forwardSection = section("forwards", "Port-forwards", table(
+    ["local", "container", "pod", "state", "url"],
+    forwards.map((f) => {
+      const s = f.status || {};
+      return [String(f.spec.localPort ?? ""), String(f.spec.containerPort ?? ""), s.pod || "",
+        s.state || "", s.url ? el("a", { href: s.url, target: "_blank", rel: "noopener" }, s.url) : ""];
+    }), "No port-forwards."));
+
+  const liveSection = section("live-updates", "Live updates", table(
+    ["files", "containers", "steps", "duration", "result"],
+    liveUpdates.map((lu) => {
+      const s = lu.status || {};
+      const steps = Array.isArray(s.steps) ? s.steps.map((step) =>
+        typeof step === "string" ? step : JSON.stringify(step)).join("; ") : String(s.steps ?? "");
+      return [fileList(lu.spec.files), (lu.spec.containers || []).join(", "), steps,
+        duration(s.duration), s.error ? el("span", { class: "error-text" }, s.error) : (s.result || "")];
+    }), "No live updates."));
+
+  panel.replaceChildren(summary, yaml, lastLog, history, podSection, forwardSection, liveSection);
+}
