@@ -7,28 +7,21 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from collections.abc import Callable
 
 from devloop.engine.ci import DEFAULT_TIMEOUT_SECONDS, CiOutcome, wait_for_outcome
 from devloop.engine.engine import Engine
 from devloop.engine.local_runner import LocalRunner
-from devloop.engine.logs import LogLine, LogStore
+from devloop.engine.logs import LogStore
 from devloop.engine.reloader import Reloader
-from devloop.engine.runner import ResourceRunner, RunnerHooks
+from devloop.engine.runner import ResourceRunner, RunnerHooks, UpdateError
 from devloop.engine.store import Store
+from devloop.hud.plain import PlainPrinter, ci_summary
+from devloop.hud.wiring import run_ui
+from devloop.server.app import RunningServer, start_server
+from devloop.server.engine_actions import EngineActions
 from devloop.tiltfile import plan as p
 from devloop.tiltfile.evaluator import evaluate
-
-
-def _plain_printer(stream: object = sys.stdout) -> Callable[[LogLine], None]:
-    def emit(line: LogLine) -> None:
-        prefix = f"{line.resource:>14} │ "
-        if line.prefix:
-            prefix += f"[{line.prefix}] "
-        print(prefix + line.text, file=stream, flush=True)  # type: ignore[call-overload]
-
-    return emit
 
 
 def _environ(plan: p.Plan) -> dict[str, str]:
@@ -70,7 +63,8 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
     evaluation = evaluate(options.file, args=tiltfile_args, subcommand=mode)
     plan = evaluation.plan
     store, logs = Store(), LogStore()
-    logs.add_listener(_plain_printer())
+    if mode == "ci":
+        PlainPrinter().attach(logs)
     for line in evaluation.output:
         logs.append("(Tiltfile)", line, source="tiltfile")
     for warning in plan.warnings:
@@ -104,19 +98,32 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
                     on_removed=on_removed)
     engine_ref.append(engine)
     engine_task = asyncio.create_task(engine.run(), name="engine")
+    # `devloop args` replaces the Tiltfile args for the next reload.
+    args_now = [tuple(tiltfile_args)]
+    reloader = None if mode == "ci" else Reloader(engine, logs, lambda: evaluate(
+        options.file, args=args_now[0], subcommand=mode))
+    actions = EngineActions(engine, reloader, lambda args: args_now.__setitem__(0, tuple(args)),
+                            initial_args=tiltfile_args)
+    server = None
     try:
-        if mode == "ci":
+        server = await _start_server(options, mode, store, logs, actions)
+        if reloader is None:
             outcome = await wait_for_outcome(engine, _timeout(options, plan))
             return _report_ci(engine, logs, outcome)
-        reloader = Reloader(engine, logs, lambda: evaluate(
-            options.file, args=tiltfile_args, subcommand=mode))
         reloader.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         try:
-            await _wait_for_interrupt()
+            url = server.url if server is not None else ""
+            await run_ui(options, store, logs, actions, url, stop)
         finally:
             await reloader.stop()
         return 0
     finally:
+        if server is not None:
+            await server.stop()
         engine_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await engine_task
@@ -125,27 +132,25 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
             await cluster.close()
 
 
-async def _wait_for_interrupt() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+async def _start_server(options: argparse.Namespace, mode: str, store: Store, logs: LogStore,
+                        actions: EngineActions) -> RunningServer | None:
+    """The API and dashboard. A busy port stops `up` with a clear error; `ci` runs on
+    without them (a developer's `devloop up` may hold the default port)."""
+    try:
+        server = await start_server(store=store, logs=logs, actions=actions,
+                                    host=options.host, port=options.port)
+    except OSError as exc:
+        message = (f"cannot serve the API on {options.host}:{options.port}: {exc.strerror} "
+                   "(another devloop up? use --port)")
+        if mode != "ci":
+            raise UpdateError(message) from None
+        logs.append("(Tiltfile)", f"WARNING: {message}", source="tiltfile")
+        return None
+    logs.append("(Tiltfile)", f"API and dashboard: {server.url}", source="tiltfile")
+    return server
 
 
 def _report_ci(engine: Engine, logs: LogStore, outcome: CiOutcome) -> int:
-    print("", flush=True)
-    print(f"{'RESOURCE':<24} {'UPDATE':<12} {'RUNTIME':<14} BUILDS")
-    for view in engine.views():
-        builds = engine.store.get("resource", view.name)
-        count = builds.status.get("builds", 0) if builds else 0
-        print(f"{view.name:<24} {view.update.value:<12} {view.runtime.value:<14} {count}")
-    if outcome.ok:
-        print("SUCCESS. All workloads are healthy.", flush=True)
-        return 0
-    print(f"ERROR: resource {outcome.failed_resource!r}: {outcome.message}", flush=True)
-    if outcome.failed_resource:
-        print(f"Last log lines of {outcome.failed_resource}:")
-        for line in logs.tail(outcome.failed_resource, 40):
-            print(f"  {line}")
-    return 1
+    print(flush=True)
+    print(ci_summary(engine.views(), engine.store, logs, outcome), end="", flush=True)
+    return 0 if outcome.ok else 1

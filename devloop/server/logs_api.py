@@ -79,7 +79,7 @@ class LogQuery:
         if self.before is not None:
             lines = [line for line in lines if line.seq < self.before]
         if self.limit is not None:
-            lines = lines[len(lines) - self.limit:] if self.limit else []
+            lines = lines[max(0, len(lines) - self.limit):] if self.limit else []
         return lines
 
 

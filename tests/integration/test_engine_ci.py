@@ -164,6 +164,8 @@ def test_up_rebuilds_only_the_edited_image_and_serves_the_new_response(
                           _get("http://127.0.0.1:18081/"), 420, "the api through its forward")
         assert '"coffee"' in first
         apps = client.AppsV1Api(testenv.api_client())
+        # web waits for api (resource_deps), so it may not be applied yet.
+        _wait_for(lambda: "<h1>Shop</h1>" in _get("http://127.0.0.1:18080/"), 300, "the web")
         web_image = apps.read_namespaced_deployment(
             "web", k8s_namespace).spec.template.spec.containers[0].image
 
