@@ -17,7 +17,7 @@ from devloop.build.context import context_digest
 from devloop.build.custom_builder import CustomBuilder
 from devloop.build.docker_builder import BuildError, DockerBuilder
 from devloop.engine.runner import UpdateError
-from devloop.k8s.client import KubeClient, KubeError, ObjectRef
+from devloop.k8s.client import ExecResult, KubeClient, KubeError, ObjectRef
 from devloop.k8s.inject import inject
 from devloop.k8s.portforward import PortForwarder
 from devloop.tiltfile import plan as p
@@ -132,6 +132,11 @@ class Cluster:
             return []
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         return await self.kube.list_pods(namespace, selector)
+
+    async def exec(self, namespace: str, pod: str, container: str, argv: list[str],
+                   stdin: bytes | None = None) -> ExecResult:
+        """Run `argv` in a container (live update); KubeError when it cannot be started."""
+        return await self.kube.exec(namespace, pod, container, argv, stdin)
 
     async def follow_logs(self, namespace: str, pod: str, container: str, log: LogFn) -> None:
         async for line in self.kube.stream_logs(namespace, pod, container):

@@ -1,22 +1,32 @@
 """A Kubernetes resource: build its images, apply its objects, watch its pods.
 
 Update: build (and push) every image the resource deploys, inject the new refs, apply
-the objects server-side. Runtime: a monitor task reads the workloads and their pods,
-streams every container's logs (resuming after restarts), turns crash loops and pull
-errors into alerts, and keeps each port-forward pointed at a ready pod.
+the objects server-side; or, when the changed files allow it, live update the running
+containers instead (copy the files in, run the `run` steps; see `live_update.py`).
+Runtime: a monitor task reads the workloads and their pods, streams every container's
+logs (resuming after restarts), turns crash loops and pull errors into alerts, and keeps
+each port-forward pointed at a ready pod.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shlex
+import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import yaml
 
-from devloop.engine.runner import RunnerHooks, RuntimeReport
+from devloop.engine import live_update as lu
+from devloop.engine.runner import RunnerHooks, RuntimeReport, UpdateError
 from devloop.engine.scheduler import RuntimeState
+from devloop.k8s.errors import KubeError
 from devloop.k8s.health import Assessment, Health, assess
+from devloop.k8s.streams import ExecResult
+from devloop.k8s.sync import Archive, SyncError, apply_in_container, tar_archive
 from devloop.tiltfile import plan as p
 
 MONITOR_PERIOD_SECONDS = 1.0
@@ -43,8 +53,20 @@ class ClusterSeam(Protocol):
     async def follow_logs(self, namespace: str, pod: str, container: str,
                           log: Any) -> None: ...
 
+    async def exec(self, namespace: str, pod: str, container: str, argv: list[str],
+                   stdin: bytes | None = None) -> ExecResult: ...
+
     async def forward(self, namespace: str, pod: str, forward: p.PortForward,
                       on_error: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class _LiveWork:
+    """A live update to do: each image's files and steps with its target containers, and
+    every pod of the resource at the time (see `live_update.Synced`)."""
+
+    items: list[tuple[lu.ImageUpdate, list[lu.Container]]]
+    pods: frozenset[tuple[str, str]]
 
 
 class K8sRunner:
@@ -61,11 +83,43 @@ class K8sRunner:
         self._log_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._forwards: dict[int, tuple[str, Any]] = {}
         self._published_pods: set[str] = set()
+        # Live update state: the refs deployed (image ref -> reference in the pods), the
+        # changed files not yet applied anywhere, and what live updates touched since.
+        self._deployed: dict[str, str] = {}
+        self._rebuild_next = False
+        self._pending: set[str] = set()
+        self._synced: lu.Synced | None = None
+        self._live_updates = 0
 
     def _log(self, text: str, source: str = "build", prefix: str = "") -> None:
         self.hooks.log(self.name, text, source, prefix)
 
     async def update(self, changed_files: tuple[str, ...]) -> None:
+        # Files of a live update that failed stay pending: the next one copies them again.
+        self._pending.update(changed_files)
+        files = tuple(sorted(self._pending))
+        started = time.monotonic()
+        if self._deployed and not self._rebuild_next:
+            choice = await self._choose(files)
+            if isinstance(choice, lu.FullBuild):
+                if self._has_live_update():
+                    self._log(f"Will not live update: {choice.reason}. Full rebuild.")
+                    self._publish_live_update(files, [], [], started, "fallback",
+                                              choice.reason)
+            else:
+                try:
+                    await self._live_update(files, choice, started)
+                except SyncError as exc:
+                    self._log(f"Live update failed: {exc}. Falling back to a full rebuild.")
+                else:
+                    self._pending.clear()
+                    return
+        self._rebuild_next = True  # until a full update succeeds
+        await self._full_update()
+        self._rebuild_next = False
+        self._pending.clear()
+
+    async def _full_update(self) -> None:
         images = await self.cluster.build_images(self.plan, self.resource.image_refs,
                                                  self._log)
         manifests = self.cluster.prepare(self.resource, images)
@@ -76,10 +130,131 @@ class K8sRunner:
             meta = manifest.get("metadata", {})
             self._log(f"  {manifest.get('kind')}/{meta.get('name')} applied")
         self.applied = manifests
+        self._deployed = {ref: images[ref] for ref in self.resource.image_refs if ref in images}
+        self._synced = None
         self._report = RuntimeReport(RuntimeState.PENDING, "waiting for pods", details={
             "appliedYaml": yaml.safe_dump_all(manifests, sort_keys=False)})
         self.hooks.changed()
         await self._restart_monitor()
+
+    # -- live update
+    def _images(self) -> list[p.ImageTarget]:
+        """The resource's images with their image_deps."""
+        found: dict[str, p.ImageTarget] = {}
+        pending = list(self.resource.image_refs)
+        while pending:
+            ref = pending.pop()
+            if ref in found:
+                continue
+            with contextlib.suppress(KeyError):
+                found[ref] = self.plan.image(ref)
+                image = found[ref]
+                if isinstance(image, p.CustomBuild):
+                    pending.extend(image.image_deps)
+        return list(found.values())
+
+    def _has_live_update(self) -> bool:
+        return any(image.live_update for image in self._images())
+
+    async def _choose(self, files: tuple[str, ...]) -> lu.FullBuild | _LiveWork:
+        """Which containers get which files and steps, or why the image must be rebuilt."""
+        decision = lu.decide(self._images(), self._deployed, files,
+                             base=os.path.dirname(self.plan.tiltfile))
+        if isinstance(decision, lu.FullBuild):
+            return decision
+        containers: list[lu.Container] = []
+        for workload in self._workloads():
+            namespace = workload.get("metadata", {}).get("namespace") or self.cluster.namespace
+            containers += lu.containers_of(await self.cluster.pods_of(workload), namespace)
+        work: list[tuple[lu.ImageUpdate, list[lu.Container]]] = []
+        for update in decision.images:
+            targets = lu.targets_or_reason(containers, self._deployed[update.image_ref],
+                                           self._synced)
+            if isinstance(targets, lu.FullBuild):
+                return targets
+            work.append((update, targets))
+        return _LiveWork(work, frozenset((c.namespace, c.pod) for c in containers))
+
+    async def _live_update(self, files: tuple[str, ...], work: _LiveWork,
+                           started: float) -> None:
+        steps: list[dict[str, Any]] = []
+        names = [str(c) for _, targets in work.items for c in targets]
+        restarts = dict(self._synced.restarts) if self._synced else {}
+        base = os.path.dirname(self.plan.tiltfile)
+        try:
+            for update, targets in work.items:
+                is_input = lu.inputs_of(self.plan.image(update.image_ref), base)
+                archive = await asyncio.to_thread(
+                    tar_archive, [(c.local, c.remote) for c in update.copies],
+                    lambda path, is_input=is_input: not is_input(path))
+                results = await asyncio.gather(*(
+                    self._update_container(update, archive, c, steps) for c in targets),
+                    return_exceptions=True)
+                # Whatever happened, these containers may hold some of the new files now.
+                self._synced = lu.Synced(work.pods, restarts | {
+                    c.key: c.restarts for c in targets})
+                restarts = dict(self._synced.restarts)
+                errors = [r for r in results if isinstance(r, BaseException)]
+                for error in errors:
+                    if not isinstance(error, SyncError | UpdateError):
+                        raise error
+                for error in errors:  # a sync that failed needs the rebuild first
+                    if isinstance(error, SyncError):
+                        raise error
+                if errors:
+                    raise errors[0]
+        except SyncError as exc:
+            self._publish_live_update(files, names, steps, started, "fallback", str(exc))
+            raise
+        except UpdateError as exc:
+            self._publish_live_update(files, names, steps, started, "failed", str(exc))
+            raise
+        elapsed = _ms(started)
+        self._log(f"Live update: done in {elapsed} ms ({_count(len(files), 'changed file')}, "
+                  f"{_count(len(names), 'container')})")
+        self._publish_live_update(files, names, steps, started, "ok", "")
+
+    async def _update_container(self, update: lu.ImageUpdate, archive: Archive,
+                                container: lu.Container, steps: list[dict[str, Any]]) -> None:
+        started = time.monotonic()
+        await apply_in_container(self.cluster.exec, container.namespace, container.pod,
+                                 container.name, archive=archive, deletes=update.deletes)
+        elapsed = _ms(started)
+        done = [text for count, text in (
+            (archive.files, f"synced {_count(archive.files, 'file')}"),
+            (len(update.deletes), f"deleted {_count(len(update.deletes), 'path')}")) if count]
+        self._log(f"Live update: {' and '.join(done) or 'nothing to copy'} "
+                  f"{'to' if archive.files else 'in'} {container} in {elapsed} ms")
+        steps.append({"step": "sync", "container": str(container), "files": archive.files,
+                      "deleted": len(update.deletes), "ms": elapsed})
+        for run in update.runs:
+            shown = run.command[2] if run.shell else shlex.join(run.command)
+            if not run.echo_off:
+                self._log(f"Live update: running `{shown}` in {container}")
+            started = time.monotonic()
+            try:
+                result = await self.cluster.exec(container.namespace, container.pod,
+                                                  container.name, list(run.command), None)
+            except KubeError as exc:
+                raise SyncError(f"run `{shown}` in {container}: {exc.message}") from None
+            output = (result.stdout + result.stderr).decode(errors="replace").rstrip()
+            for line in output.splitlines():
+                self._log(line, prefix=str(container))
+            steps.append({"step": "run", "command": shown, "container": str(container),
+                          "exitCode": result.exit_code, "ms": _ms(started)})
+            if result.exit_code != 0:
+                raise UpdateError(f"live update: `{shown}` failed in {container} with exit "
+                                  f"code {result.exit_code}" + (f":\n{output}" if output
+                                                                else ""))
+
+    def _publish_live_update(self, files: tuple[str, ...], containers: list[str],
+                             steps: list[dict[str, Any]], started: float, result: str,
+                             error: str) -> None:
+        self._live_updates += 1
+        self.hooks.publish("liveupdate", f"{self.name}-{self._live_updates}", {
+            "resource": self.name, "files": list(files), "containers": containers}, {
+            "steps": steps, "duration": round(time.monotonic() - started, 3),
+            "result": result, "error": error})
 
     async def _restart_monitor(self) -> None:
         if self._monitor is not None:
@@ -230,4 +405,12 @@ class K8sRunner:
             with contextlib.suppress(Exception):
                 await handle.stop()
         self._forwards.clear()
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
 

@@ -1,0 +1,265 @@
+"""K8sRunner's live update branch against a fake cluster that implements the cluster seam."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devloop.engine.k8s_runner import K8sRunner
+from devloop.engine.runner import RunnerHooks, UpdateError
+from devloop.k8s.errors import KubeError
+from devloop.k8s.streams import ExecResult
+from devloop.tiltfile import plan as p
+
+
+class FakeCluster:
+    """Builds are counted, the deployment runs one pod per entry of `pods`, exec calls are
+    recorded and answered by `answer`."""
+
+    namespace = "ns"
+
+    def __init__(self) -> None:
+        self.builds = 0
+        self.image = ""
+        self.pods: list[dict[str, Any]] = []
+        self.execs: list[tuple[str, list[str], bytes | None]] = []
+        self.answer = lambda argv: ExecResult(0, b"", b"")
+
+    async def build_images(self, plan: p.Plan, refs: tuple[str, ...],
+                           log: Any) -> dict[str, str]:
+        self.builds += 1
+        self.image = f"reg/app:{self.builds}"
+        self.pods = [self.pod(f"app-{self.builds}")]
+        return {ref: self.image for ref in refs}
+
+    def pod(self, name: str, restarts: int = 0) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "ns"},
+                "spec": {"containers": [{"name": "main", "image": self.image}]},
+                "status": {"phase": "Running", "containerStatuses": [
+                    {"name": "main", "restartCount": restarts, "state": {"running": {}},
+                     "ready": True}]}}
+
+    def prepare(self, resource: p.Resource, images: dict[str, str]) -> list[dict[str, Any]]:
+        return [{"apiVersion": "apps/v1", "kind": "Deployment",
+                 "metadata": {"name": "app", "namespace": "ns"},
+                 "spec": {"selector": {"matchLabels": {"app": "app"}}, "template": {
+                     "spec": {"containers": [{"name": "main", "image": images["app"]}]}}}}]
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        return manifest
+
+    async def read(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        return manifest
+
+    async def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.pods
+
+    async def follow_logs(self, namespace: str, pod: str, container: str, log: Any) -> None:
+        return None
+
+    async def forward(self, namespace: str, pod: str, forward: p.PortForward,
+                      on_error: Any) -> Any:
+        raise AssertionError("no port-forwards in these tests")
+
+    async def exec(self, namespace: str, pod: str, container: str, argv: list[str],
+                   stdin: bytes | None = None) -> ExecResult:
+        self.execs.append((pod, argv, stdin))
+        return self.answer(argv)
+
+    def extracted(self) -> list[list[str]]:
+        """The names in each tar stream sent, in order."""
+        found = []
+        for _, argv, stdin in self.execs:
+            if argv[0] == "tar" and stdin is not None:
+                with tarfile.open(fileobj=io.BytesIO(stdin)) as tar:
+                    found.append([m.name for m in tar.getmembers() if m.isfile()])
+        return found
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.objects: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def hooks(self) -> RunnerHooks:
+        return RunnerHooks(log=lambda resource, text, source, prefix: self.lines.append(text),
+                           changed=lambda: None,
+                           publish=lambda kind, name, spec, status: self.objects.__setitem__(
+                               (kind, name), (spec, status)))
+
+    def live_updates(self) -> list[dict[str, Any]]:
+        return [status for (kind, _), (_, status) in self.objects.items()
+                if kind == "liveupdate"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.py").write_text("v1\n")
+    return tmp_path
+
+
+def make_runner(project: Path, *steps: p.LiveUpdateStep
+                ) -> tuple[K8sRunner, FakeCluster, Recorder]:
+    image = p.DockerBuild("app", str(project), str(project / "Dockerfile"), live_update=steps)
+    resource = p.Resource("app", p.ResourceType.K8S, image_refs=("app",))
+    plan = p.Plan(str(project / "Tiltfile"), (resource,), (image,))
+    cluster, recorder = FakeCluster(), Recorder()
+    return K8sRunner(resource, plan=plan, cluster=cluster, hooks=recorder.hooks()), \
+        cluster, recorder
+
+
+async def test_first_deploy_builds_then_synced_changes_go_into_the_running_container(
+        project):
+    runner, cluster, recorder = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
+    main = str(project / "src" / "main.py")
+    try:
+        await runner.update((main,))
+        assert cluster.builds == 1 and cluster.execs == []
+        await runner.update((main,))
+        assert cluster.builds == 1
+        assert cluster.extracted() == [["app/main.py"]]
+        assert cluster.execs[0][0] == "app-1"
+        (status,) = recorder.live_updates()
+        assert status["result"] == "ok" and status["steps"][0]["files"] == 1
+        assert any("Live update: synced 1 file to app-1/main in" in line
+                   for line in recorder.lines)
+    finally:
+        await runner.stop()
+
+
+async def test_a_deleted_file_is_removed_in_the_container(project):
+    runner, cluster, _ = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
+    try:
+        await runner.update(())
+        (project / "src" / "main.py").unlink()
+        await runner.update((str(project / "src" / "main.py"),))
+        assert [argv for _, argv, _ in cluster.execs] == [["rm", "-rf", "--", "/app/main.py"]]
+        assert cluster.builds == 1
+    finally:
+        await runner.stop()
+
+
+async def test_fall_back_on_rebuilds_and_says_why(project):
+    runner, cluster, recorder = make_runner(
+        project, p.FallBackOnStep((str(project / "Dockerfile"),)),
+        p.SyncStep(str(project), "/app"))
+    try:
+        await runner.update(())
+        await runner.update((str(project / "Dockerfile"),))
+        assert cluster.builds == 2 and cluster.execs == []
+        (status,) = recorder.live_updates()
+        assert status["result"] == "fallback" and "fall_back_on" in status["error"]
+    finally:
+        await runner.stop()
+
+
+async def test_a_failing_run_step_fails_the_update_and_the_next_change_retries_its_files(
+        project):
+    runner, cluster, recorder = make_runner(
+        project, p.SyncStep(str(project / "src"), "/app"),
+        p.RunStep(("sh", "-c", "make check"), True))
+    (project / "src" / "other.py").write_text("x\n")
+    cluster.answer = lambda argv: ExecResult(2, b"", b"check: syntax error") \
+        if argv[0] == "sh" else ExecResult(0, b"", b"")
+    try:
+        await runner.update(())
+        with pytest.raises(UpdateError, match="make check.*exit code 2:\ncheck: syntax error"):
+            await runner.update((str(project / "src" / "main.py"),))
+        assert recorder.live_updates()[0]["result"] == "failed"
+        cluster.answer = lambda argv: ExecResult(0, b"ok", b"")
+        await runner.update((str(project / "src" / "other.py"),))
+        assert cluster.builds == 1
+        assert cluster.extracted()[-1] == ["app/main.py", "app/other.py"]
+        assert [s["result"] for s in recorder.live_updates()] == ["failed", "ok"]
+    finally:
+        await runner.stop()
+
+
+async def test_run_steps_run_only_for_their_triggers(project):
+    deps = str(project / "src" / "deps.txt")
+    runner, cluster, _ = make_runner(
+        project, p.SyncStep(str(project / "src"), "/app"),
+        p.RunStep(("pip", "install"), False, triggers=(deps,)))
+    (project / "src" / "deps.txt").write_text("x\n")
+    try:
+        await runner.update(())
+        await runner.update((str(project / "src" / "main.py"),))
+        assert [argv[0] for _, argv, _ in cluster.execs] == ["tar"]
+        await runner.update((deps,))
+        assert [argv[0] for _, argv, _ in cluster.execs] == ["tar", "tar", "pip"]
+    finally:
+        await runner.stop()
+
+
+async def test_a_restarted_container_after_a_live_update_gets_a_rebuild(project):
+    runner, cluster, recorder = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
+    main = str(project / "src" / "main.py")
+    try:
+        await runner.update(())
+        await runner.update((main,))
+        cluster.pods = [cluster.pod("app-1", restarts=1)]
+        await runner.update((main,))
+        assert cluster.builds == 2
+        assert "restarted since the last live update" in recorder.live_updates()[-1]["error"]
+        # After the rebuild the new pod is current again: live updates resume.
+        await runner.update((main,))
+        assert cluster.builds == 2 and cluster.execs[-1][0] == "app-2"
+    finally:
+        await runner.stop()
+
+
+async def test_a_new_pod_after_a_live_update_gets_a_rebuild(project):
+    runner, cluster, _ = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
+    main = str(project / "src" / "main.py")
+    try:
+        await runner.update(())
+        await runner.update((main,))
+        cluster.pods.append(cluster.pod("app-1-extra"))
+        await runner.update((main,))
+        assert cluster.builds == 2
+    finally:
+        await runner.stop()
+
+
+async def test_a_container_without_tar_falls_back_to_a_rebuild_and_says_so(project):
+    runner, cluster, recorder = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
+
+    def no_tar(argv: list[str]) -> ExecResult:
+        raise KubeError('exec: "tar": executable file not found in $PATH')
+
+    try:
+        await runner.update(())
+        cluster.answer = no_tar
+        await runner.update((str(project / "src" / "main.py"),))
+        assert cluster.builds == 2
+        assert any("has no `tar`" in line and "Falling back to a full rebuild" in line
+                   for line in recorder.lines)
+        assert recorder.live_updates()[-1]["result"] == "fallback"
+    finally:
+        await runner.stop()
+
+
+async def test_a_failed_full_build_makes_the_next_update_a_full_build_too(project):
+    runner, cluster, _ = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
+    main = str(project / "src" / "main.py")
+    builds = cluster.build_images
+
+    async def broken(*args: Any) -> dict[str, str]:
+        raise UpdateError("image app: build failed")
+
+    try:
+        await runner.update(())
+        cluster.build_images = broken  # type: ignore[method-assign]
+        with pytest.raises(UpdateError):
+            await runner.update((str(project / "Dockerfile"),))
+        cluster.build_images = builds  # type: ignore[method-assign]
+        await runner.update((main,))
+        assert cluster.builds == 2 and cluster.execs == []
+    finally:
+        await runner.stop()
