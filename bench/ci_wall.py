@@ -25,7 +25,7 @@ def main() -> None:
         warm = subprocess.run(env.devloop("ci", "--timeout", "10m"), cwd=env.project,
                               env=env.env(), capture_output=True, text=True, check=False)
         if warm.returncode != 0:
-            sys.exit(f"warm-up ci failed:\n{warm.stdout[-3000:]}")
+            sys.exit(f"warm-up ci failed:\n{warm.stdout[-3000:]}\n{warm.stderr[-3000:]}")
         samples = []
         for index in range(runs):
             subprocess.run(env.devloop("down"), cwd=env.project, env=env.env(),
@@ -35,7 +35,7 @@ def main() -> None:
                                     env=env.env(), capture_output=True, text=True, check=False)
             elapsed = time.perf_counter() - start
             if result.returncode != 0:
-                sys.exit(f"ci run {index + 1} failed:\n{result.stdout[-3000:]}")
+                sys.exit(f"ci run {index + 1} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
             samples.append(elapsed)
             print(f"run {index + 1}: devloop ci {elapsed:.2f} s (after devloop down)")
         subprocess.run(env.devloop("down"), cwd=env.project, env=env.env(),

@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable
+import sys
+from collections.abc import Awaitable, Callable
 
 from devloop.engine.ci import DEFAULT_TIMEOUT_SECONDS, CiOutcome, wait_for_outcome
+from devloop.engine.cluster import Cluster
 from devloop.engine.engine import Engine
 from devloop.engine.local_runner import LocalRunner
 from devloop.engine.logs import LogStore
@@ -78,10 +80,8 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
         publish=lambda kind, name, spec, status: store.put(kind, name, spec=spec,
                                                             status=status),
         delete=store.delete)
-    cluster = None
+    cluster: Cluster | None = None
     if any(r.type == p.ResourceType.K8S for r in plan.resources):
-        from devloop.engine.cluster import Cluster
-
         cluster = await Cluster.connect(plan, log=lambda text: logs.append(
             "(Tiltfile)", text, source="tiltfile"))
     on_removed = None
@@ -122,14 +122,31 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
             await reloader.stop()
         return 0
     finally:
-        if server is not None:
-            await server.stop()
-        engine_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await engine_task
-        await engine.close()
-        if cluster is not None:
-            await cluster.close()
+        await _shut_down(server, engine, engine_task, cluster)
+
+
+async def _shut_down(server: RunningServer | None, engine: Engine,
+                     engine_task: asyncio.Task[None], cluster: Cluster | None) -> None:
+    """Stop everything we started, each step on its own: a step that fails is reported and
+    never hides the session's result or skips the steps after it."""
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+    if server is not None:
+        steps.append(("API server", server.stop))
+    engine_task.cancel()
+    steps.append(("engine", lambda: _await_cancelled(engine_task)))
+    steps.append(("resources", engine.close))
+    if cluster is not None:
+        steps.append(("cluster connection", cluster.close))
+    for what, step in steps:
+        try:
+            await step()
+        except Exception as exc:  # shutting down: report, carry on
+            print(f"devloop: error while stopping the {what}: {exc!r}", file=sys.stderr)
+
+
+async def _await_cancelled(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _start_server(options: argparse.Namespace, mode: str, store: Store, logs: LogStore,
