@@ -10,6 +10,10 @@ from devloop.engine.scheduler import RuntimeState, UpdateState
 
 POLL_SECONDS = 0.25
 DEFAULT_TIMEOUT_SECONDS = 30 * 60
+# A container that exits right after it starts is briefly Running and Ready (there is no
+# readiness probe to say otherwise) before the kubelet notices the exit, which it does on
+# its next relist (about a second). Success must hold this long before `ci` believes it.
+SETTLE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,20 @@ def judge(engine: Engine) -> CiOutcome | None:
     return None if waiting else CiOutcome(True)
 
 
-async def wait_for_outcome(engine: Engine, timeout: float) -> CiOutcome:
+async def wait_for_outcome(engine: Engine, timeout: float,
+                           settle: float = SETTLE_SECONDS) -> CiOutcome:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    healthy_since: float | None = None
     while True:
         outcome = judge(engine)
-        if outcome is not None:
+        if outcome is not None and not outcome.ok:
+            return outcome
+        if outcome is None:
+            healthy_since = None
+        elif healthy_since is None:
+            healthy_since = loop.time()
+        elif loop.time() - healthy_since >= settle:
             return outcome
         if loop.time() >= deadline:
             pending = [v.name for v in engine.views() if v.enabled and not v.ready

@@ -86,3 +86,12 @@ async def test_ci_times_out_naming_what_it_waited_for(tiltfile):
     outcome, _, _ = await run_ci(plan, timeout=1.0)
     assert not outcome.ok
     assert "timeout" in outcome.message and "slow" in outcome.message
+
+
+async def test_ci_waits_for_success_to_hold_so_a_quick_crash_is_caught(tiltfile):
+    # Ready as soon as it starts (no probe), then dies: like a container that exits
+    # right after starting.
+    plan = tiltfile('local_resource("flaky", serve_cmd="sleep 0.5; exit 2")\n').plan
+    outcome, _, _ = await run_ci(plan)
+    assert not outcome.ok
+    assert "serve_cmd exited with code 2" in outcome.message
