@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from devloop.engine.custom_deploy_runner import run_delete_cmd
 from devloop.engine.runner import UpdateError
 from devloop.k8s.client import KubeClient, KubeError, ObjectRef
 from devloop.tiltfile import plan as p
@@ -75,6 +76,9 @@ async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: b
     deleted: list[dict[str, Any]] = []
     try:
         for resource in reverse_dependency_order(plan.resources):
+            if resource.type == p.ResourceType.CUSTOM_DEPLOY:
+                await run_delete_cmd(plan, resource, print)
+                continue
             deleted += await delete_owned(kube, resource, delete_namespaces=delete_namespaces,
                                           say=print)
         await _wait_gone(kube, deleted)

@@ -43,6 +43,10 @@ def make_runner_factory(hooks: RunnerHooks, cluster: object | None
             from devloop.engine.k8s_runner import K8sRunner
 
             return K8sRunner(resource, plan=plan, cluster=cluster, hooks=hooks)
+        if resource.type == p.ResourceType.CUSTOM_DEPLOY:
+            from devloop.engine.custom_deploy_runner import CustomDeployRunner
+
+            return CustomDeployRunner(resource, plan=plan, cluster=cluster, hooks=hooks)
         from devloop.engine.unsupported import UnsupportedRunner
 
         return UnsupportedRunner(resource)
@@ -81,17 +85,23 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
                                                             status=status),
         delete=store.delete)
     cluster: Cluster | None = None
-    if any(r.type == p.ResourceType.K8S for r in plan.resources):
+    if any(r.type in (p.ResourceType.K8S, p.ResourceType.CUSTOM_DEPLOY)
+           for r in plan.resources):
         cluster = await Cluster.connect(plan, log=lambda text: logs.append(
             "(Tiltfile)", text, source="tiltfile"))
     on_removed = None
     if cluster is not None:
+        from devloop.engine.custom_deploy_runner import run_delete_cmd
         from devloop.engine.down import delete_owned
 
         async def on_removed(resource: p.Resource) -> None:
-            await delete_owned(cluster.kube, resource, delete_namespaces=False,
-                               say=lambda text: logs.append(resource.name, text,
-                                                            source="build"))
+            def say(text: str) -> None:
+                logs.append(resource.name, text, source="build")
+
+            if resource.type == p.ResourceType.CUSTOM_DEPLOY:
+                await run_delete_cmd(engine.plan, resource, say)
+            else:
+                await delete_owned(cluster.kube, resource, delete_namespaces=False, say=say)
 
     engine = Engine(plan, store=store, logs=logs,
                     runner_factory=make_runner_factory(hooks, cluster),

@@ -1,0 +1,98 @@
+"""k8s_custom_deploy: a command deploys, prints the YAML of what it deployed; we watch it.
+
+Like Tilt: the `image_deps` are built first and handed to `apply_cmd` as TILT_IMAGE_i
+(the ref to deploy) and TILT_IMAGE_MAP_i (the image's name); the objects `apply_cmd`
+prints on stdout are then monitored like any Kubernetes resource (pods, logs, forwards).
+`delete_cmd` runs when the resource is removed or on `devloop down`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import yaml
+
+from devloop.engine.k8s_runner import K8sRunner
+from devloop.engine.local_runner import kill_group
+from devloop.engine.runner import RuntimeReport, UpdateError
+from devloop.engine.scheduler import RuntimeState
+from devloop.tiltfile import plan as p
+
+
+def image_environment(refs: tuple[str, ...], deployed: dict[str, str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for index, ref in enumerate(refs):
+        if ref in deployed:
+            env[f"TILT_IMAGE_{index}"] = deployed[ref]
+            env[f"TILT_IMAGE_MAP_{index}"] = ref
+    return env
+
+
+def command_env(plan: p.Plan, spec: p.CommandSpec, extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(dict(plan.environ))
+    env.update(dict(spec.env))
+    env.update(extra)
+    return env
+
+
+async def run_capturing(spec: p.CommandSpec, env: dict[str, str], log: Any,
+                        what: str) -> str:
+    """Run `spec`; stdout is returned, stderr goes to the log as it comes."""
+    shown = spec.argv[-1] if spec.shell else " ".join(spec.argv)
+    log(f"Running {what}: {shown}")
+    process = await asyncio.create_subprocess_exec(
+        *spec.argv, cwd=spec.dir or None, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+
+    async def pump_stderr() -> None:
+        assert process.stderr is not None
+        while line := await process.stderr.readline():
+            log(line.decode(errors="replace").rstrip("\n"))
+
+    try:
+        assert process.stdout is not None
+        stdout, _ = await asyncio.gather(process.stdout.read(), pump_stderr())
+        code = await process.wait()
+    except asyncio.CancelledError:
+        await kill_group(process)
+        raise
+    if code != 0:
+        raise UpdateError(f"{what} {shown!r} failed with exit code {code}")
+    return stdout.decode(errors="replace")
+
+
+class CustomDeployRunner(K8sRunner):
+    async def _full_update(self) -> None:
+        images = await self.cluster.build_images(self.plan, self.resource.image_refs,
+                                                 self._log)
+        spec = self.resource.apply_cmd
+        if spec is None:
+            raise UpdateError("k8s_custom_deploy has no apply_cmd")
+        output = await run_capturing(
+            spec, command_env(self.plan, spec, image_environment(self.resource.image_refs,
+                                                                 images)),
+            self._log, "apply_cmd")
+        try:
+            manifests = [doc for doc in yaml.safe_load_all(output) if isinstance(doc, dict)]
+        except yaml.YAMLError as exc:
+            raise UpdateError(f"apply_cmd printed invalid YAML: {exc}") from None
+        manifests = [item for doc in manifests for item in (
+            doc.get("items", []) if doc.get("kind", "").endswith("List") else [doc])]
+        self._log(f"apply_cmd deployed {len(manifests)} objects")
+        self.applied = manifests
+        self._deployed = {ref: images[ref] for ref in self.resource.image_refs if ref in images}
+        self._synced = None
+        self._report = RuntimeReport(RuntimeState.PENDING, "waiting for pods", details={
+            "appliedYaml": output})
+        self.hooks.changed()
+        await self._restart_monitor()
+
+
+async def run_delete_cmd(plan: p.Plan, resource: p.Resource, log: Any) -> None:
+    if resource.delete_cmd is not None:
+        await run_capturing(resource.delete_cmd, command_env(plan, resource.delete_cmd, {}),
+                            log, "delete_cmd")
+
