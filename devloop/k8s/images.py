@@ -14,55 +14,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from devloop.images import ImageRef, parse_or_none
+
 # ---------------------------------------------------------------------------- references
-
-_DOCKER_HUB = "docker.io"
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    name: str  # normalised repository, e.g. docker.io/library/redis
-    tag: str = ""
-    digest: str = ""
-
-    def __str__(self) -> str:
-        out = self.name
-        if self.tag:
-            out += f":{self.tag}"
-        if self.digest:
-            out += f"@{self.digest}"
-        return out
-
-
-_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
 
 def parse_ref(text: str) -> ImageRef | None:
     """Docker's normalisation of an image reference; None if it is not one."""
-    text = text.strip()
-    if not text or any(c.isspace() for c in text):
-        return None
-    rest, _, digest = text.partition("@")
-    tag = ""
-    slash = rest.rfind("/")
-    colon = rest.rfind(":")
-    if colon > slash:
-        rest, tag = rest[:colon], rest[colon + 1:]
-        if not re.fullmatch(r"[\w][\w.-]{0,127}", tag):
-            return None
-    parts = rest.split("/")
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"
-                           or parts[0] != parts[0].lower()):
-        domain, path = parts[0], parts[1:]
-    else:
-        domain, path = _DOCKER_HUB, parts
-    if domain == "index.docker.io":
-        domain = _DOCKER_HUB
-    if domain == _DOCKER_HUB and len(path) == 1:
-        path = ["library", *path]
-    if not path or not all(_COMPONENT.match(c) for c in path):
-        return None
-    return ImageRef(f"{domain}/{'/'.join(path)}", tag, digest)
+    return parse_or_none(text)
 
 
 def ref_matches(build_ref: str, found: str) -> bool:

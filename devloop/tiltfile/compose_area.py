@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from devloop.images import parse_image_ref, refs_match
 from devloop.tiltfile import plan as p
 from devloop.tiltfile.context import (
     EvalContext,
@@ -28,7 +29,6 @@ from devloop.tiltfile.context import (
     want_str,
     want_str_list,
 )
-from devloop.tiltfile.docker_area import parse_image_ref, refs_match
 from devloop.tiltfile.errors import BuiltinError, Location, TiltfileError
 from devloop.tiltfile.links import parse_links
 from devloop.tiltfile.local_area import parse_labels, parse_trigger_mode
