@@ -159,7 +159,10 @@ class Engine:
         state = self._states[name]
         runtime = state.runner.runtime().state
         deps = tuple(d for d in state.resource.resource_deps if d in self._states)
-        return ResourceView(name, deps, state.dirty, state.update, runtime, state.enabled)
+        exclusive = (state.resource.type == p.ResourceType.LOCAL
+                     and state.resource.cmd is not None and not state.resource.allow_parallel)
+        return ResourceView(name, deps, state.dirty, state.update, runtime, state.enabled,
+                            exclusive)
 
     def views(self) -> list[ResourceView]:
         return [self.view(name) for name in self._order]

@@ -33,6 +33,9 @@ class ResourceView:
     update: UpdateState
     runtime: RuntimeState
     enabled: bool = True
+    # A local_resource without allow_parallel runs alone, like Tilt: its command may
+    # touch anything (a build directory, a shared cache) another update also uses.
+    exclusive: bool = False
 
     @property
     def ready(self) -> bool:
@@ -54,7 +57,9 @@ def next_updates(resources: Sequence[ResourceView], max_parallel: int) -> Decisi
     `max_parallel` updates are in flight.
     """
     by_name = {resource.name: resource for resource in resources}
-    in_flight = sum(1 for r in resources if r.update == UpdateState.IN_PROGRESS)
+    running = [r for r in resources if r.update == UpdateState.IN_PROGRESS]
+    in_flight = len(running)
+    exclusive_running = any(r.exclusive for r in running)
     start: list[str] = []
     waiting: dict[str, str] = {}
     for resource in resources:
@@ -68,10 +73,17 @@ def next_updates(resources: Sequence[ResourceView], max_parallel: int) -> Decisi
         if blocked:
             waiting[resource.name] = f"waiting for dependencies: {', '.join(blocked)}"
             continue
+        if exclusive_running:
+            waiting[resource.name] = "waiting for a local resource that runs alone"
+            continue
+        if resource.exclusive and in_flight:
+            waiting[resource.name] = "runs alone (allow_parallel=False): waiting for others"
+            continue
         if in_flight >= max_parallel:
             waiting[resource.name] = (
                 f"waiting for a free slot (max_parallel_updates={max_parallel})")
             continue
         start.append(resource.name)
         in_flight += 1
+        exclusive_running = resource.exclusive
     return Decision(tuple(start), waiting)

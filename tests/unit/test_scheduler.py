@@ -11,8 +11,8 @@ OK, NONE, PENDING, RUNNING = (UpdateState.OK, UpdateState.NONE, UpdateState.PEND
 
 
 def view(name, deps=(), dirty=True, update=PENDING, runtime=RuntimeState.UNKNOWN,
-         enabled=True):
-    return ResourceView(name, tuple(deps), dirty, update, runtime, enabled)
+         enabled=True, exclusive=False):
+    return ResourceView(name, tuple(deps), dirty, update, runtime, enabled, exclusive)
 
 
 @pytest.mark.parametrize("resources,max_parallel,start,waiting", [
@@ -32,6 +32,13 @@ def view(name, deps=(), dirty=True, update=PENDING, runtime=RuntimeState.UNKNOWN
     ([view("a", enabled=False), view("b", deps=["a"])], 3, ("b",), {}),
     ([view("b", deps=["missing"])], 3, ("b",), {}),
     ([view("a", dirty=False, update=NONE)], 3, (), {}),
+    # local_resource without allow_parallel runs alone
+    ([view("a", exclusive=True), view("b")], 3, ("a",),
+     {"b": "waiting for a local resource that runs alone"}),
+    ([view("a"), view("b", exclusive=True)], 3, ("a",),
+     {"b": "runs alone (allow_parallel=False): waiting for others"}),
+    ([view("a", update=RUNNING, dirty=False, exclusive=True), view("b")], 3, (),
+     {"b": "waiting for a local resource that runs alone"}),
 ])
 def test_next_updates(resources, max_parallel, start, waiting):
     decision = next_updates(resources, max_parallel)
