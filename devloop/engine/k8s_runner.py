@@ -30,6 +30,9 @@ from devloop.k8s.sync import Archive, SyncError, apply_in_container, tar_archive
 from devloop.tiltfile import plan as p
 
 MONITOR_PERIOD_SECONDS = 1.0
+# How long a pod may stay in a retried container error (CreateContainerConfigError...)
+# before it counts as failed: long enough for the kubelet's caches to catch up.
+STUCK_SECONDS = 30.0
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
                   "Pod"}
 
@@ -83,6 +86,7 @@ class K8sRunner:
         self._log_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._forwards: dict[int, tuple[str, Any]] = {}
         self._published_pods: set[str] = set()
+        self._stuck_since: dict[str, float] = {}
         # Live update state: the refs deployed (image ref -> reference in the pods), the
         # changed files not yet applied anywhere, and what live updates touched since.
         self._deployed: dict[str, str] = {}
@@ -323,6 +327,12 @@ class K8sRunner:
         for assessment in assessments:
             if assessment.health == Health.ERROR:
                 return RuntimeReport(RuntimeState.ERROR, assessment.reason, alerts, details)
+        stuck = [a.stuck for a in assessments if a.stuck]
+        now = time.monotonic()
+        self._stuck_since = {text: self._stuck_since.get(text, now) for text in stuck}
+        for text, since in self._stuck_since.items():
+            if now - since >= STUCK_SECONDS:
+                return RuntimeReport(RuntimeState.ERROR, text, alerts + [text], details)
         for assessment in assessments:
             if assessment.health == Health.PENDING:
                 return RuntimeReport(RuntimeState.PENDING, assessment.reason, alerts, details)

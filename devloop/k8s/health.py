@@ -12,8 +12,11 @@ from typing import Any
 
 # Waiting reasons that will not fix themselves: report them as errors right away.
 FATAL_WAITING = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-                 "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
                  "ErrImageNeverPull"}
+# The kubelet retries these, and some clear by themselves: a ConfigMap created by the same
+# apply may not be in the kubelet's cache yet ("failed to sync configmap cache"). They are
+# errors only once they last (the runner decides how long, see K8sRunner).
+SLOW_WAITING = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
 
 class Health(enum.StrEnum):
@@ -34,6 +37,7 @@ class PodSummary:
     containers: tuple[str, ...] = ()
     created: str = ""
     deleting: bool = False
+    stuck: str = ""  # a SLOW_WAITING problem: an error only if it lasts
 
 
 @dataclass(frozen=True)
@@ -42,20 +46,24 @@ class Assessment:
     reason: str
     pods: tuple[PodSummary, ...] = ()
     alerts: tuple[str, ...] = field(default_factory=tuple)
+    stuck: str = ""  # why a pod is stuck (PENDING health); the runner escalates if it lasts
 
 
 def summarize_pod(pod: dict[str, Any]) -> PodSummary:
     meta, status, spec = pod.get("metadata", {}), pod.get("status", {}), pod.get("spec", {})
     statuses = (status.get("initContainerStatuses") or []) + (
         status.get("containerStatuses") or [])
-    problem, last_termination, restarts = "", "", 0
+    problem, last_termination, restarts, stuck = "", "", 0, ""
     for container in statuses:
         restarts += int(container.get("restartCount", 0))
         waiting = (container.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason", "")
+        message = waiting.get("message", "")
+        text = f"{container.get('name')}: {reason}" + (f" ({message})" if message else "")
         if reason in FATAL_WAITING and not problem:
-            message = waiting.get("message", "")
-            problem = f"{container.get('name')}: {reason}" + (f" ({message})" if message else "")
+            problem = text
+        elif reason in SLOW_WAITING and not stuck:
+            stuck = text
         terminated = (container.get("lastState") or {}).get("terminated") or {}
         if terminated:
             last_termination = (f"{container.get('name')}: {terminated.get('reason', '')} "
@@ -68,7 +76,7 @@ def summarize_pod(pod: dict[str, Any]) -> PodSummary:
                   + (spec.get("containers") or []))
     return PodSummary(meta.get("name", ""), status.get("phase", "Pending"), ready, restarts,
                       problem, last_termination, names, meta.get("creationTimestamp", ""),
-                      bool(meta.get("deletionTimestamp")))
+                      bool(meta.get("deletionTimestamp")), stuck)
 
 
 def _rollout_done(kind: str, obj: dict[str, Any]) -> tuple[bool, str]:
@@ -100,6 +108,9 @@ def assess(kind: str, obj: dict[str, Any] | None, pods: list[dict[str, Any]]) ->
     alerts = tuple(f"pod {s.name}: {s.problem}" for s in live if s.problem)
     if alerts:
         return Assessment(Health.ERROR, alerts[0], summaries, alerts)
+    stuck = next((f"pod {s.name}: {s.stuck}" for s in live if s.stuck), "")
+    if stuck:
+        return Assessment(Health.PENDING, stuck, summaries, stuck=stuck)
     if obj is None:
         return Assessment(Health.PENDING, f"{kind} not found yet", summaries)
     if kind == "Job":

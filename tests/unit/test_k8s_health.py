@@ -80,3 +80,10 @@ def test_failed_job_is_an_error():
 
 def test_missing_workload_is_pending():
     assert assess("Deployment", None, []).health == Health.PENDING
+
+
+def test_retried_container_errors_are_pending_and_named_not_fatal():
+    stuck = pod(ready=False, waiting="CreateContainerConfigError")
+    result = assess("Deployment", deployment(ready=0), [stuck])
+    assert result.health == Health.PENDING
+    assert result.stuck == "pod p: app: CreateContainerConfigError"

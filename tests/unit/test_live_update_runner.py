@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from devloop.engine import k8s_runner
 from devloop.engine.k8s_runner import K8sRunner
 from devloop.engine.runner import RunnerHooks, UpdateError
+from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.errors import KubeError
 from devloop.k8s.streams import ExecResult
 from devloop.tiltfile import plan as p
@@ -261,5 +263,26 @@ async def test_a_failed_full_build_makes_the_next_update_a_full_build_too(projec
         cluster.build_images = builds  # type: ignore[method-assign]
         await runner.update((main,))
         assert cluster.builds == 2 and cluster.execs == []
+    finally:
+        await runner.stop()
+
+
+@pytest.mark.parametrize("stuck_seconds, state", [(3600.0, RuntimeState.PENDING),
+                                                  (0.0, RuntimeState.ERROR)])
+async def test_a_retried_container_error_fails_only_once_it_lasts(project, monkeypatch,
+                                                                  stuck_seconds, state):
+    monkeypatch.setattr(k8s_runner, "STUCK_SECONDS", stuck_seconds)
+    runner, cluster, _ = make_runner(project)
+    try:
+        await runner.update(())
+        pod = cluster.pod("app-1")
+        pod["status"]["containerStatuses"][0]["state"] = {"waiting": {
+            "reason": "CreateContainerConfigError",
+            "message": "failed to sync configmap cache"}}
+        cluster.pods = [pod]
+        await runner._observe()
+        report = runner.runtime()
+        assert report.state == state
+        assert "CreateContainerConfigError" in report.reason
     finally:
         await runner.stop()
