@@ -67,7 +67,7 @@ class Cluster:
         """Build (or reuse) every image in `refs` and their image_deps; map ref -> the ref
         the cluster pulls."""
         result: dict[str, str] = {}
-        for image in _build_order(plan, refs):
+        for image in plan.images_for(refs):
             result[image.ref] = await self._build_one(image, result, log)
         return result
 
@@ -154,25 +154,3 @@ class Cluster:
     async def close(self) -> None:
         self.kube.close()
 
-
-def _build_order(plan: p.Plan, refs: tuple[str, ...]) -> list[p.ImageTarget]:
-    """Images and their image_deps, dependencies first."""
-    order: list[p.ImageTarget] = []
-    seen: set[str] = set()
-
-    def visit(ref: str) -> None:
-        if ref in seen:
-            return
-        seen.add(ref)
-        try:
-            image = plan.image(ref)
-        except KeyError:
-            return
-        if isinstance(image, p.CustomBuild):
-            for dep in image.image_deps:
-                visit(dep)
-        order.append(image)
-
-    for ref in refs:
-        visit(ref)
-    return order

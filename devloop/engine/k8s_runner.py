@@ -144,18 +144,7 @@ class K8sRunner:
     # -- live update
     def _images(self) -> list[p.ImageTarget]:
         """The resource's images with their image_deps."""
-        found: dict[str, p.ImageTarget] = {}
-        pending = list(self.resource.image_refs)
-        while pending:
-            ref = pending.pop()
-            if ref in found:
-                continue
-            with contextlib.suppress(KeyError):
-                found[ref] = self.plan.image(ref)
-                image = found[ref]
-                if isinstance(image, p.CustomBuild):
-                    pending.extend(image.image_deps)
-        return list(found.values())
+        return self.plan.images_for(self.resource.image_refs)
 
     def _has_live_update(self) -> bool:
         return any(image.live_update for image in self._images())

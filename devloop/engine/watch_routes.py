@@ -54,23 +54,6 @@ class Routing:
         return reload, {name: tuple(sorted(files)) for name, files in by_resource.items()}
 
 
-def _image_closure(plan: p.Plan, refs: tuple[str, ...]) -> list[p.ImageTarget]:
-    seen: dict[str, p.ImageTarget] = {}
-    pending = list(refs)
-    while pending:
-        ref = pending.pop()
-        if ref in seen:
-            continue
-        try:
-            image = plan.image(ref)
-        except KeyError:
-            continue
-        seen[ref] = image
-        if isinstance(image, p.CustomBuild):
-            pending.extend(image.image_deps)
-    return list(seen.values())
-
-
 def routing_for(plan: p.Plan) -> Routing:
     base = os.path.dirname(plan.tiltfile)
     global_ignore = (*plan.settings.watch.ignore,
@@ -78,7 +61,7 @@ def routing_for(plan: p.Plan) -> Routing:
                      *read_ignore_file(os.path.join(base, ".gitignore")))
     routes: list[Route] = []
     for resource in plan.resources:
-        for image in _image_closure(plan, resource.image_refs):
+        for image in plan.images_for(resource.image_refs):
             if isinstance(image, p.DockerBuild):
                 context = image.context
                 ignore = (*image.ignore,

@@ -335,6 +335,29 @@ class Plan:
                 return image
         raise KeyError(ref)
 
+    def images_for(self, refs: tuple[str, ...]) -> list[ImageTarget]:
+        """The images `refs` name and, for custom builds, their image_deps: dependencies
+        first (the order to build them in). Refs with no build are left out."""
+        order: list[ImageTarget] = []
+        seen: set[str] = set()
+
+        def visit(ref: str) -> None:
+            if ref in seen:
+                return
+            seen.add(ref)
+            try:
+                image = self.image(ref)
+            except KeyError:
+                return
+            if isinstance(image, CustomBuild):
+                for dep in image.image_deps:
+                    visit(dep)
+            order.append(image)
+
+        for ref in refs:
+            visit(ref)
+        return order
+
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON data for a Plan (or any part of it); manifests are inlined as objects."""
