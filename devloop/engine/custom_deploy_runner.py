@@ -9,15 +9,13 @@ prints on stdout are then monitored like any Kubernetes resource (pods, logs, fo
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import yaml
 
 from devloop.engine.k8s_runner import K8sRunner
-from devloop.engine.local_runner import kill_group
-from devloop.engine.runner import RuntimeReport, UpdateError
-from devloop.engine.scheduler import RuntimeState
+from devloop.engine.local_runner import command_environment, kill_group, plan_environment
+from devloop.engine.runner import UpdateError
 from devloop.tiltfile import plan as p
 
 
@@ -31,11 +29,7 @@ def image_environment(refs: tuple[str, ...], deployed: dict[str, str]) -> dict[s
 
 
 def command_env(plan: p.Plan, spec: p.CommandSpec, extra: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(dict(plan.environ))
-    env.update(dict(spec.env))
-    env.update(extra)
-    return env
+    return command_environment(plan_environment(plan), spec) | extra
 
 
 async def run_capturing(spec: p.CommandSpec, env: dict[str, str], log: Any,
@@ -82,13 +76,7 @@ class CustomDeployRunner(K8sRunner):
         manifests = [item for doc in manifests for item in (
             doc.get("items", []) if doc.get("kind", "").endswith("List") else [doc])]
         self._log(f"apply_cmd deployed {len(manifests)} objects")
-        self.applied = manifests
-        self._deployed = {ref: images[ref] for ref in self.resource.image_refs if ref in images}
-        self._synced = None
-        self._report = RuntimeReport(RuntimeState.PENDING, "waiting for pods", details={
-            "appliedYaml": output})
-        self.hooks.changed()
-        await self._restart_monitor()
+        await self._watch_deployed(manifests, images, output)
 
 
 async def run_delete_cmd(plan: p.Plan, resource: p.Resource, log: Any) -> None:

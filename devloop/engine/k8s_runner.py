@@ -128,16 +128,21 @@ class K8sRunner:
                                                  self._log)
         manifests = self.cluster.prepare(self.resource, images)
         self._log(f"Applying {len(manifests)} objects")
-        applied = []
         for manifest in manifests:
-            applied.append(await self.cluster.apply(manifest))
+            await self.cluster.apply(manifest)
             meta = manifest.get("metadata", {})
             self._log(f"  {manifest.get('kind')}/{meta.get('name')} applied")
+        await self._watch_deployed(manifests, images,
+                                   yaml.safe_dump_all(manifests, sort_keys=False))
+
+    async def _watch_deployed(self, manifests: list[dict[str, Any]], images: dict[str, str],
+                              applied_yaml: str) -> None:
+        """After a full deploy: remember what runs where and watch it from scratch."""
         self.applied = manifests
         self._deployed = {ref: images[ref] for ref in self.resource.image_refs if ref in images}
         self._synced = None
         self._report = RuntimeReport(RuntimeState.PENDING, "waiting for pods", details={
-            "appliedYaml": yaml.safe_dump_all(manifests, sort_keys=False)})
+            "appliedYaml": applied_yaml})
         self.hooks.changed()
         await self._restart_monitor()
 

@@ -19,6 +19,13 @@ from devloop.tiltfile import plan as p
 STOP_GRACE_SECONDS = 5.0
 
 
+def plan_environment(plan: p.Plan) -> dict[str, str]:
+    """devloop's environment with the Tiltfile's os.environ changes on top."""
+    env = dict(os.environ)
+    env.update(dict(plan.environ))
+    return env
+
+
 def command_environment(base: dict[str, str], spec: p.CommandSpec) -> dict[str, str]:
     env = dict(base)
     env.update(dict(spec.env))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from devloop.engine.ci import DEFAULT_TIMEOUT_SECONDS, CiOutcome, wait_for_outcome
 from devloop.engine.cluster import Cluster
 from devloop.engine.engine import Engine
-from devloop.engine.local_runner import LocalRunner
+from devloop.engine.local_runner import LocalRunner, plan_environment
 from devloop.engine.logs import LogStore
 from devloop.engine.reloader import Reloader
 from devloop.engine.runner import ResourceRunner, RunnerHooks, UpdateError
@@ -26,19 +25,13 @@ from devloop.tiltfile import plan as p
 from devloop.tiltfile.evaluator import evaluate
 
 
-def _environ(plan: p.Plan) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(dict(plan.environ))
-    return env
-
-
 def make_runner_factory(hooks: RunnerHooks, cluster: object | None
                         ) -> Callable[[p.Resource, p.Plan], ResourceRunner]:
     """Runners are made for a resource of a given plan: a reload makes new ones."""
 
     def factory(resource: p.Resource, plan: p.Plan) -> ResourceRunner:
         if resource.type == p.ResourceType.LOCAL:
-            return LocalRunner(resource, environ=_environ(plan), hooks=hooks)
+            return LocalRunner(resource, environ=plan_environment(plan), hooks=hooks)
         if resource.type == p.ResourceType.K8S:
             from devloop.engine.k8s_runner import K8sRunner
 
