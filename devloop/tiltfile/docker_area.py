@@ -240,7 +240,7 @@ class DockerArea:
         for param, value in (("host", host_text), ("host_from_cluster", from_cluster)):
             if param == "host" and not value:
                 raise BuiltinError(f"{fn}: for parameter 'host': must not be empty")
-            if value and not _valid_registry(value):
+            if value and not is_registry_host(value):
                 raise BuiltinError(f"{fn}: validating defaultRegistry: invalid {param} "
                                    f"{value!r}: want a host[:port][/path] like "
                                    "'localhost:5000' or 'gcr.io/project'")
@@ -249,6 +249,3 @@ class DockerArea:
                          "default_registry_single_name": want_str(
                              fn, "single_name", single_name, allow_blob=False)}
 
-
-def _valid_registry(host: str) -> bool:
-    return is_registry_host(host)
