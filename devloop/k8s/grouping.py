@@ -1,11 +1,11 @@
 """Group Kubernetes objects into resources the way Tilt does (pure functions).
 
 Every workload (an object that creates pods, or a kind declared with k8s_kind) becomes a
-resource named by the shortest unique form of `name:kind:namespace:group`. Objects that
-belong with a workload join it: Services whose selector matches its pod labels (Tilt's
-rule), and, because users think of them as part of the service, the ConfigMaps, Secrets
-and PersistentVolumeClaims its pod template references and the Ingresses / HTTPRoutes
-that route to one of its Services. Everything left over is "uncategorized".
+resource named by the shortest unique form of `name:kind:namespace:group`. Only Services
+join a workload, when their selector matches its pod template's labels, exactly as Tilt
+groups by default. ConfigMaps, Secrets, PersistentVolumeClaims, Ingresses and everything
+else stay in "uncategorized": resource names are part of the user's Tiltfile
+(`k8s_resource('uncategorized', ...)`, `objects=[...]`), so they must come out the same.
 """
 
 from __future__ import annotations
@@ -81,10 +81,6 @@ def full_name(obj: p.K8sObject) -> str:
 # ---------------------------------------------------------------------------- relations
 
 
-def _same_namespace(a: p.K8sObject, b: p.K8sObject) -> bool:
-    return namespace_or_default(a) == namespace_or_default(b)
-
-
 def service_selects(service: dict[str, Any], labels: dict[str, Any]) -> bool:
     """A Service with a non-empty selector whose every pair is among the pod labels."""
     selector = (service.get("spec") or {}).get("selector")
@@ -93,101 +89,33 @@ def service_selects(service: dict[str, Any], labels: dict[str, Any]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def referenced_names(pod_spec: dict[str, Any]) -> dict[str, set[str]]:
-    """ConfigMap / Secret / PVC names a pod spec uses (volumes, envFrom, env valueFrom)."""
-    refs: dict[str, set[str]] = {"configmap": set(), "secret": set(),
-                                 "persistentvolumeclaim": set()}
-
-    def add(kind: str, name: Any) -> None:
-        if isinstance(name, str) and name:
-            refs[kind].add(name)
-
-    for volume in pod_spec.get("volumes") or []:
-        if not isinstance(volume, dict):
-            continue
-        add("configmap", (volume.get("configMap") or {}).get("name"))
-        add("secret", (volume.get("secret") or {}).get("secretName"))
-        add("persistentvolumeclaim", (volume.get("persistentVolumeClaim") or {}).get("claimName"))
-        for source in (volume.get("projected") or {}).get("sources") or []:
-            if isinstance(source, dict):
-                add("configmap", (source.get("configMap") or {}).get("name"))
-                add("secret", (source.get("secret") or {}).get("name"))
-    for pull_secret in pod_spec.get("imagePullSecrets") or []:
-        if isinstance(pull_secret, dict):
-            add("secret", pull_secret.get("name"))
-    for list_name in ("initContainers", "containers"):
-        for container in pod_spec.get(list_name) or []:
-            if not isinstance(container, dict):
-                continue
-            for env_from in container.get("envFrom") or []:
-                if isinstance(env_from, dict):
-                    add("configmap", (env_from.get("configMapRef") or {}).get("name"))
-                    add("secret", (env_from.get("secretRef") or {}).get("name"))
-            for env in container.get("env") or []:
-                source = env.get("valueFrom") if isinstance(env, dict) else None
-                if isinstance(source, dict):
-                    add("configmap", (source.get("configMapKeyRef") or {}).get("name"))
-                    add("secret", (source.get("secretKeyRef") or {}).get("name"))
-    return refs
+def _is_core_service(obj: p.K8sObject) -> bool:
+    return obj.kind == "Service" and obj.api_version == "v1"
 
 
-def routed_services(route: dict[str, Any]) -> set[str]:
-    """Service names an Ingress (v1 or v1beta1) or a Gateway API HTTPRoute sends traffic to."""
-    spec = route.get("spec") or {}
-    names: set[str] = set()
-
-    def backend(b: Any) -> None:
-        if not isinstance(b, dict):
-            return
-        service = b.get("service")
-        if isinstance(service, dict) and isinstance(service.get("name"), str):
-            names.add(service["name"])
-        if isinstance(b.get("serviceName"), str):
-            names.add(b["serviceName"])
-
-    if str(route.get("kind", "")).lower() == "ingress":
-        backend(spec.get("defaultBackend"))
-        backend(spec.get("backend"))
-        for rule in spec.get("rules") or []:
-            for path in ((rule or {}).get("http") or {}).get("paths") or []:
-                backend((path or {}).get("backend"))
-    else:
-        for rule in spec.get("rules") or []:
-            for ref in (rule or {}).get("backendRefs") or []:
-                if isinstance(ref, dict) and ref.get("kind", "Service") == "Service" \
-                        and isinstance(ref.get("name"), str):
-                    names.add(ref["name"])
-    return names
-
-
-_ROUTE_KINDS = {"ingress", "httproute", "grpcroute"}
+def _namespace_admits(candidate: p.K8sObject, workload: p.K8sObject) -> bool:
+    """Tilt's rule: a Service in the default namespace (written or not) may join a workload
+    in any namespace; one in another namespace only a workload of that namespace."""
+    namespace = namespace_or_default(candidate)
+    return namespace == "default" or namespace == namespace_or_default(workload)
 
 
 def related(workload: p.K8sObject, pool: Iterable[int],
             objects: Sequence[p.K8sObject]) -> list[int]:
-    """Indexes (from `pool`) of the objects that belong with `workload`, in pool order."""
+    """Indexes (from `pool`) of the Services that select `workload`'s pod template labels.
+
+    Only objects with a nested pod template (Deployment, Job, CronJob...) take Services;
+    a bare Pod has none, so Tilt leaves Services selecting it uncategorized.
+    """
+    if workload.kind.lower() == "pod":
+        return []
     template = pod_template(workload.manifest())
     if template is None:
         return []
     labels = (template.get("metadata") or {}).get("labels") or {}
-    spec = template.get("spec") or {}
-    refs = referenced_names(spec)
-    candidates = [i for i in pool if _same_namespace(objects[i], workload)]
-    taken: list[int] = []
-    services: set[str] = set()
-    for i in candidates:
-        obj = objects[i]
-        kind = obj.kind.lower()
-        if kind == "service" and service_selects(obj.manifest(), labels):
-            taken.append(i)
-            services.add(obj.name)
-        elif kind in refs and obj.api_version in ("v1",) and obj.name in refs[kind]:
-            taken.append(i)
-    for i in candidates:
-        if i not in taken and objects[i].kind.lower() in _ROUTE_KINDS \
-                and routed_services(objects[i].manifest()) & services:
-            taken.append(i)
-    return sorted(taken)
+    return [i for i in pool
+            if _is_core_service(objects[i]) and _namespace_admits(objects[i], workload)
+            and service_selects(objects[i].manifest(), labels)]
 
 
 # ---------------------------------------------------------------------------- assembly

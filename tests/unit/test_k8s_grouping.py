@@ -141,40 +141,46 @@ def test_fragment_matches(fragment, expected):
 
 
 def test_services_attach_by_selector_within_the_namespace():
-    web = workload("web", {"app": "web", "tier": "fe"})
+    web = workload("web", {"app": "web", "tier": "fe"}, namespace="shop")
     objects = [web,
-               obj("Service", "web", spec={"selector": {"app": "web"}}),
-               obj("Service", "empty", spec={"selector": {}}),
-               obj("Service", "other", spec={"selector": {"app": "web", "x": "y"}}),
-               obj("Service", "elsewhere", "prod", spec={"selector": {"app": "web"}})]
-    assert grouping.related(web, range(1, 5), objects) == [1]
+               obj("Service", "web", "shop", spec={"selector": {"app": "web"}}),
+               obj("Service", "empty", "shop", spec={"selector": {}}),
+               obj("Service", "other", "shop", spec={"selector": {"app": "web", "x": "y"}}),
+               obj("Service", "elsewhere", "prod", spec={"selector": {"app": "web"}}),
+               # Tilt lets a Service of the default namespace join a workload of any one.
+               obj("Service", "unscoped", spec={"selector": {"app": "web"}}),
+               obj("Service", "explicit-default", "default", spec={"selector": {"app": "web"}}),
+               obj("Service", "custom-group", "shop", "example.com/v1",
+                   spec={"selector": {"app": "web"}})]
+    assert grouping.related(web, range(1, len(objects)), objects) == [1, 5, 6]
 
 
-def test_referenced_config_and_routes_attach():
+def test_only_services_attach_like_tilt():
     web = workload("web", {"app": "web"},
                    volumes=[{"name": "c", "configMap": {"name": "cfg"}},
                             {"name": "s", "secret": {"secretName": "tls"}},
-                            {"name": "d", "persistentVolumeClaim": {"claimName": "data"}},
-                            {"name": "p", "projected": {"sources": [
-                                {"configMap": {"name": "proj"}}]}}],
+                            {"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
                    imagePullSecrets=[{"name": "pull"}])
-    route = {"spec": {"rules": [{"backendRefs": [{"name": "web"}]}]}}
     objects = [web, obj("ConfigMap", "cfg"), obj("Secret", "tls"),
-               obj("PersistentVolumeClaim", "data"), obj("ConfigMap", "proj"),
-               obj("Secret", "pull"), obj("ConfigMap", "unrelated"),
+               obj("PersistentVolumeClaim", "data"), obj("Secret", "pull"),
                obj("Service", "web", spec={"selector": {"app": "web"}}),
-               obj("HTTPRoute", "r", api_version="gateway.networking.k8s.io/v1", **route),
-               obj("Ingress", "old", api_version="extensions/v1beta1",
-                   spec={"backend": {"serviceName": "web"}}),
-               obj("Ingress", "elsewhere", api_version="networking.k8s.io/v1",
-                   spec={"defaultBackend": {"service": {"name": "nope"}}})]
-    assert grouping.related(web, range(1, len(objects)), objects) == [1, 2, 3, 4, 5, 7, 8, 9]
+               obj("Ingress", "in", api_version="networking.k8s.io/v1",
+                   spec={"defaultBackend": {"service": {"name": "web"}}})]
+    assert grouping.related(web, range(1, len(objects)), objects) == [5]
+
+
+def test_a_bare_pod_takes_no_service():
+    pod = obj("Pod", "p", spec={"containers": [{"name": "c", "image": "nginx"}]})
+    pod = to_object({**pod.manifest(), "metadata": {"name": "p", "labels": {"app": "p"}}})
+    objects = [pod, obj("Service", "p", spec={"selector": {"app": "p"}})]
+    assert grouping.related(pod, [1], objects) == []
 
 
 def test_group_workloads_first_workload_wins_shared_objects_and_reserved_stay_out():
-    a = workload("a", {"app": "x"}, volumes=[{"name": "c", "configMap": {"name": "shared"}}])
-    b = workload("b", {"app": "x"}, volumes=[{"name": "c", "configMap": {"name": "shared"}}])
-    objects = [obj("Namespace", "ns"), a, b, obj("ConfigMap", "shared"),
+    a = workload("a", {"app": "x"})
+    b = workload("b", {"app": "x"})
+    objects = [obj("Namespace", "ns"), a, b,
+               obj("Service", "shared", spec={"selector": {"app": "x"}}),
                obj("Service", "svc", spec={"selector": {"app": "x"}})]
     groups, leftover = grouping.group_workloads(objects, [1, 2], ["a", "b"], reserved=[4])
     assert [(g.name, g.objects) for g in groups] == [("a", [1, 3]), ("b", [2])]

@@ -54,13 +54,13 @@ def test_multi_service_app_groups_each_workload_with_its_objects(tmp_path):
     plan = result.plan
     assert names(plan) == ["frontend", "api", "db", "migrate", "preview", "nightly-report",
                            "uncategorized"]
-    assert object_names(plan.resource("frontend")) == [
-        "Deployment/frontend", "ConfigMap/frontend-config", "Service/frontend", "Ingress/shop"]
-    assert object_names(plan.resource("api")) == [
-        "Deployment/api", "Secret/api-db-credentials", "Service/api"]
-    assert object_names(plan.resource("db")) == [
-        "StatefulSet/db", "PersistentVolumeClaim/db-data", "Service/db"]
-    assert object_names(plan.resource("uncategorized")) == ["Namespace/shop-system"]
+    # Like Tilt: only Services join a workload; what its pods reference stays uncategorized.
+    assert object_names(plan.resource("frontend")) == ["Deployment/frontend", "Service/frontend"]
+    assert object_names(plan.resource("api")) == ["Deployment/api", "Service/api"]
+    assert object_names(plan.resource("db")) == ["StatefulSet/db", "Service/db"]
+    assert object_names(plan.resource("uncategorized")) == [
+        "Namespace/shop-system", "ConfigMap/frontend-config", "Ingress/shop",
+        "Secret/api-db-credentials", "PersistentVolumeClaim/db-data"]
     assert plan.resource("uncategorized").pod_readiness == "ignore"
     assert all(r.type is p.ResourceType.K8S for r in plan.resources)
 
@@ -285,13 +285,13 @@ def test_objects_form_a_new_resource_and_leave_uncategorized(tmp_path):
                      labels=['infra'])
         k8s_resource('db', objects=['shop:ingress:default'])
     """, fixtures=("shop.yaml",)).plan
-    assert names(plan)[-1] == "setup"
-    assert "uncategorized" not in names(plan)
+    assert names(plan)[-2:] == ["setup", "uncategorized"]
     assert object_names(plan.resource("setup")) == ["Namespace/shop-system"]
     assert plan.resource("setup").pod_readiness == "ignore"
-    # an explicit claim wins over automatic grouping (the Ingress routes to frontend)
     assert "Ingress/shop" in object_names(plan.resource("db"))
-    assert "Ingress/shop" not in object_names(plan.resource("frontend"))
+    assert object_names(plan.resource("uncategorized")) == [
+        "ConfigMap/frontend-config", "Secret/api-db-credentials",
+        "PersistentVolumeClaim/db-data"]
 
 
 @pytest.mark.parametrize("call, message", [
