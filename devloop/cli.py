@@ -120,12 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _tiltfile_result(path: str, args: tuple[str, ...]) -> int:
-    from devloop.tiltfile.evaluator import evaluate
+    from devloop.tiltfile.isolated import evaluate_in_child
     from devloop.tiltfile.plan import to_jsonable
 
-    evaluation = evaluate(path, args=args, subcommand="tiltfile-result")
-    for line in evaluation.output:
-        print(line, file=sys.stderr)
+    # Printed lines go to stderr as the Tiltfile prints them (a slow local() shows itself).
+    evaluation = evaluate_in_child(path, args=args, subcommand="tiltfile-result",
+                                   on_output=lambda line: print(line, file=sys.stderr,
+                                                                flush=True))
     json.dump(to_jsonable(evaluation.plan), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

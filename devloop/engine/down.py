@@ -17,7 +17,7 @@ from devloop.engine.custom_deploy_runner import run_delete_cmd
 from devloop.engine.runner import UpdateError
 from devloop.k8s.client import KubeClient, KubeError, ObjectRef
 from devloop.tiltfile import plan as p
-from devloop.tiltfile.evaluator import evaluate
+from devloop.tiltfile.isolated import evaluate_in_child
 
 OWNER_LABEL = "app.kubernetes.io/managed-by"
 OWNER_VALUE = "devloop"
@@ -67,7 +67,7 @@ async def delete_owned(kube: KubeClient, resource: p.Resource, *, delete_namespa
 
 
 async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: bool) -> int:
-    plan = evaluate(tiltfile, args=args, subcommand="down").plan
+    plan = evaluate_in_child(tiltfile, args=args, subcommand="down").plan
     try:
         kube = await KubeClient.create(os.environ.get("KUBECONFIG") or None,
                                        plan.settings.k8s_context or None)

@@ -1,14 +1,18 @@
 """`devloop up`'s watch loop: file changes become resource updates or a Tiltfile reload.
 
-A reload evaluates in a thread (a Tiltfile may run `local()` commands); on success the
-engine adopts the new plan and only changed resources update; on error the running
-state stays as it was and the error is shown with its file:line.
+A reload evaluates in a child process (`tiltfile/isolated.py`), waited for in a thread: a
+Tiltfile that recurses forever, loops or eats memory is stopped there and the daemon lives
+on. What the Tiltfile prints (`local()` echoes its command before running it) reaches the
+log as it happens. On success the engine adopts the new plan and only changed resources
+update; on any error the running state stays as it was and the error is shown with its
+file:line. Stopping the reloader kills a running evaluation and its commands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 
 from devloop.engine.engine import ALERT_KIND, Engine
@@ -18,16 +22,20 @@ from devloop.engine.watcher import FileWatcher
 from devloop.tiltfile import plan as p
 from devloop.tiltfile.errors import TiltfileError
 from devloop.tiltfile.evaluator import Evaluation
+from devloop.tiltfile.isolated import ChildEvaluator
 
 TILTFILE_RESOURCE = "(Tiltfile)"
 
+# Evaluates the Tiltfile with the given child evaluator, passing each printed line on.
+EvaluateFn = Callable[[ChildEvaluator, Callable[[str], None]], Evaluation]
+
 
 class Reloader:
-    def __init__(self, engine: Engine, logs: LogStore,
-                 evaluate: Callable[[], Evaluation]) -> None:
+    def __init__(self, engine: Engine, logs: LogStore, evaluate: EvaluateFn) -> None:
         self.engine = engine
         self.logs = logs
         self.evaluate = evaluate
+        self.child = ChildEvaluator(keep_spare=True)
         self.watcher: FileWatcher | None = None
         self._reload_wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -62,10 +70,21 @@ class Reloader:
 
     async def reload(self) -> None:
         self.logs.append(TILTFILE_RESOURCE, "Tiltfile changed: re-evaluating", source="tiltfile")
+        loop = asyncio.get_running_loop()
+
+        def on_output(line: str) -> None:
+            loop.call_soon_threadsafe(functools.partial(
+                self.logs.append, TILTFILE_RESOURCE, line, source="tiltfile"))
+
         try:
-            evaluation = await asyncio.to_thread(self.evaluate)
-        except TiltfileError as exc:
-            self.last_error = exc.render()
+            evaluation = await asyncio.to_thread(self.evaluate, self.child, on_output)
+        except asyncio.CancelledError:
+            self.child.cancel()
+            raise
+        except Exception as exc:  # TiltfileError, or a fault of the evaluator itself
+            error = exc if isinstance(exc, TiltfileError) else TiltfileError(
+                f"Tiltfile evaluation failed: {type(exc).__name__}: {exc}")
+            self.last_error = error.render()
             self.logs.append(TILTFILE_RESOURCE, f"ERROR: {self.last_error}", source="tiltfile")
             self.logs.append(TILTFILE_RESOURCE, "keeping the last good state running",
                              source="tiltfile")
@@ -76,8 +95,6 @@ class Reloader:
         self.last_error = ""
         self.engine.store.delete(ALERT_KIND, "tiltfile")
         self.engine.store.put("session", "tiltfile", status={"error": ""})
-        for line in evaluation.output:
-            self.logs.append(TILTFILE_RESOURCE, line, source="tiltfile")
         changed = await self.engine.replace_plan(evaluation.plan)
         self.logs.append(TILTFILE_RESOURCE, "Tiltfile loaded; changed resources: "
                          + (", ".join(changed) or "none"), source="tiltfile")
@@ -86,7 +103,9 @@ class Reloader:
     async def stop(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        self.child.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self.child.close()

@@ -22,7 +22,7 @@ from devloop.hud.wiring import run_ui
 from devloop.server.app import RunningServer, start_server
 from devloop.server.engine_actions import EngineActions
 from devloop.tiltfile import plan as p
-from devloop.tiltfile.evaluator import evaluate
+from devloop.tiltfile.isolated import evaluate_in_child
 
 
 def make_runner_factory(hooks: RunnerHooks, cluster: object | None
@@ -40,6 +40,10 @@ def make_runner_factory(hooks: RunnerHooks, cluster: object | None
             from devloop.engine.custom_deploy_runner import CustomDeployRunner
 
             return CustomDeployRunner(resource, plan=plan, cluster=cluster, hooks=hooks)
+        if resource.type == p.ResourceType.COMPOSE:
+            from devloop.engine.compose_runner import make_compose_runner
+
+            return make_compose_runner(resource, plan, hooks, plan_environment(plan))
         from devloop.engine.unsupported import UnsupportedRunner
 
         return UnsupportedRunner(resource)
@@ -59,7 +63,7 @@ def _timeout(options: argparse.Namespace, plan: p.Plan) -> float:
 
 async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...]) -> int:
     mode = options.command
-    evaluation = evaluate(options.file, args=tiltfile_args, subcommand=mode)
+    evaluation = evaluate_in_child(options.file, args=tiltfile_args, subcommand=mode)
     plan = evaluation.plan
     store, logs = Store(), LogStore()
     if mode == "ci":
@@ -103,8 +107,9 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
     engine_task = asyncio.create_task(engine.run(), name="engine")
     # `devloop args` replaces the Tiltfile args for the next reload.
     args_now = [tuple(tiltfile_args)]
-    reloader = None if mode == "ci" else Reloader(engine, logs, lambda: evaluate(
-        options.file, args=args_now[0], subcommand=mode))
+    reloader = None if mode == "ci" else Reloader(
+        engine, logs, lambda child, on_output: child.evaluate(
+            options.file, args=args_now[0], subcommand=mode, on_output=on_output))
     actions = EngineActions(engine, reloader, lambda args: args_now.__setitem__(0, tuple(args)),
                             initial_args=tiltfile_args)
     server = None

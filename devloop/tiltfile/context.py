@@ -7,6 +7,7 @@ context; it registers its builtins and keeps its own declarations. Nothing is mo
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,6 +16,30 @@ from devloop.tiltfile import plan as p
 from devloop.tiltfile.errors import BuiltinError, Location
 
 STRUCT_TYPE_KEY = "__dl_type__"
+DEFAULT_MAX_READ_BYTES = 64 * 1024 * 1024
+
+
+def read_limited(path: str, limit: int = DEFAULT_MAX_READ_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most `limit` bytes. A device, FIFO or
+    socket (`/dev/zero`, `/dev/stdin`) is refused: reading it whole never ends or blocks.
+    Raises BuiltinError for those, for larger files and for text that is not UTF-8;
+    FileNotFoundError and IsADirectoryError pass through for the caller to word."""
+    with open(path, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise BuiltinError(f"{path} is not a regular file (a device, pipe or socket "
+                               "cannot be read)")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise BuiltinError(f"{path} is larger than {limit // 2**20} MB, the limit for a "
+                           "file read whole (DEVLOOP_TILTFILE_MAX_READ_MB)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BuiltinError(f"{path} is not UTF-8 text (invalid byte at offset "
+                           f"{exc.start})") from None
 
 
 @dataclass
@@ -28,6 +53,9 @@ class EvalContext:
     files_read: list[str] = field(default_factory=list)
     output: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    max_read_bytes: int = DEFAULT_MAX_READ_BYTES
+    # Called with each printed line as it is printed (the child process streams them).
+    on_output: Callable[[str], None] | None = None
     _locations: list[Location] = field(default_factory=list)
     _modules: list[str] = field(default_factory=list)
 
@@ -75,15 +103,24 @@ class EvalContext:
         absolute = self.abspath(path)
         self.record_read(absolute)
         try:
-            with open(absolute, encoding="utf-8") as handle:
-                return handle.read()
+            return read_limited(absolute, self.max_read_bytes)
+        except BuiltinError as exc:
+            raise BuiltinError(f"{what}: {exc}") from None
         except FileNotFoundError:
             raise BuiltinError(f"{what}: file not found: {absolute}") from None
         except IsADirectoryError:
             raise BuiltinError(f"{what}: {absolute} is a directory, want a file") from None
+        except OSError as exc:
+            raise BuiltinError(f"{what}: cannot read {absolute}: {exc.strerror}") from None
+
+    def read_limited(self, path: str) -> str:
+        """`read_limited` with this evaluation's size limit."""
+        return read_limited(path, self.max_read_bytes)
 
     def print(self, text: str) -> None:
         self.output.append(text)
+        if self.on_output is not None:
+            self.on_output(text)
 
     def warn(self, text: str) -> None:
         if text not in self.warnings:

@@ -10,7 +10,7 @@ from typing import Any
 import starlark_go
 
 from devloop.tiltfile import plan as p
-from devloop.tiltfile.context import Area, EvalContext, PlanDraft
+from devloop.tiltfile.context import DEFAULT_MAX_READ_BYTES, Area, EvalContext, PlanDraft
 from devloop.tiltfile.errors import BuiltinError, Location, TiltfileError
 from devloop.tiltfile.loader import ExtensionSettings, resolve
 from devloop.tiltfile.program import Program
@@ -36,14 +36,38 @@ def _syntax_check(path: str, text: str) -> None:
 
 
 def _read_source(path: str, location: Location | None, ctx: EvalContext) -> str:
+    ctx.record_read(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            data = handle.read(ctx.max_read_bytes + 1)
     except FileNotFoundError:
         raise TiltfileError(f"file not found: {path}", location) from None
+    except IsADirectoryError:
+        raise TiltfileError(f"{path} is a directory, want a Starlark file", location) from None
     except OSError as exc:
         raise TiltfileError(f"cannot read {path}: {exc.strerror}", location) from None
-    ctx.record_read(path)
+    if len(data) > ctx.max_read_bytes:
+        raise TiltfileError(f"{path} is larger than {ctx.max_read_bytes // 2**20} MB "
+                            "(DEVLOOP_TILTFILE_MAX_READ_MB)", location)
+    return _decode_source(path, data)
+
+
+def _decode_source(path: str, data: bytes) -> str:
+    """Source text, or an error at the line and column of the first byte that cannot be
+    Starlark source (invalid UTF-8, a NUL byte)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
+        raise TiltfileError(f"invalid UTF-8 (byte 0x{data[exc.start]:02x})",
+                            Location(path, line, column)) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        column = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        raise TiltfileError("NUL byte in source", Location(path, line, column))
     return text
 
 
@@ -107,6 +131,8 @@ def _wrap(function: Callable[..., Any]) -> Callable[..., Any]:
             return function(*args, **kwargs)
         except BuiltinError as exc:
             raise RuntimeError(str(exc)) from None
+        except MemoryError:
+            raise RuntimeError("out of memory (DEVLOOP_TILTFILE_MEMORY_MB)") from None
 
     builtin.__name__ = getattr(function, "__name__", "builtin").lstrip("_") or "builtin"
     return builtin
@@ -157,12 +183,17 @@ def _nest(module: str, members: dict[str, Any]) -> dict[str, Any]:
 
 def evaluate(path: str, *, args: tuple[str, ...] = (), subcommand: str = "up",
              extensions: ExtensionSettings | None = None,
-             area_factory: Callable[[EvalContext], list[Area]] | None = None) -> Evaluation:
-    """Evaluate the Tiltfile at `path`. Raises TiltfileError with the file:line at fault."""
+             area_factory: Callable[[EvalContext], list[Area]] | None = None,
+             max_read_bytes: int = DEFAULT_MAX_READ_BYTES,
+             on_output: Callable[[str], None] | None = None) -> Evaluation:
+    """Evaluate the Tiltfile at `path` in this process. Raises TiltfileError with the
+    file:line at fault. The daemon and the CLI go through `isolated.py` instead, which
+    runs this in a child process with time and memory limits."""
     from devloop.tiltfile.areas import default_areas
 
     main = os.path.abspath(path)
-    ctx = EvalContext(main_path=main, args=args, subcommand=subcommand)
+    ctx = EvalContext(main_path=main, args=args, subcommand=subcommand,
+                      max_read_bytes=max_read_bytes, on_output=on_output)
     extensions = extensions or ExtensionSettings.from_environ()
     areas = (area_factory or default_areas)(ctx)
     draft = PlanDraft(tiltfile=main)

@@ -199,14 +199,13 @@ class FilesArea:
         path = self.ctx.abspath(want_str(fn, "paths", paths))
         self.ctx.record_read(path)
         try:
-            with open(path, encoding="utf-8") as handle:
-                return path, handle.read()
+            return path, self.ctx.read_limited(path)
         except FileNotFoundError:
             return path, None
         except IsADirectoryError:
             raise BuiltinError(f"{fn}: {path} is a directory, want a file") from None
-        except UnicodeDecodeError:
-            raise BuiltinError(f"{fn}: {path} is not UTF-8 text") from None
+        except BuiltinError as exc:
+            raise BuiltinError(f"{fn}: {exc}") from None
         except OSError as exc:
             raise BuiltinError(f"{fn}: cannot read {path}: {exc.strerror}") from None
 
