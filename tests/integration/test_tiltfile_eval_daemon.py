@@ -1,0 +1,84 @@
+"""A real `devloop up` survives a Tiltfile that crashes or hangs its evaluation, applies the
+fixed Tiltfile on the next reload, and stops on Ctrl-C while a load-time local() runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SERVE = 'local_resource("hello", serve_cmd="while true; do echo tick-{v}; sleep 0.5; done")\n'
+
+
+def _wait_for_log(log: Path, text: str, timeout: float, *, after: int = 0) -> int:
+    """Wait until `text` appears in the log past offset `after`; returns its offset."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = log.read_text(errors="replace").find(text, after)
+        if found >= 0:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {text!r}; log:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def _up(project: Path, log: Path, environ: dict[str, str]):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEVLOOP_STATE_DIR": str(project / ".state"),
+           **environ}
+    with log.open("w") as handle:
+        process = subprocess.Popen([sys.executable, "-m", "devloop", "up", "--stream",
+                                    "--port", "0"], cwd=project, env=env, stdout=handle,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_daemon_survives_a_crashing_tiltfile_and_applies_the_fix(tmp_path: Path) -> None:
+    tiltfile, log = tmp_path / "Tiltfile", tmp_path / "up.log"
+    tiltfile.write_text(SERVE.format(v="v1"))
+    with _up(tmp_path, log, {"DEVLOOP_TILTFILE_MEMORY_MB": "600",
+                             "DEVLOOP_TILTFILE_TIMEOUT": "5"}) as process:
+        _wait_for_log(log, "tick-v1", 60)
+
+        tiltfile.write_text("def f(n):\n    return f(n + 1)\nf(0)\n")
+        crashed = _wait_for_log(log, "evaluation aborted", 60)
+        assert "stack overflow" in log.read_text()[crashed:crashed + 300] or \
+            "out of memory" in log.read_text()[crashed:crashed + 300]
+        assert process.poll() is None, "the daemon must survive the crash"
+        _wait_for_log(log, "tick-v1", 10, after=crashed)  # the old state keeps running
+
+        tiltfile.write_text("for i in range(1000000000000):\n    pass\n")
+        stopped = _wait_for_log(log, "did not finish within 5 s", 30, after=crashed)
+        assert process.poll() is None
+
+        tiltfile.write_text(SERVE.format(v="v2"))
+        _wait_for_log(log, "tick-v2", 60, after=stopped)
+        assert process.poll() is None
+        assert "Traceback" not in log.read_text()
+
+
+def test_ctrl_c_stops_up_while_a_load_time_local_runs(tmp_path: Path) -> None:
+    tiltfile, log = tmp_path / "Tiltfile", tmp_path / "up.log"
+    marker = tmp_path / "sleep-survived"
+    tiltfile.write_text(SERVE.format(v="v1"))
+    with _up(tmp_path, log, {}) as process:
+        _wait_for_log(log, "tick-v1", 60)
+        tiltfile.write_text(f'local("sleep 3 && touch {marker}; sleep 600")\n'
+                            + SERVE.format(v="v2"))
+        _wait_for_log(log, "local: sleep 3", 30)  # what the reload waits for is shown
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=20) is not None
+        time.sleep(4)
+        assert not marker.exists(), "the load-time command must stop with devloop"
