@@ -1,4 +1,11 @@
-"""docker_build images with the Docker engine, and push them: the async seam over the docker SDK.
+"""docker_build images with the Docker engine, and push them: the build seam the engine uses.
+
+Which builder: BuildKit through `docker buildx build` (see `buildkit.py`) whenever the
+docker CLI has the buildx plugin, as Docker users build; the engine's legacy builder through
+the docker SDK otherwise, or when `DOCKER_BUILDKIT=0` asks for it (as it does for `docker
+build`). The first line of every build's log says which one runs. The legacy builder cannot
+build `RUN --mount`, `# syntax=`, heredocs, `COPY --chmod/--link`, `secret=` or `ssh=`: such
+a build fails at once with the Dockerfile line and how to get BuildKit.
 
 The docker SDK blocks, so every call runs in a worker thread; output lines are handed to the
 caller's `log` on the event loop with `call_soon_threadsafe`, as they arrive.
@@ -6,22 +13,25 @@ caller's `log` on the event loop with `call_soon_threadsafe`, as they arrive.
 Tagging follows Tilt: after a build the image is tagged `<repo>:devloop-<first 16 hex of the
 image ID>` (Tilt's `tilt-<hash>`), so the tag depends on the built image's content and an
 identical rebuild gives the same tag. `<repo>` is the image's name in the registry when one
-is known (see `registry.py`). The low-level API uses the engine's classic builder: `ssh=` and
-`secret=` need BuildKit and are refused with a clear error.
+is known (see `registry.py`). Pushes go through the engine, which has the image already.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import os
+import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import docker
 import docker.errors
 
+from devloop.build import build_errors, buildkit
 from devloop.build import registry as reg
 from devloop.build.context import make_build_context
 from devloop.tiltfile import plan
@@ -83,6 +93,38 @@ def default_api_client() -> docker.APIClient:
     return docker.APIClient(version="auto", timeout=None, **kwargs)
 
 
+def _extra_hosts(entries: tuple[str, ...]) -> dict[str, str]:
+    """`host:ip` entries (docker's --add-host form) as the SDK's mapping."""
+    hosts: dict[str, str] = {}
+    for entry in entries:
+        host, sep, ip = entry.partition(":")
+        if not sep:
+            host, sep, ip = entry.partition("=")
+        if sep:
+            hosts[host] = ip
+    return hosts
+
+
+def _legacy_error(target: plan.DockerBuild, message: str, step_lines: list[str]) -> BuildError:
+    """A failed legacy build: a failing FROM step gets the base image message (its step
+    line is in the log already, so it is not repeated after the error)."""
+    image = build_errors.image_from_failure(step_lines[0] if step_lines else "", message)
+    if image:
+        return BuildError(build_errors.missing_base_image_message(target, image, message))
+    return BuildError(f"docker_build {target.ref!r} failed: {message.strip()}",
+                      "\n".join(step_lines[-FALLBACK_TAIL_LINES:]))
+
+
+def _buildkit_error(target: plan.DockerBuild, failure: buildkit.BuildxFailed) -> BuildError:
+    failed = failure.renderer.failed
+    message = failure.message
+    image = build_errors.image_from_failure(failed.name, failed.error) if failed else None
+    if image:
+        return BuildError(build_errors.missing_base_image_message(target, image, message))
+    tail = "\n".join(failed.tail) if failed else ""
+    return BuildError(f"docker_build {target.ref!r} failed: {message}", tail)
+
+
 class _LineSplitter:
     """Reassembles lines from the engine's `stream` chunks, which need not end at newlines."""
 
@@ -102,13 +144,33 @@ class _LineSplitter:
             self._partial = ""
 
 
-class DockerBuilder:
-    """Builds `plan.DockerBuild` targets and pushes images through the docker SDK."""
+class BuilderKind(enum.Enum):
+    BUILDKIT = "buildkit"
+    LEGACY = "legacy"
 
-    def __init__(self, api_factory: Callable[[], docker.APIClient] = default_api_client) -> None:
+
+def buildkit_disabled(environ: Mapping[str, str] | None = None) -> bool:
+    """`DOCKER_BUILDKIT=0` (or false) selects the legacy builder, as it does for `docker build`."""
+    value = (os.environ if environ is None else environ).get("DOCKER_BUILDKIT", "")
+    return value.strip().lower() in ("0", "false", "no", "off")
+
+
+_STEP = re.compile(r"^Step \d+/\d+ : ")
+
+
+class DockerBuilder:
+    """Builds `plan.DockerBuild` targets (BuildKit, else the SDK) and pushes through the SDK."""
+
+    def __init__(self, api_factory: Callable[[], docker.APIClient] = default_api_client, *,
+                 kind: BuilderKind | None = None, docker_cli: str = buildkit.DOCKER) -> None:
         self._api_factory = api_factory
         self._api: docker.APIClient | None = None
         self._lock = threading.Lock()
+        self._kind = kind
+        self._docker_cli = docker_cli
+        self._buildx: buildkit.BuildxInfo | None = None
+        self._why_legacy = ""
+        self._chosen = asyncio.Lock()
 
     def _client(self) -> docker.APIClient:
         with self._lock:
@@ -120,13 +182,44 @@ class DockerBuilder:
                                      temporary=True) from e
             return self._api
 
+    async def builder_kind(self) -> BuilderKind:
+        """Which builder builds (decided on first use, then kept for the session)."""
+        async with self._chosen:
+            if self._kind is None:
+                if buildkit_disabled():
+                    self._kind = BuilderKind.LEGACY
+                    self._why_legacy = "DOCKER_BUILDKIT=0 selects the legacy builder"
+                else:
+                    self._buildx = await buildkit.buildx_info(self._docker_cli)
+                    self._kind = BuilderKind.BUILDKIT if self._buildx else BuilderKind.LEGACY
+                    self._why_legacy = "docker buildx is not installed"
+            elif self._kind is BuilderKind.BUILDKIT and self._buildx is None:
+                self._buildx = await buildkit.buildx_info(self._docker_cli)
+                if self._buildx is None:
+                    raise BuildError("BuildKit was asked for, but `docker buildx version` "
+                                     f"fails: {build_errors.BUILDX_HELP}")
+            elif self._kind is BuilderKind.LEGACY and not self._why_legacy:
+                self._why_legacy = "the legacy builder was selected"
+            return self._kind
+
+    async def describe(self) -> str:
+        """One line for the log saying which builder runs and why."""
+        if await self.builder_kind() is BuilderKind.BUILDKIT:
+            assert self._buildx is not None
+            return f"Building with BuildKit ({self._buildx.version})"
+        return f"Building with the Docker engine's legacy builder ({self._why_legacy})"
+
     async def build(self, target: plan.DockerBuild, *, log: LogFn,
                     registry: reg.Registry | None = None) -> BuiltImage:
-        """Build `target`, streaming the engine's output to `log`, and tag the image with its
-        content tag under the image's (registry) name; also apply `extra_tag`s."""
-        if target.ssh or target.secret:
-            raise BuildError(f"docker_build {target.ref!r}: ssh= and secret= need BuildKit, "
-                             "which this builder does not use")
+        """Build `target`, streaming progress to `log`, and tag the image with its content
+        tag under the image's (registry) name; also apply `extra_tag`s."""
+        log(await self.describe())
+        if await self.builder_kind() is BuilderKind.BUILDKIT:
+            image_id = await self._build_buildkit(target, log)
+            return await asyncio.to_thread(self._tag_built, target, registry, image_id)
+        message = build_errors.needs_buildkit_message(target, self._why_legacy)
+        if message:
+            raise BuildError(message)
         loop = asyncio.get_running_loop()
         cancelled = threading.Event()
 
@@ -140,6 +233,23 @@ class DockerBuilder:
             # the connection and makes the engine abandon the build.
             cancelled.set()
 
+    async def _build_buildkit(self, target: plan.DockerBuild, log: LogFn) -> str:
+        try:
+            ctx = await asyncio.to_thread(make_build_context, target)
+        except OSError as e:
+            raise BuildError(f"docker_build {target.ref!r}: {e}") from e
+        try:
+            return await buildkit.run_build(target, context_tar=ctx.tar.fileno(),
+                                            dockerfile=ctx.dockerfile, log=log,
+                                            docker=self._docker_cli)
+        except buildkit.BuildxFailed as e:
+            raise _buildkit_error(target, e) from None
+        except OSError as e:
+            raise BuildError(f"docker_build {target.ref!r}: cannot run docker buildx: {e}",
+                             temporary=True) from e
+        finally:
+            ctx.close()
+
     def _build_blocking(self, target: plan.DockerBuild, registry: reg.Registry | None,
                         emit: LogFn, cancelled: threading.Event) -> BuiltImage:
         api = self._client()
@@ -151,6 +261,11 @@ class DockerBuilder:
             image_id = self._run_build(api, target, ctx.tar, ctx.dockerfile, emit, cancelled)
         finally:
             ctx.close()
+        return self._tag_built(target, registry, image_id)
+
+    def _tag_built(self, target: plan.DockerBuild, registry: reg.Registry | None,
+                   image_id: str) -> BuiltImage:
+        api = self._client()
         repo = reg.local_name(target.ref, registry)
         tag = reg.tag_for(target.ref, content_tag(image_id), registry)
         try:
@@ -170,7 +285,7 @@ class DockerBuilder:
 
         def line_out(line: str) -> None:
             nonlocal short_id
-            if line.startswith("Step "):
+            if _STEP.match(line):
                 step_lines.clear()
             step_lines.append(line)
             if line.startswith("Successfully built "):
@@ -192,6 +307,7 @@ class DockerBuilder:
                 network_mode=target.network or None,
                 cache_from=list(target.cache_from) or None,
                 platform=target.platform or None,
+                extra_hosts=_extra_hosts(target.extra_hosts) or None,
             )
             for item in stream:
                 if cancelled.is_set():
@@ -207,13 +323,10 @@ class DockerBuilder:
                 if "error" in item:
                     splitter.flush()
                     message = str(item.get("errorDetail", {}).get("message") or item["error"])
-                    tail = step_lines or []
-                    raise BuildError(f"docker_build {target.ref!r} failed: {message.strip()}",
-                                     "\n".join(tail[-FALLBACK_TAIL_LINES:]))
+                    raise _legacy_error(target, message, step_lines)
             splitter.flush()
         except docker.errors.APIError as e:
-            raise BuildError(f"docker_build {target.ref!r} failed: {e.explanation or e}",
-                             "\n".join(step_lines[-FALLBACK_TAIL_LINES:])) from e
+            raise _legacy_error(target, str(e.explanation or e), step_lines) from e
         except docker.errors.DockerException as e:
             raise BuildError(f"docker_build {target.ref!r}: Docker engine error: {e}",
                              temporary=True) from e
