@@ -220,6 +220,23 @@ def service_dependencies(service: Mapping[str, Any]) -> list[str]:
     return [str(dep) for dep in deps]
 
 
+def _yaml_error(path: str, exc: yaml.MarkedYAMLError) -> str:
+    """`file:line:column: problem` for a YAML syntax error (the place of the problem, or
+    of its context when the parser has none), on one line."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+    problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+    context = " ".join(str(exc.context or "").split())
+    if context and exc.problem:
+        problem = f"{problem} ({context})"
+    return f"{where}: {problem}"
+
+
+def compose_build_ref(project: str, service: str) -> str:
+    """The image target Tilt makes of a service's `build:` section: `<project>_<service>`."""
+    return f"{project}_{service}"
+
+
 def _active(service: Mapping[str, Any], profiles: tuple[str, ...]) -> bool:
     wanted = service.get("profiles") or []
     return not wanted or "*" in profiles or any(name in profiles for name in wanted)
@@ -338,6 +355,8 @@ class ComposeArea:
                     loaded = yaml.safe_load(handle)
             except FileNotFoundError:
                 raise BuiltinError(f"{fn}: file not found: {path}") from None
+            except yaml.MarkedYAMLError as exc:
+                raise BuiltinError(f"{fn}: {_yaml_error(path, exc)}") from None
             except (OSError, yaml.YAMLError) as exc:
                 # One line: the evaluator reports the last line of a multi-line message.
                 reason = " ".join(str(exc).split())
@@ -436,6 +455,7 @@ class ComposeArea:
             services_json=json.dumps(project.services, default=str),
             project_dir=project.project_dir, wait=project.wait)
         taken = {resource.name for resource in draft.resources}
+        self._compose_builds(draft, project)
         for service, config in project.services.items():
             name = self.names[service]
             if name in taken:
@@ -444,6 +464,35 @@ class ComposeArea:
                                     project.location)
             taken.add(name)
             draft.resources.append(self._resource(service, name, config, draft, project))
+
+    def _compose_builds(self, draft: PlanDraft, project: _Project) -> None:
+        """An image target for each `build:` section that no docker_build/custom_build
+        replaces, named as Tilt names it; Compose builds it (`docker compose build`)."""
+        for service, config in project.services.items():
+            build = config.get("build")
+            if build is None:
+                continue
+            options = self.options[service]
+            candidates = [options.image or str(config.get("image") or "")] if (
+                options.image or config.get("image")) else [
+                f"{project.name}-{service}", compose_build_ref(project.name, service)]
+            if any(refs_match(image.ref, candidate) for image in draft.images
+                   for candidate in candidates):
+                continue
+            spec = build if isinstance(build, dict) else {"context": build}
+            context = os.path.normpath(os.path.join(project.project_dir,
+                                                    str(spec.get("context") or ".")))
+            args = spec.get("args") or {}
+            pairs = (tuple((str(k), "" if v is None else str(v)) for k, v in args.items())
+                     if isinstance(args, dict) else tuple(
+                         (str(a).partition("=")[0], str(a).partition("=")[2]) for a in args))
+            inline = spec.get("dockerfile_inline")
+            draft.images.append(p.DockerBuild(
+                ref=compose_build_ref(project.name, service), context=context,
+                dockerfile=os.path.join(context, str(spec.get("dockerfile") or "Dockerfile")),
+                dockerfile_contents=str(inline) if inline is not None else None,
+                build_args=pairs, target=str(spec.get("target") or ""),
+                kind="docker_compose"))
 
     def _resource(self, service: str, name: str, config: Mapping[str, Any],
                   draft: PlanDraft, project: _Project) -> p.Resource:
@@ -468,8 +517,9 @@ class ComposeArea:
         elif config.get("image"):
             candidates = [str(config["image"])]
         else:
-            # The name Compose gives an image it builds (v2 and v1 spelling).
-            candidates = [f"{project.name}-{service}", f"{project.name}_{service}"]
+            # The name Compose gives an image it builds (v2 and v1 spelling, the latter
+            # also the name of the image target of an unreplaced `build:` section).
+            candidates = [f"{project.name}-{service}", compose_build_ref(project.name, service)]
         return tuple(dict.fromkeys(
             image.ref for image in draft.images
             if any(refs_match(image.ref, candidate) for candidate in candidates)))

@@ -203,7 +203,7 @@ def test_dc_resource_image_names_the_image_tilt_builds(tiltfile):
     ("docker_compose([])", "docker_compose: Nothing to compose", 1),
     ("docker_compose(3)", "docker_compose: for parameter 'configPaths': expected blob | path "
                           "(string). Actual type: int", 1),
-    ("docker_compose('bad.yaml')", "docker_compose: cannot parse ", 1),
+    ("docker_compose('bad.yaml')", "bad.yaml:2:1: expected ',' or ']'", 1),
     ("docker_compose('list.yaml')", "want a mapping with a 'services' mapping", 1),
     ("docker_compose('required.yaml')",
      "required variable DL_MUST_BE_SET is missing a value: set it", 1),

@@ -1,0 +1,415 @@
+"""A Docker Compose service: build its images, `docker compose up` it, watch its containers.
+
+Update: build every image the service runs (a `docker_build`/`custom_build` matching the
+service's image with devloop's builder, then tagged with the name Compose looks for; a
+`build:` section with `docker compose build`), then `docker compose up --no-deps --no-build
+-d <service>` as Tilt does; or, when the changed files allow it, live update the running
+container over the Docker API (see `devloop/compose/sync.py`).
+Runtime: a monitor polls the service's containers (by Compose's labels), streams each
+one's logs into the resource (again after every restart), and reports the state: ready
+only when running (and healthy, when the service has a healthcheck), failed with an alert
+and the last log lines when a container exits non-zero, restarts or turns unhealthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import yaml
+
+from devloop.build.custom_builder import CustomBuilder
+from devloop.build.docker_builder import BuildError, DockerBuilder
+from devloop.compose.cli import ComposeCli, ComposeError
+from devloop.compose.containers import ContainerError, ContainerState, DockerContainers
+from devloop.compose.status import Health, assess
+from devloop.compose.sync import RunFailed, SyncFailed, update_container
+from devloop.engine import live_update as lu
+from devloop.engine.runner import RunnerHooks, RuntimeReport, UpdateError
+from devloop.engine.scheduler import RuntimeState
+from devloop.k8s.sync import tar_archive
+from devloop.tiltfile import plan as p
+
+MONITOR_PERIOD_SECONDS = 1.0
+# Lines of a service's own output kept to show with an alert (why did it exit?).
+ALERT_LOG_LINES = 15
+# The image kind the Tiltfile gives a service's `build:` section (built by Compose).
+COMPOSE_BUILD_KIND = "docker_compose"
+CONTAINER_KIND = "container"
+
+_HEALTH_STATE = {Health.READY: RuntimeState.OK, Health.PENDING: RuntimeState.PENDING,
+                 Health.FAILED: RuntimeState.ERROR}
+
+
+class ComposeBackend:
+    """What the services of one Compose project share in a session: the CLI (and its lock
+    around `up`), the Docker API client, the image builder, the effective configuration."""
+
+    def __init__(self, project: p.ComposeProject, *, environ: dict[str, str],
+                 cli: ComposeCli | None = None, containers: Any = None,
+                 builder: Any = None) -> None:
+        self.project = project
+        self.cli = cli or ComposeCli(project, environ=environ)
+        self.containers = containers or DockerContainers()
+        self.builder = builder or DockerBuilder()
+        self._config: dict[str, Any] | None = None
+        self._config_lock = asyncio.Lock()
+
+    async def effective_config(self) -> dict[str, Any]:
+        """`docker compose config` once per project (a reload makes a new backend)."""
+        async with self._config_lock:
+            if self._config is None:
+                self._config = await self.cli.config()
+            return self._config
+
+
+_backends: dict[p.ComposeProject, ComposeBackend] = {}
+
+
+def backend_for(plan: p.Plan, environ: dict[str, str]) -> ComposeBackend:
+    """The session's backend for the plan's project (services of one plan share it)."""
+    assert plan.compose is not None
+    backend = _backends.get(plan.compose)
+    if backend is None:
+        _backends.clear()  # an older evaluation's project is no longer used
+        backend = _backends[plan.compose] = ComposeBackend(plan.compose, environ=environ)
+    return backend
+
+
+def compose_image_name(project: p.ComposeProject, service: str) -> str:
+    """The image Compose runs for a service: its `image:`, else `<project>-<service>`."""
+    config = json.loads(project.services_json).get(service) or {}
+    return str(config.get("image") or f"{project.project_name}-{service}")
+
+
+def _started(state: ContainerState) -> float:
+    """StartedAt as unix seconds (0 when Docker has none)."""
+    text = state.started_at
+    if not text or text.startswith("0001-"):
+        return 0.0
+    main, _, fraction = text.rstrip("Z").partition(".")
+    try:
+        seconds = datetime.fromisoformat(main + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
+    return seconds + float(f"0.{fraction[:6] or 0}")
+
+
+class ComposeRunner:
+    def __init__(self, resource: p.Resource, *, plan: p.Plan, hooks: RunnerHooks,
+                 backend: ComposeBackend) -> None:
+        self.name = resource.name
+        self.resource = resource
+        self.plan = plan
+        self.hooks = hooks
+        self.backend = backend
+        assert plan.compose is not None
+        self.project = plan.compose
+        self.service = resource.compose_service
+        self._report = RuntimeReport(RuntimeState.PENDING, "not started")
+        self._monitor: asyncio.Task[None] | None = None
+        self._followers: dict[str, tuple[float, Callable[[], None]]] = {}
+        self._ended: set[str] = set()
+        self._tail: collections.deque[str] = collections.deque(maxlen=ALERT_LOG_LINES)
+        self._baseline: dict[str, int] = {}
+        self._published: set[str] = set()
+        self._details: dict[str, object] = {}
+        self._deployed: dict[str, str] = {}  # image ref -> image ID the service runs
+        self._deployed_containers: set[str] = set()
+        self._pending: set[str] = set()
+        self._live_updates = 0
+        self._disabled = False
+        self._disable_task: asyncio.Task[None] | None = None
+
+    def _log(self, text: str, source: str = "build", prefix: str = "") -> None:
+        self.hooks.log(self.name, text, source, prefix)
+
+    # -- update
+    async def update(self, changed_files: tuple[str, ...]) -> None:
+        self._disabled = False
+        if self._disable_task is not None:
+            await self._disable_task
+        self._pending.update(changed_files)
+        files = tuple(sorted(self._pending))
+        started = time.monotonic()
+        if self._deployed and files:
+            choice = await self._choose(files)
+            if isinstance(choice, lu.FullBuild):
+                if self._has_live_update():
+                    self._log(f"Will not live update: {choice.reason}. Full rebuild.")
+                    self._publish_live_update(files, [], started, "fallback", choice.reason)
+            else:
+                try:
+                    await self._live_update(files, *choice, started=started)
+                except SyncFailed as exc:
+                    self._log(f"Live update failed: {exc}. Falling back to a full rebuild.")
+                else:
+                    self._pending.clear()
+                    return
+        await self._full_update()
+        self._pending.clear()
+
+    async def _full_update(self) -> None:
+        images = await self._build_images()
+        self._log(f"Running docker compose up for service {self.service}")
+        try:
+            await self.backend.cli.up(self.service, log=self._log)
+        except ComposeError as exc:
+            raise UpdateError(str(exc)) from None
+        self._deployed = images
+        try:
+            containers = await self.backend.containers.containers(
+                self.project.project_name, self.service)
+        except ContainerError as exc:
+            raise UpdateError(str(exc)) from None
+        self._deployed_containers = {c.id for c in containers}
+        self._baseline = {c.id: c.restarts for c in containers}
+        self._details["composeConfig"] = await self._service_config()
+        self._set(RuntimeReport(RuntimeState.PENDING, "starting", details=self._details))
+        if self._monitor is None or self._monitor.done():
+            self._monitor = asyncio.create_task(self._monitor_loop(),
+                                                name=f"compose-monitor:{self.name}")
+
+    async def _build_images(self) -> dict[str, str]:
+        """Build the service's images (image_deps first); map ref -> image ID."""
+        built: dict[str, str] = {}
+        refs: dict[str, str] = {}  # ref -> the ref an image_dep consumer sees
+        target = compose_image_name(self.project, self.service)
+        for image in self.plan.images_for(self.resource.image_refs):
+            try:
+                if image.kind == COMPOSE_BUILD_KIND:
+                    self._log(f"Building image of service {self.service} with docker compose "
+                              "build")
+                    await self.backend.cli.build(self.service, log=self._log)
+                    image_id = await self.backend.builder.image_id(target)
+                    built[image.ref] = image_id or ""
+                    continue
+                self._log(f"Building image {image.ref}")
+                if isinstance(image, p.DockerBuild):
+                    result = await self.backend.builder.build(image, log=self._log)
+                else:
+                    result = await CustomBuilder(self.backend.builder).build(
+                        image, log=self._log, image_deps=refs)
+            except (BuildError, ComposeError) as exc:
+                raise UpdateError(f"image {image.ref}: {exc}") from None
+            built[image.ref], refs[image.ref] = result.image_id, result.ref
+            if image.ref in self.resource.image_refs:
+                if not result.image_id:
+                    raise UpdateError(f"image {image.ref}: the build left no image in the "
+                                      "local Docker engine for Compose to run")
+                try:
+                    await self.backend.containers.tag(result.image_id, target)
+                except ContainerError as exc:
+                    raise UpdateError(str(exc)) from None
+                self._log(f"Tagged {result.ref} as {target} for Compose")
+        return built
+
+    async def _service_config(self) -> str:
+        try:
+            config = await self.backend.effective_config()
+        except ComposeError as exc:
+            return f"# docker compose config failed: {exc}"
+        service = (config.get("services") or {}).get(self.service, {})
+        return yaml.safe_dump({self.service: service}, sort_keys=False)
+
+    # -- live update
+    def _images(self) -> list[p.ImageTarget]:
+        return self.plan.images_for(self.resource.image_refs)
+
+    def _has_live_update(self) -> bool:
+        return any(image.live_update for image in self._images())
+
+    def _restarts(self, ref: str) -> bool:
+        return any(isinstance(step, p.RestartContainerStep)
+                   for step in self.plan.image(ref).live_update)
+
+    async def _choose(self, files: tuple[str, ...]
+                      ) -> lu.FullBuild | tuple[lu.LiveUpdate, list[ContainerState]]:
+        # restart_container() is done here through the Docker API, so the decision is taken
+        # on the other steps and the restart added afterwards.
+        images = [dataclasses.replace(image, live_update=tuple(
+            step for step in image.live_update if not isinstance(step, p.RestartContainerStep)))
+            if image.live_update else image for image in self._images()]
+        if any(image.kind == COMPOSE_BUILD_KIND for image in images):
+            return lu.FullBuild("the service's image is built by docker compose build")
+        decision = lu.decide(images, self._deployed, files,
+                             base=os.path.dirname(self.plan.tiltfile))
+        if isinstance(decision, lu.FullBuild):
+            return decision
+        try:
+            containers = await self.backend.containers.containers(
+                self.project.project_name, self.service)
+        except ContainerError as exc:
+            return lu.FullBuild(str(exc))
+        running = [c for c in containers if c.status == "running"]
+        if not running:
+            return lu.FullBuild(f"no running container of service {self.service}")
+        for container in running:
+            if container.id not in self._deployed_containers:
+                return lu.FullBuild(f"container {container.name} was created after the "
+                                    "last deploy")
+        return decision, running
+
+    async def _live_update(self, files: tuple[str, ...], decision: lu.LiveUpdate,
+                           containers: list[ContainerState], *, started: float) -> None:
+        names = [c.name for c in containers]
+        steps: list[dict[str, Any]] = []
+        base = os.path.dirname(self.plan.tiltfile)
+        try:
+            for update in decision.images:
+                is_input = lu.inputs_of(self.plan.image(update.image_ref), base)
+                archive = await asyncio.to_thread(
+                    tar_archive, [(c.local, c.remote) for c in update.copies],
+                    lambda path, is_input=is_input: not is_input(path))
+                restart = self._restarts(update.image_ref)
+                for container in containers:
+                    records = await update_container(
+                        self.backend.containers, container.id, archive=archive,
+                        deletes=update.deletes, runs=update.runs, restart=restart,
+                        log=lambda text, name=container.name: self._log(text, prefix=name))
+                    steps += [{"step": r.step, "detail": r.detail, "exitCode": r.exit_code,
+                               "container": container.name} for r in records]
+                    if restart:
+                        # Files survive a restart, but the new run must not count as a crash.
+                        self._baseline[container.id] = self._baseline.get(container.id, 0)
+        except SyncFailed as exc:
+            self._publish_live_update(files, names, started, "fallback", str(exc), steps)
+            raise
+        except RunFailed as exc:
+            self._publish_live_update(files, names, started, "failed", str(exc), steps)
+            raise UpdateError(str(exc)) from None
+        elapsed = round((time.monotonic() - started) * 1000)
+        self._log(f"Live update: done in {elapsed} ms ({len(files)} changed files, "
+                  f"{len(names)} containers)")
+        self._publish_live_update(files, names, started, "ok", "", steps)
+
+    def _publish_live_update(self, files: tuple[str, ...], containers: list[str],
+                             started: float, result: str, error: str,
+                             steps: list[dict[str, Any]] | None = None) -> None:
+        self._live_updates += 1
+        self.hooks.publish("liveupdate", f"{self.name}-{self._live_updates}", {
+            "resource": self.name, "files": list(files)}, {
+            "result": result, "error": error, "containers": containers, "steps": steps or [],
+            "durationMs": round((time.monotonic() - started) * 1000)})
+
+    # -- runtime
+    async def _monitor_loop(self) -> None:
+        while True:
+            try:
+                await self._observe()
+            except ContainerError as exc:
+                self._set(RuntimeReport(RuntimeState.UNKNOWN, str(exc), details=self._details))
+            await asyncio.sleep(MONITOR_PERIOD_SECONDS)
+
+    async def _observe(self) -> None:
+        containers = await self.backend.containers.containers(self.project.project_name,
+                                                              self.service)
+        for container in containers:
+            self._follow(container)
+        self._publish_containers(containers)
+        if self._disabled:
+            self._set(RuntimeReport(RuntimeState.PENDING, "disabled: container removed",
+                                    details=self._details))
+            return
+        result = assess(containers, self._baseline)
+        alerts = list(result.alerts)
+        if result.health == Health.FAILED and self._tail:
+            alerts = [f"{alert}\n" + "\n".join(self._tail) for alert in alerts]
+        self._details["containers"] = [{
+            "name": c.name, "id": c.short_id, "status": c.status, "health": c.health,
+            "exitCode": c.exit_code, "restarts": c.restarts, "ports": list(c.ports)}
+            for c in containers]
+        self._set(RuntimeReport(_HEALTH_STATE[result.health], result.reason, alerts,
+                                details=self._details))
+
+    def _follow(self, container: ContainerState) -> None:
+        """Stream a container's logs; after it restarts, from the new run's start (Docker
+        ends a follow stream when the container stops)."""
+        if container.status not in ("running", "restarting", "exited", "dead"):
+            return
+        started = _started(container)
+        current = self._followers.get(container.id)
+        if current is not None and (current[0] == started or container.id not in self._ended):
+            return  # this run is being streamed, or the last run's stream is still draining
+        self._ended.discard(container.id)
+        since = started if current is not None else None
+        prefix = container.name if len(self._deployed_containers) > 1 else ""
+
+        def on_line(text: str) -> None:
+            self._tail.append(text)
+            self._log(text, "runtime", prefix)
+
+        def on_end(container_id: str = container.id) -> None:
+            self._ended.add(container_id)
+
+        self._followers[container.id] = (started, self.backend.containers.follow_logs(
+            container.id, since, on_line, on_end))
+
+    def _publish_containers(self, containers: list[ContainerState]) -> None:
+        names = set()
+        for container in containers:
+            names.add(container.name)
+            self.hooks.publish(CONTAINER_KIND, container.name, {
+                "resource": self.name, "project": self.project.project_name,
+                "service": self.service}, {
+                "id": container.short_id, "status": container.status,
+                "health": container.health, "exitCode": container.exit_code,
+                "restarts": container.restarts, "ports": list(container.ports),
+                "startedAt": container.started_at})
+        for gone in self._published - names:
+            self.hooks.delete(CONTAINER_KIND, gone)
+        self._published = names
+
+    def _set(self, report: RuntimeReport) -> None:
+        changed = (report.state, report.reason, report.alerts) != (
+            self._report.state, self._report.reason, self._report.alerts)
+        self._report = report
+        if changed:
+            self.hooks.changed()
+
+    def runtime(self) -> RuntimeReport:
+        return self._report
+
+    # -- enable / disable / stop
+    def on_disabled(self) -> None:
+        """Disabling the resource removes the service's container (as Tilt does)."""
+        self._disabled = True
+        self._deployed = {}
+        self._disable_task = asyncio.create_task(self._remove(), name=f"compose-rm:{self.name}")
+
+    async def _remove(self) -> None:
+        try:
+            await self.backend.cli.remove([self.service], log=self._log)
+        except ComposeError as exc:
+            self._log(f"ERROR: {exc}")
+        self.hooks.changed()
+
+    async def stop(self) -> None:
+        """Stop watching; the containers keep running (like Tilt, `down` removes them)."""
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._monitor
+        for _, cancel in self._followers.values():
+            cancel()
+        self._followers.clear()
+        if self._disable_task is not None:
+            with contextlib.suppress(Exception):
+                await self._disable_task
+
+
+def make_compose_runner(resource: p.Resource, plan: p.Plan, hooks: RunnerHooks,
+                        environ: dict[str, str]) -> ComposeRunner:
+    """The engine's constructor for COMPOSE resources."""
+    if plan.compose is None:
+        raise UpdateError(f"resource {resource.name}: no docker_compose() project")
+    return ComposeRunner(resource, plan=plan, hooks=hooks,
+                         backend=backend_for(plan, environ))
