@@ -149,6 +149,8 @@ class Engine:
         if enabled:
             self.trigger(name)
         else:
+            # A runner may tear down what it runs when disabled (compose removes the container).
+            getattr(state.runner, "on_disabled", lambda: None)()
             self._publish(name)
 
     def wake(self) -> None:
