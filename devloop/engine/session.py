@@ -44,10 +44,6 @@ def make_runner_factory(hooks: RunnerHooks, cluster: object | None
             from devloop.engine.compose_runner import make_compose_runner
 
             return make_compose_runner(resource, plan, hooks, plan_environment(plan))
-        if resource.type == p.ResourceType.COMPOSE:
-            from devloop.engine.compose_runner import make_compose_runner
-
-            return make_compose_runner(resource, plan, hooks, plan_environment(plan))
         from devloop.engine.unsupported import UnsupportedRunner
 
         return UnsupportedRunner(resource)
