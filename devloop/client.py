@@ -23,6 +23,9 @@ from devloop.server.daemon_file import daemon_file, read_daemon_file
 TOKEN_HEADER = "X-Devloop-Token"
 REQUEST_TIMEOUT_SECONDS = 10.0
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+# The largest page the daemon serves (logs_api.MAX_LIMIT; not imported: clients load no server
+# code).
+LOG_PAGE = 10000
 
 
 class ClientError(Exception):
@@ -264,13 +267,22 @@ def format_line(line: dict[str, Any]) -> str:
 def _logs(daemon: Daemon, names: list[str], follow: bool, out: TextIO) -> int:
     if len(names) > 1:
         raise ClientError("give at most one resource: `devloop logs [resource] [-f]`")
-    params = {"resource": names[0]} if names else {}
-    result = daemon.get("/api/v1/logs?" + urllib.parse.urlencode(params))
+    params: dict[str, object] = {"resource": names[0]} if names else {}
+    # The daemon answers a page at a time (newest first); every kept line is shown, as Tilt
+    # does, so page back until none is left.
+    result = daemon.get("/api/v1/logs?" + urllib.parse.urlencode({**params, "limit": LOG_PAGE}))
+    pages = [result["lines"]]
+    while result.get("more") and pages[-1]:
+        result_page = daemon.get("/api/v1/logs?" + urllib.parse.urlencode(
+            {**params, "limit": LOG_PAGE, "before": pages[-1][0]["seq"]}))
+        pages.append(result_page["lines"])
+        result = {**result, "more": result_page.get("more")}
     for resource, count in result["dropped"].items():
         if count:
             print(f"[... {count} older lines of {resource} dropped ...]", file=out)
-    for line in result["lines"]:
-        print(format_line(line), file=out, flush=True)
+    for page in reversed(pages):
+        for line in page:
+            print(format_line(line), file=out, flush=True)
     if follow:
         query = urllib.parse.urlencode({**params, "since": result["last"], "follow": 1})
         for line in daemon.events("/api/v1/logs?" + query):

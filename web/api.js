@@ -42,10 +42,11 @@ export function getLogs(options, signal) {
 }
 
 // All kept lines matching `options`, newest first: the server's `limit` keeps the newest N
-// lines and `before` pages back from there. Each page is handed over as it arrives, so the
-// view paints the newest lines before the older ones have loaded. Returns the newest seq seen,
-// where following the stream should start.
-export async function loadLogs(options, onPage, signal, pageSizes = [5000, 200000]) {
+// lines (at most 10,000 a page) and `before` pages back from there while `more` says older
+// ones match. Each page is handed over as it arrives, so the view paints the newest lines
+// before the older ones have loaded. Returns the newest seq seen, where following the stream
+// should start.
+export async function loadLogs(options, onPage, signal, pageSizes = [5000, 10000]) {
   let before = 0;
   let newest = 0;
   for (let page = 0; ; page++) {
@@ -54,8 +55,8 @@ export async function loadLogs(options, onPage, signal, pageSizes = [5000, 20000
     const lines = body.lines || [];
     if (page === 0) newest = lines.length ? lines[lines.length - 1].seq : Number(body.last) || 0;
     onPage(body, page > 0);
-    // A short page is the oldest one: everything kept has been read.
-    if (lines.length < limit) return newest;
+    // The oldest page: everything kept has been read.
+    if (!body.more || !lines.length) return newest;
     before = lines[0].seq;
   }
 }

@@ -40,6 +40,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
     except ValueError as exc:
         raise web.HTTPBadRequest(text=json.dumps({"error": f"body is not JSON: {exc}"}),
                                  content_type="application/json") from exc
+    except RecursionError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": "body is nested too deeply"}),
+                                 content_type="application/json") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}),
                                  content_type="application/json")
@@ -55,6 +58,15 @@ def _resources(body: dict[str, Any]) -> list[str]:
             "error": 'give the resource: {"resource": "<name>"}'}),
             content_type="application/json")
     return names
+
+
+def _is_text(value: str) -> bool:
+    """What can be printed, logged and passed to a process: encodable UTF-8 without NUL."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\0" not in value
 
 
 async def _call(result: object) -> None:
@@ -112,6 +124,10 @@ class ActionsApi:
         args = (await _body(request)).get("args")
         if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
             return _error(400, 'give the Tiltfile args as a list of strings: {"args": [...]}')
+        invalid = next((arg for arg in args if not _is_text(arg)), None)
+        if invalid is not None:
+            return _error(400, f"Tiltfile arg {invalid!r} is not valid Unicode text (a lone "
+                          "surrogate or a NUL)")
         try:
             await _call(self.actions.set_args(list(args)))
         except ActionRefused as exc:

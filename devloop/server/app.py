@@ -31,7 +31,8 @@ from devloop.engine.store import Store
 from devloop.server.actions import Actions, ActionsApi
 from devloop.server.daemon_file import daemon_file, remove_daemon_file, write_daemon_file
 from devloop.server.logs_api import LogsApi
-from devloop.server.security import WILDCARD_HOSTS, Guard
+from devloop.server.outbox import StreamSettings
+from devloop.server.security import WILDCARD_HOSTS, Guard, add_security_headers
 from devloop.server.watch import ALL_KINDS, ChangeFeed, stream_changes
 
 DEFAULT_PORT = 10350
@@ -45,12 +46,8 @@ NOT_INSTALLED_PAGE = """<!doctype html>
 
 
 @dataclass(frozen=True)
-class ServerSettings:
-    """keepalive_seconds: a comment on idle event streams, so proxies and browsers do not
-    close them and a vanished client is noticed; 15 s is what EventSource users commonly use,
-    not a measured figure."""
-
-    keepalive_seconds: float = 15.0
+class ServerSettings(StreamSettings):
+    """The server's tunables: today those of its event streams (see StreamSettings)."""
 
 
 class Streams:
@@ -64,6 +61,9 @@ class Streams:
     def __init__(self) -> None:
         self.closing = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
 
     @contextlib.contextmanager
     def track(self) -> Iterator[None]:
@@ -120,7 +120,7 @@ def _not_found(message: str) -> web.Response:
 
 
 class ResourceApi:
-    def __init__(self, store: Store, feed: ChangeFeed, settings: ServerSettings,
+    def __init__(self, store: Store, feed: ChangeFeed, settings: StreamSettings,
                  streams: Streams) -> None:
         self.store = store
         self.feed = feed
@@ -137,12 +137,13 @@ class ResourceApi:
         return web.json_response({
             "resourceVersion": str(self.store.version),
             "kinds": [{"kind": kind, "count": len(self.store.list(kind))}
-                      for kind in self.store.kinds()]})
+                      for kind in self.store.kinds()],
+            "openStreams": len(self.streams)})
 
     async def _stream(self, request: web.Request, kind: str) -> web.StreamResponse:
         with self.streams.track():
             return await stream_changes(request, self.feed, kind, closing=self.streams.closing,
-                                        keepalive_seconds=self.settings.keepalive_seconds)
+                                        settings=self.settings)
 
     async def watch_all(self, request: web.Request) -> web.StreamResponse:
         return await self._stream(request, ALL_KINDS)
@@ -184,10 +185,15 @@ class DashboardFiles:
     async def static(self, request: web.Request) -> web.StreamResponse:
         if self.root is None or not self.root.is_dir():
             return _not_found("the web dashboard is not installed")
+        name = request.match_info["path"]
         root = self.root.resolve()
-        target = (root / request.match_info["path"]).resolve()
-        if not target.is_relative_to(root) or not target.is_file():
-            return _not_found(f"no file {request.match_info['path']!r}")
+        try:
+            target = (root / name).resolve()
+            found = target.is_relative_to(root) and target.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+            found = False
+        if not found:
+            return _not_found(f"no file {name[:200]!r}")
         return web.FileResponse(target)
 
 
@@ -198,8 +204,9 @@ def build_app(*, store: Store, logs: LogStore, actions: Actions, guard: Guard,
     """`streams` tracks the event streams, for the server to end them."""
     streams = Streams() if streams is None else streams
     app = web.Application(middlewares=[_json_errors, guard.middleware()])
+    app.on_response_prepare.append(add_security_headers)
     logs_api = LogsApi(logs, lambda: [obj.name for obj in store.list("resource")],
-                       keepalive_seconds=settings.keepalive_seconds, closing=streams.closing)
+                       settings=settings, closing=streams.closing)
 
     async def logs_handler(request: web.Request) -> web.StreamResponse:
         with streams.track():

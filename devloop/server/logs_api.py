@@ -1,12 +1,17 @@
 """`GET /api/v1/logs`: search everything kept, page through it, and follow new lines.
 
 Filtering happens here, not in the browser, so a dashboard showing one resource of a chatty
-app receives only that resource's lines.
+app receives only that resource's lines. Every answer is bounded: a page holds at most
+`limit` lines (DEFAULT_LIMIT when not given, never more than MAX_LIMIT), `more` says whether
+older matching lines exist, and `before=<seq of the first line>` fetches them. A search
+pauses between chunks of stored lines, so a search over every kept line never holds the
+daemon's loop for long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,17 +19,29 @@ from typing import Any
 
 from aiohttp import web
 
-from devloop.engine.logs import LogLine, LogStore
-from devloop.server.watch import (
-    KEEPALIVE,
-    Next,
+from devloop.engine.logs import LogFilter, LogLine, LogStore
+from devloop.server.outbox import (
+    ClientTooSlow,
+    Outbox,
+    StreamSettings,
+    abort,
     event_bytes,
-    next_item,
     open_event_stream,
-    parse_version,
+    send_stream,
+    write_within,
 )
+from devloop.server.watch import parse_version
 
 SOURCES = frozenset({"build", "runtime", "local", "tiltfile"})
+# A page of 1,000 lines is a few hundred KB of JSON; 10,000 (about 3 MB) is serialised in a
+# few tens of ms. Round figures, chosen so one request never holds the loop for long.
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10000
+# Chunks of stored lines searched between pauses for the rest of the loop.
+CHUNKS_PER_PAUSE = 8
+# What one followed line costs in a client's buffer besides its text: the LogLine and its
+# JSON envelope (measured: about 250 bytes).
+LINE_COST_BYTES = 250
 
 
 def line_json(line: LogLine) -> dict[str, Any]:
@@ -43,12 +60,8 @@ class LogQuery:
     (one or several, comma-separated), `since`/`before` (exclusive seq bounds), `limit`
     (the newest N matching lines)."""
 
-    resource: str | None
-    query: str
-    sources: frozenset[str]
-    since: int
-    before: int | None
-    limit: int | None
+    wanted: LogFilter
+    limit: int
 
     @classmethod
     def parse(cls, request: web.Request) -> LogQuery:
@@ -60,76 +73,97 @@ class LogQuery:
                                + ", ".join(sorted(SOURCES)))
         since = parse_version(params.get("since") or request.headers.get("Last-Event-ID"))
         limit = parse_version(params.get("limit"))
-        if limit is not None and limit < 0:
-            raise _bad_request("limit must be 0 or more")
-        return cls(resource=params.get("resource") or None, query=params.get("q", ""),
-                   sources=sources, since=since or 0, before=parse_version(params.get("before")),
-                   limit=limit)
+        if limit is not None and not 0 <= limit <= MAX_LIMIT:
+            raise _bad_request(f"limit must be from 0 to {MAX_LIMIT}; page back with "
+                               "before=<seq of the oldest line received>")
+        wanted = LogFilter(resource=params.get("resource") or None, query=params.get("q", ""),
+                           sources=sources, since=max(since or 0, 0),
+                           before=parse_version(params.get("before")))
+        return cls(wanted=wanted, limit=DEFAULT_LIMIT if limit is None else limit)
 
-    def matches(self, line: LogLine) -> bool:
-        """For followed lines; LogStore.lines() already applied resource/since/query."""
-        return ((self.resource is None or line.resource == self.resource)
-                and (not self.sources or line.source in self.sources)
-                and (not self.query or self.query.lower() in line.text.lower()))
-
-    def select(self, logs: LogStore) -> list[LogLine]:
-        lines = logs.lines(self.resource, since=self.since, query=self.query)
-        if self.sources:
-            lines = [line for line in lines if line.source in self.sources]
-        if self.before is not None:
-            lines = [line for line in lines if line.seq < self.before]
-        if self.limit is not None:
-            lines = lines[max(0, len(lines) - self.limit):] if self.limit else []
-        return lines
+    async def select(self, logs: LogStore) -> tuple[list[LogLine], bool]:
+        """The newest `limit` matching lines in order, and whether older ones match too."""
+        wanted = self.wanted
+        names = [wanted.resource] if wanted.resource is not None else logs.resources()
+        newest: list[list[LogLine]] = []
+        scanned = 0
+        for name in names:
+            found: list[LogLine] = []
+            for batch in logs.scan(name, wanted):
+                found.extend(batch)
+                scanned += 1
+                if len(found) > self.limit:
+                    break
+                if scanned % CHUNKS_PER_PAUSE == 0:
+                    await asyncio.sleep(0)
+            newest.append(found)
+        merged = list(heapq.merge(*newest, key=lambda line: -line.seq))
+        page = merged[:self.limit]
+        page.reverse()
+        return page, len(merged) > self.limit
 
 
 class LogsApi:
     def __init__(self, logs: LogStore, resource_names: Callable[[], list[str]], *,
-                 keepalive_seconds: float, closing: asyncio.Event) -> None:
+                 settings: StreamSettings, closing: asyncio.Event) -> None:
         self.logs = logs
         self.resource_names = resource_names
-        self.keepalive_seconds = keepalive_seconds
+        self.settings = settings
         self.closing = closing
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         query = LogQuery.parse(request)
         if request.query.get("follow", "") not in ("", "0", "false"):
             return await self._follow(request, query)
-        lines = query.select(self.logs)
+        lines, more = await query.select(self.logs)
+        resource = query.wanted.resource
         names = {line.resource for line in lines} | set(self.resource_names())
-        if query.resource:
-            names = {query.resource}
+        if resource:
+            names = {resource}
         dropped = {name: self.logs.dropped(name) for name in sorted(names)
-                   if self.logs.dropped(name) or name == query.resource}
-        last = lines[-1].seq if lines else query.since
+                   if self.logs.dropped(name) or name == resource}
+        last = lines[-1].seq if lines else query.wanted.since
         return web.json_response({"lines": [line_json(line) for line in lines],
-                                  "dropped": dropped, "last": last})
+                                  "dropped": dropped, "last": last, "more": more})
 
     async def _follow(self, request: web.Request, query: LogQuery) -> web.StreamResponse:
-        response = await open_event_stream(request)
-        # Subscribe before reading the backlog, with no await between: no line falls in a gap.
-        queue = self.logs.subscribe()
-        backlog = query.select(self.logs)
-        last = backlog[-1].seq if backlog else query.since
-        pending: asyncio.Task[LogLine] | None = None
+        """The newest `limit` matching lines after `since`, then new ones as they come."""
+        response = web.StreamResponse()
         try:
-            for line in backlog:
-                await response.write(event_bytes(line_json(line), line.seq))
-            while True:
-                pending, state = await next_item(queue, pending, closing=self.closing,
-                                                 keepalive_seconds=self.keepalive_seconds)
-                if state == Next.CLOSING:
-                    break
-                if state == Next.IDLE:
-                    await response.write(KEEPALIVE)
-                    continue
-                line, pending = pending.result(), None
-                if line.seq > last and query.matches(line):
-                    await response.write(event_bytes(line_json(line), line.seq))
+            response = await open_event_stream(request)
         except ConnectionResetError:
-            pass  # the client went away
+            return response  # the client went away before the stream started
+        wanted = query.wanted
+        live = LogFilter(resource=wanted.resource, query=wanted.query, sources=wanted.sources)
+        outbox: Outbox[LogLine] = Outbox(
+            accept=live.matches, cost=lambda line: len(line.text) + LINE_COST_BYTES,
+            limit_bytes=self.settings.buffer_bytes)
+        # Listen before searching the backlog: a line appended while the search pauses is
+        # then in the outbox, and skipped below if the backlog already has it.
+        self.logs.add_listener(outbox.offer)
+        sent = wanted.since
+        try:
+            backlog, _ = await query.select(self.logs)
+            if backlog:
+                sent = backlog[-1].seq
+                await write_within(response, b"".join(event_bytes(line_json(line), line.seq)
+                                                      for line in backlog),
+                                   self.settings.send_timeout_seconds)
+
+            def render(line: LogLine) -> bytes:
+                nonlocal sent
+                if line.seq <= sent:
+                    return b""
+                sent = line.seq
+                return event_bytes(line_json(line), line.seq)
+
+            await send_stream(request, response, outbox, render=render,
+                              resume_hint=lambda: f"resume with since={sent}",
+                              settings=self.settings, closing=self.closing)
+        except ClientTooSlow:
+            abort(request, response)
+        except ConnectionResetError:
+            pass  # the client went away while the backlog was sent
         finally:
-            if pending is not None:
-                pending.cancel()
-            self.logs.unsubscribe(queue)
+            self.logs.remove_listener(outbox.offer)
         return response

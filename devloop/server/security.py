@@ -8,6 +8,7 @@ Why each check exists:
   would make its page same-origin with us, but its requests still carry the hostile name in
   `Host`, which we refuse.
 - The Origin check refuses anything a browser sends on behalf of another origin.
+- No page of ours may be framed by another site, so its buttons cannot be clicked by trickery.
 CLI clients on the same machine read the token from the daemon file, readable only by its user.
 """
 
@@ -76,7 +77,10 @@ class Guard:
         return scheme == "http" and self.host_allowed(rest)
 
     def token_valid(self, presented: str | None) -> bool:
-        return presented is not None and secrets.compare_digest(presented, self.token)
+        # compare_digest takes str only when ASCII: compare bytes, so any header is refused
+        # rather than raising.
+        return presented is not None and secrets.compare_digest(
+            presented.encode("utf-8", "surrogateescape"), self.token.encode())
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
         @web.middleware
@@ -95,6 +99,18 @@ class Guard:
             return await handler(request)
 
         return guard
+
+
+# Our pages may not be framed by another site (which could trick clicks on trigger/disable),
+# and browsers must not guess a type other than the one we send.
+SECURITY_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'",
+                    "X-Content-Type-Options": "nosniff"}
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response, streams and refusals included (aiohttp's on_response_prepare)."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 def _refuse(status: int, message: str) -> web.Response:

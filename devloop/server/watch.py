@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +20,16 @@ from typing import Any
 from aiohttp import web
 
 from devloop.engine.store import Change, Store
+from devloop.server.outbox import (
+    ClientTooSlow,
+    Outbox,
+    StreamSettings,
+    abort,
+    event_bytes,
+    open_event_stream,
+    send_stream,
+    write_within,
+)
 
 ALL_KINDS = "all"
 
@@ -30,6 +40,11 @@ class WatchEvent:
     kind: str
     version: int  # the store version of this change: the event id
     object: dict[str, Any]
+
+    @functools.cached_property
+    def wire(self) -> bytes:
+        """The event as sent, made once however many watchers send it."""
+        return event_bytes({"type": self.type, "object": self.object}, self.version)
 
 
 class ChangeFeed:
@@ -45,7 +60,7 @@ class ChangeFeed:
         self._queue = store.subscribe()
         self._seen = store.version
         self._tombstones: dict[tuple[str, str], int] = {}
-        self._watchers: list[asyncio.Queue[WatchEvent]] = []
+        self._watchers: list[Outbox[WatchEvent]] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -84,12 +99,11 @@ class ChangeFeed:
             self._tombstones.pop(key, None)
             event = WatchEvent(change.type, obj.kind, obj.version, obj.to_json())
         for watcher in self._watchers:
-            watcher.put_nowait(event)
+            watcher.offer(event)
 
-    def open(self, kind: str, since: int | None) -> tuple[list[WatchEvent],
-                                                          asyncio.Queue[WatchEvent]]:
-        """The replay for a new watcher and its queue of live events (unbounded: a slow
-        reader costs memory, never a stalled store)."""
+    def open(self, kind: str, since: int | None, *, limit_bytes: int,
+             ) -> tuple[list[WatchEvent], Outbox[WatchEvent]]:
+        """The replay for a new watcher and its bounded outbox of live events of `kind`."""
         self.catch_up()
         replay: list[WatchEvent] = []
         kept_type = "ADDED" if since is None else "MODIFIED"
@@ -104,56 +118,21 @@ class ChangeFeed:
                         "kind": obj_kind, "metadata": {"name": name,
                                                        "resourceVersion": str(version)}}))
         replay.sort(key=lambda event: event.version)
-        queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
-        self._watchers.append(queue)
-        return replay, queue
+        outbox: Outbox[WatchEvent] = Outbox(
+            accept=lambda event: kind == ALL_KINDS or event.kind == kind,
+            cost=event_cost, limit_bytes=limit_bytes)
+        self._watchers.append(outbox)
+        return replay, outbox
 
-    def close(self, queue: asyncio.Queue[WatchEvent]) -> None:
-        if queue in self._watchers:
-            self._watchers.remove(queue)
-
-
-# -- server-sent events
-
-async def open_event_stream(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no"})
-    await response.prepare(request)
-    return response
+    def close(self, outbox: Outbox[WatchEvent]) -> None:
+        if outbox in self._watchers:
+            self._watchers.remove(outbox)
 
 
-def event_bytes(data: Any, event_id: int | None = None) -> bytes:
-    text = "" if event_id is None else f"id: {event_id}\n"
-    return (text + "data: " + json.dumps(data, separators=(",", ":")) + "\n\n").encode()
-
-
-KEEPALIVE = b": keep-alive\n\n"
-
-
-class Next(enum.Enum):
-    ITEM = "item"
-    IDLE = "idle"  # time for a keep-alive comment
-    CLOSING = "closing"  # the server is stopping: end the stream cleanly
-
-
-async def next_item(queue: asyncio.Queue[Any], pending: asyncio.Task[Any] | None, *,
-                    keepalive_seconds: float, closing: asyncio.Event,
-                    ) -> tuple[asyncio.Task[Any], Next]:
-    """Wait for the next item of a stream. The pending get survives an idle tick, so no
-    item is ever lost to a timeout; the caller cancels it when the stream ends."""
-    task = pending or asyncio.ensure_future(queue.get())
-    if closing.is_set():
-        return task, Next.CLOSING
-    closed = asyncio.ensure_future(closing.wait())
-    try:
-        await asyncio.wait({task, closed}, timeout=keepalive_seconds,
-                           return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        closed.cancel()
-    if task.done():
-        return task, Next.ITEM
-    return task, Next.CLOSING if closing.is_set() else Next.IDLE
+def event_cost(event: WatchEvent) -> int:
+    """A waiting event's share of a client's buffer: its wire bytes (shared with the other
+    watchers, so this over-counts) and a reference."""
+    return len(event.wire) + 8
 
 
 def parse_version(value: str | None) -> int | None:
@@ -167,34 +146,35 @@ def parse_version(value: str | None) -> int | None:
 
 
 async def stream_changes(request: web.Request, feed: ChangeFeed, kind: str, *,
-                         keepalive_seconds: float, closing: asyncio.Event,
+                         settings: StreamSettings, closing: asyncio.Event,
                          ) -> web.StreamResponse:
     """`GET /api/v1/{kind}?watch=1`: replay, then live changes, until either side stops."""
     since = parse_version(request.query.get("resourceVersion")
                           or request.headers.get("Last-Event-ID"))
-    response = await open_event_stream(request)
-    replay, queue = feed.open(kind, since)
-    pending: asyncio.Task[Any] | None = None
+    response = web.StreamResponse()
     try:
-        for event in replay:
-            await response.write(event_bytes({"type": event.type, "object": event.object},
-                                              event.version))
-        while True:
-            pending, state = await next_item(queue, pending, closing=closing,
-                                             keepalive_seconds=keepalive_seconds)
-            if state == Next.CLOSING:
-                break
-            if state == Next.IDLE:
-                await response.write(KEEPALIVE)
-                continue
-            item, pending = pending.result(), None
-            if kind == ALL_KINDS or item.kind == kind:
-                await response.write(event_bytes({"type": item.type, "object": item.object},
-                                                  item.version))
+        response = await open_event_stream(request)
     except ConnectionResetError:
-        pass  # the client went away
+        return response  # the client went away before the stream started
+    replay, outbox = feed.open(kind, since, limit_bytes=settings.buffer_bytes)
+    sent = since or 0
+
+    def render(event: WatchEvent) -> bytes:
+        nonlocal sent
+        sent = max(sent, event.version)
+        return event.wire
+
+    try:
+        if replay:
+            await write_within(response, b"".join(render(event) for event in replay),
+                               settings.send_timeout_seconds)
+        await send_stream(request, response, outbox, render=render,
+                          resume_hint=lambda: f"resume with resourceVersion={sent}",
+                          settings=settings, closing=closing)
+    except ClientTooSlow:
+        abort(request, response)
+    except ConnectionResetError:
+        pass  # the client went away during the replay
     finally:
-        if pending is not None:
-            pending.cancel()
-        feed.close(queue)
+        feed.close(outbox)
     return response

@@ -73,12 +73,14 @@ class Daemon:
 @contextlib.asynccontextmanager
 async def running_daemon(tmp_path: Path, *, web_dir: Path | None = None,
                          keepalive_seconds: float = 15.0,
-                         store: Store | None = None) -> AsyncIterator[Daemon]:
+                         store: Store | None = None,
+                         settings: ServerSettings | None = None) -> AsyncIterator[Daemon]:
     store = store if store is not None else Store()
     logs, actions = LogStore(), FakeActions()
     missing = tmp_path / "no-web"
+    settings = settings or ServerSettings(keepalive_seconds=keepalive_seconds)
     server = await start_server(store=store, logs=logs, actions=actions, port=0,
-                                settings=ServerSettings(keepalive_seconds=keepalive_seconds),
+                                settings=settings,
                                 web_dir=web_dir or missing, state_dir=tmp_path / "state")
     try:
         async with aiohttp.ClientSession() as http:

@@ -42,7 +42,7 @@ async def test_filters_by_resource_text_source_and_seq(tmp_path):
         assert texts(body) == ["Tiltfile loaded", "ERROR: boom"] and body["last"] == 5
         assert texts((await daemon.get("/api/v1/logs?before=4&limit=1"))[1]) == ["GET / 200"]
         assert (await daemon.get("/api/v1/logs?resource=nope"))[1] == {
-            "lines": [], "dropped": {"nope": 0}, "last": 0}
+            "lines": [], "dropped": {"nope": 0}, "last": 0, "more": False}
 
 
 async def test_bad_parameters_are_400(tmp_path):

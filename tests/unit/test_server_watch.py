@@ -105,24 +105,39 @@ async def test_feed_numbers_deletions_and_keeps_one_tombstone_per_name():
     store.put("pod", "a", spec={}, status={})        # 3
     store.delete("pod", "a")                         # 4
     store.put("pod", "b", spec={}, status={})        # 5
-    replay, queue = feed.open("pod", 0)
+    replay, outbox = feed.open("pod", 0, limit_bytes=1 << 20)
     assert [(e.type, e.object["metadata"]["name"], e.version) for e in replay] == [
         ("DELETED", "a", 4), ("MODIFIED", "b", 5)]
     store.delete("pod", "b")
     feed.catch_up()
-    event = queue.get_nowait()
+    [event] = outbox.take()
     assert (event.type, event.version) == ("DELETED", 6)
     await feed.stop()
 
 
-async def test_slow_watcher_never_blocks_the_store(tmp_path):
+async def test_slow_watcher_never_blocks_the_store_and_is_cut_off_past_its_buffer():
     store = Store()
     feed = ChangeFeed(store)
     feed.start()
-    _, queue = feed.open("pod", None)
+    _, outbox = feed.open("pod", None, limit_bytes=64 * 1024)
     for index in range(5000):
         store.put("pod", f"p{index}", spec={}, status={})
     await asyncio.sleep(0)
     feed.catch_up()
-    assert queue.qsize() == 5000
+    assert outbox.overflowed and outbox.take() == []
+    _, outbox = feed.open("pod", None, limit_bytes=64 * 1024)
+    store.put("pod", "one-more", spec={}, status={})
+    feed.catch_up()
+    assert [event.object["metadata"]["name"] for event in outbox.take()] == ["one-more"]
+    await feed.stop()
+
+
+async def test_watch_of_another_kind_queues_nothing():
+    store = Store()
+    feed = ChangeFeed(store)
+    _, outbox = feed.open("alert", None, limit_bytes=1 << 20)
+    for index in range(100):
+        store.put("pod", f"p{index}", spec={}, status={})
+    feed.catch_up()
+    assert outbox.waiting_bytes == 0 and not outbox.ready.is_set()
     await feed.stop()
