@@ -15,6 +15,7 @@ from devloop.tiltfile.files_area import FilesArea
 from devloop.tiltfile.helm_area import HelmArea
 from devloop.tiltfile.k8s_area import K8sArea
 from devloop.tiltfile.local_area import LocalArea
+from devloop.tiltfile.messages_area import MessagesArea
 from devloop.tiltfile.os_area import OsArea
 from devloop.tiltfile.settings_area import SettingsArea
 from devloop.tiltfile.v1alpha1_area import V1Alpha1Area
@@ -24,6 +25,7 @@ def default_areas(ctx: EvalContext) -> list[Area]:
     areas: list[Area] = [
         # settings, data, os, config
         SettingsArea(ctx),
+        MessagesArea(ctx),
         FilesArea(ctx),
         OsArea(ctx),
         ConfigArea(ctx),

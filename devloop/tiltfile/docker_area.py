@@ -2,16 +2,20 @@
 
 Each call declares one image target; at the end of evaluation they go to the Plan in
 declaration order, before any resource is assembled, so that Kubernetes and Compose can
-match their image references against them.
+match their image references against them. Then, like Tilt, a docker_build whose Dockerfile
+names another image of this Tiltfile (`FROM base`, `COPY --from=base`) depends on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from devloop.images import ImageRef, is_registry_host, parse_image_ref
+from devloop.k8s import images as image_match
 from devloop.tiltfile import plan as p
 from devloop.tiltfile.context import (
     EvalContext,
@@ -78,6 +82,12 @@ class DockerArea:
         return {}
 
     def contribute(self, draft: PlanDraft) -> None:
+        refs = [image.ref for image in self.images]
+        for n, image in enumerate(self.images):
+            if isinstance(image, p.DockerBuild):
+                deps = dockerfile_image_deps(_dockerfile_text(image), dict(image.build_args),
+                                             refs, own=image.ref)
+                self.images[n] = dataclasses.replace(image, image_deps=tuple(deps))
         draft.images.extend(self.images)
         draft.settings.update(self.registry)
 
@@ -162,8 +172,7 @@ class DockerArea:
             dockerfile_contents=contents, build_args=tuple(args.items()),
             target=want_str(fn, "target", target, allow_blob=False),
             only=only_paths, ignore=_str_or_list(fn, "ignore", ignore), entrypoint=entry,
-            live_update=parse_live_update(fn, live_update, self.ctx,
-                                          watched_paths=[context_dir]),
+            live_update=parse_live_update(fn, live_update, self.ctx),
             match_in_env_vars=want_bool(fn, "match_in_env_vars", match_in_env_vars),
             platform=want_str(fn, "platform", platform, allow_blob=False),
             network=want_str(fn, "network", network, allow_blob=False),
@@ -180,7 +189,8 @@ class DockerArea:
                      live_update: Any = None, match_in_env_vars: Any = False,
                      ignore: Any = None, entrypoint: Any = None, command_bat: Any = "",
                      outputs_image_ref_to: Any = "", container_args: Any = None,
-                     env: Any = None, dir: Any = "", image_deps: Any = None) -> None:
+                     env: Any = None, dir: Any = "", image_deps: Any = None,
+                     command_bat_val: Any = None) -> None:
         """custom_build(ref, command, deps, ...): build `ref` by running `command` (a string
         runs with `sh -c`, a list as argv) in `dir` (default: this file's directory) with
         `env` added; the command gets EXPECTED_REF and friends and must produce that image
@@ -188,11 +198,13 @@ class DockerArea:
         the ref it built instead). `deps` (files/directories, relative to this file) are
         watched and bound the live update syncs. `disable_push` skips the push,
         `skips_local_docker` says the image never lands in the local Docker. `image_deps`
-        are refs of other images built first. `command_bat` is the Windows form (unused)."""
+        are refs of other images built first. `command_bat` (and its older name
+        `command_bat_val`) is the Windows form: like Tilt off Windows, checked and unused."""
         fn = "custom_build"
         parsed = self._ref(fn, ref)
+        _command(fn, "command_bat_val", command_bat_val)
         argv, shell = _command(fn, "command", command)
-        want_str(fn, "command_bat", command_bat)
+        _command(fn, "command_bat", command_bat)
         if not argv:
             raise BuiltinError(f"{fn}: Argument 2 (command) can't be empty")
         dep_paths = [self.ctx.abspath(d) for d in want_str_list(fn, "deps", deps)]
@@ -208,7 +220,7 @@ class DockerArea:
                 parse_image_ref(dep)
             except ValueError as exc:
                 raise BuiltinError(f"{fn}: image_deps: can't parse {dep!r}: {exc}") from None
-        dir_text = want_str(fn, "dir", dir, allow_blob=False)
+        dir_text = "" if dir is None else want_str(fn, "dir", dir, allow_blob=False)
         entry, _ = _command(fn, "entrypoint", entrypoint)
         image = p.CustomBuild(
             ref=want_str(fn, "ref", ref), command=argv, shell=shell, deps=tuple(dep_paths),
@@ -216,7 +228,7 @@ class DockerArea:
                                                        skips_local_docker),
             disable_push=want_bool(fn, "disable_push", disable_push),
             outputs_image_ref_to=self.ctx.abspath(outputs) if outputs else "",
-            live_update=parse_live_update(fn, live_update, self.ctx, watched_paths=dep_paths),
+            live_update=parse_live_update(fn, live_update, self.ctx),
             ignore=_str_or_list(fn, "ignore", ignore), entrypoint=entry,
             match_in_env_vars=want_bool(fn, "match_in_env_vars", match_in_env_vars),
             env=tuple(sorted(want_str_dict(fn, "env", env).items())),
@@ -230,16 +242,22 @@ class DockerArea:
         """default_registry(host, host_from_cluster=None, single_name=''): push every built
         image to `host` (its name with '/' and '@' turned into '_', under `host/`);
         `host_from_cluster` is how the cluster reaches that registry; `single_name` pushes
-        every image to one repository with the image name in the tag. Once per Tiltfile."""
+        every image to one repository with the image name in the tag. Once per Tiltfile;
+        `default_registry('')` sets nothing, as in Tilt."""
         fn = "default_registry"
         if self.registry:
             raise BuiltinError(f"{fn}: default registry already defined")
         host_text = want_str(fn, "host", host, allow_blob=False)
+        if not host_text and not host_from_cluster and not single_name:
+            # Tilt: an empty registry is no registry, and a later call may still set one
+            # (Tiltfiles pass `default_registry(os.getenv('REGISTRY', ''))`).
+            return
         from_cluster = "" if host_from_cluster is None else want_str(
             fn, "host_from_cluster", host_from_cluster, allow_blob=False)
         for param, value in (("host", host_text), ("host_from_cluster", from_cluster)):
             if param == "host" and not value:
-                raise BuiltinError(f"{fn}: for parameter 'host': must not be empty")
+                raise BuiltinError(f"{fn}: for parameter 'host': must not be empty when "
+                                   "host_from_cluster or single_name is given")
             if value and not is_registry_host(value):
                 raise BuiltinError(f"{fn}: validating defaultRegistry: invalid {param} "
                                    f"{value!r}: want a host[:port][/path] like "
@@ -249,3 +267,70 @@ class DockerArea:
                          "default_registry_single_name": want_str(
                              fn, "single_name", single_name, allow_blob=False)}
 
+
+
+# ---------------------------------------------------------------------------- image deps
+
+_ARG_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _dockerfile_text(image: p.DockerBuild) -> str:
+    if image.dockerfile_contents is not None:
+        return image.dockerfile_contents
+    try:
+        with open(image.dockerfile, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def _instructions(text: str) -> list[tuple[str, list[str]]]:
+    """(KEYWORD, words) per instruction, continuation lines joined, comments dropped."""
+    out: list[tuple[str, list[str]]] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        words = (pending + line).split()
+        pending = ""
+        if words:
+            out.append((words[0].upper(), words[1:]))
+    return out
+
+
+def dockerfile_image_deps(text: str, build_args: Mapping[str, str], refs: Sequence[str], *,
+                          own: str) -> list[str]:
+    """Refs (from `refs`, never `own`) that the Dockerfile's FROM and COPY --from name, with
+    ARGs declared before the first FROM substituted (build args winning over defaults), as
+    Tilt's dockerfile.FindImages does. Stage names are not images."""
+    args: dict[str, str] = {}
+    stages: set[str] = set()
+    named: list[str] = []
+    seen_from = False
+    for keyword, words in _instructions(text):
+        if keyword == "ARG" and not seen_from:
+            for decl in words:
+                name, eq, default = decl.partition("=")
+                args[name] = build_args.get(name, default.strip("\"'") if eq else "")
+        elif keyword == "FROM":
+            seen_from = True
+            plain = [w for w in words if not w.startswith("--")]
+            if plain:
+                named.append(plain[0])
+            if len(plain) >= 3 and plain[1].lower() == "as":
+                stages.add(plain[2].lower())
+        elif keyword == "COPY":
+            named.extend(w.removeprefix("--from=") for w in words if w.startswith("--from="))
+    deps: list[str] = []
+    for word in named:
+        value = _ARG_REF.sub(lambda m: args.get(m.group(1) or m.group(2), ""), word)
+        if not value or value.lower() in stages or value.isdigit():
+            continue
+        match = image_match.first_match([r for r in refs if r != own], value)
+        if match is not None and match not in deps:
+            deps.append(match)
+    return deps

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from devloop.images import parse_image_ref
 from devloop.k8s.objects import YAMLError, display_id, group_of, namespace_or_default
 from devloop.k8s.objects import parse_objects as _parse
 from devloop.tiltfile import k8s_args as args
@@ -39,7 +40,11 @@ from devloop.tiltfile.k8s_assembly import (
     unused_image_warnings,
 )
 from devloop.tiltfile.links import parse_links
-from devloop.tiltfile.live_update import parse_live_update
+from devloop.tiltfile.live_update import (
+    check_watched_paths,
+    image_tree_paths,
+    parse_live_update,
+)
 
 
 def yaml_objects(ctx: EvalContext, fn: str, value: Any) -> list[p.K8sObject]:
@@ -103,6 +108,7 @@ class K8sArea:
         self.kinds: list[KindInfo] = []
         self.options: list[ResourceOptions] = []
         self.custom: list[p.Resource] = []
+        self.live_update_only: list[p.LiveUpdateOnly] = []
         self.allowed_contexts: list[str] = []
         self.workload_names: dict[str, Any] = {}
         self._kubeconfig: dict[str, Any] | None = None
@@ -277,10 +283,21 @@ class K8sArea:
         image_sel = want_str(fn, "image_selector", image_selector or "", allow_blob=False)
         container_sel = want_str(fn, "container_selector", container_selector or "",
                                  allow_blob=False)
-        steps = parse_live_update(fn, live_update, self.ctx, watched_paths=dep_paths)
+        steps = parse_live_update(fn, live_update, self.ctx)
         if steps and bool(image_sel) == bool(container_sel):
             raise BuiltinError(f"{fn}: live_update requires exactly one of image_selector or "
                                "container_selector")
+        if steps:
+            # Tilt's live-update-only image target: named by the image selector, or by
+            # the resource when containers are selected by name.
+            target_ref = image_sel or f"k8s_custom_deploy:{name_s}"
+            try:
+                parse_image_ref(target_ref)
+            except ValueError as exc:
+                raise BuiltinError(f"{fn}: can't parse {target_ref!r}: {exc}") from None
+            self.live_update_only.append(p.LiveUpdateOnly(
+                ref=target_ref, resource=name_s, deps=dep_paths, live_update=steps,
+                container_selector=container_sel))
         if any(r.name == name_s for r in self.custom):
             raise BuiltinError(f'{fn}: k8s_resource named "{name_s}" already exists')
         self.custom.append(p.Resource(
@@ -346,16 +363,47 @@ class K8sArea:
                                      if isinstance(v, str)})
         taken = {r.name for r in draft.resources}
         entries = group(self.objects, self.kinds, self.options, self.custom, self.workload_names)
-        resources = to_resources(entries, self.objects, self.kinds, draft.images)
+        builds = [i for i in draft.images if not isinstance(i, p.LiveUpdateOnly)]
+        resources = to_resources(
+            entries, self.objects, self.kinds, builds,
+            default_trigger=draft.settings.get("default_trigger_mode", p.TriggerMode.AUTO))
         for resource in resources:
             if resource.name in taken:
                 raise TiltfileError(f"k8s resource {resource.name!r} has the same name as "
                                     "another resource; rename it with k8s_resource(new_name=)")
         draft.resources.extend(resources)
         suppressed = draft.update_settings.get("suppress_unused_image_warnings") or ()
-        for warning in unused_image_warnings(draft.images, draft.resources, self.objects,
+        for warning in unused_image_warnings(builds, draft.resources, self.objects,
                                              tuple(suppressed), _dockerfile_text):
             self.ctx.warn(warning)
+        for target in self.live_update_only:
+            # Tilt refuses an image_selector that another build also declares; devloop
+            # lets the build stand for it.
+            if not any(image.ref == target.ref for image in draft.images):
+                draft.images.append(target)
+        check_live_updates(draft)
+
+
+def check_live_updates(draft: PlanDraft) -> None:
+    """Tilt's validateLiveUpdatesForManifests, once every resource is assembled: the live
+    update of each deployed image may only sync from paths watched for that image or an
+    image it is built on. Images no resource deploys are not checked."""
+    images: dict[str, p.ImageTarget | p.LiveUpdateOnly] = {i.ref: i for i in draft.images}
+    deployed: list[str] = []
+    for resource in draft.resources:
+        refs = ([i.image_ref for i in resource.injections]
+                if resource.type is p.ResourceType.K8S else list(resource.image_refs))
+        deployed.extend(ref for ref in refs if ref not in deployed)
+    deployed.extend(i.ref for i in draft.images if isinstance(i, p.LiveUpdateOnly))
+    for ref in deployed:
+        image = images.get(ref)
+        if image is None or not image.live_update:
+            continue
+        try:
+            check_watched_paths(f"{image.kind}('{ref}')", image.live_update,
+                                image_tree_paths(ref, images))
+        except BuiltinError as exc:
+            raise TiltfileError(str(exc)) from None
 
 
 def _dockerfile_text(target: p.ImageTarget) -> str:

@@ -187,7 +187,7 @@ def _image_deps(ref: str, targets: dict[str, p.ImageTarget], out: list[str]) -> 
     target = targets.get(ref)
     if target is None or ref in out:
         return
-    for dep in getattr(target, "image_deps", ()):
+    for dep in target.image_deps:
         _image_deps(dep, targets, out)
     if ref not in out:
         out.append(ref)
@@ -228,8 +228,9 @@ def _pod_readiness(entry: _Entry, objects: Sequence[p.K8sObject],
 
 
 def to_resources(entries: Sequence[_Entry], objects: Sequence[p.K8sObject],
-                 kinds: Sequence[KindInfo], targets: Sequence[p.ImageTarget]
-                 ) -> list[p.Resource]:
+                 kinds: Sequence[KindInfo], targets: Sequence[p.ImageTarget], *,
+                 default_trigger: p.TriggerMode = p.TriggerMode.AUTO) -> list[p.Resource]:
+    """`default_trigger` is trigger_mode()'s, for resources no k8s_resource() sets one on."""
     by_ref = {t.ref: t for t in targets}
     out: list[p.Resource] = []
     for entry in entries:
@@ -240,7 +241,7 @@ def to_resources(entries: Sequence[_Entry], objects: Sequence[p.K8sObject],
         ordered: list[str] = []
         for ref in refs:
             _image_deps(ref, by_ref, ordered)
-        trigger = base.trigger_mode
+        trigger = default_trigger
         auto_init = base.auto_init
         discovery = base.discovery_strategy
         for opt in entry.opts:
@@ -278,7 +279,7 @@ def unused_image_warnings(targets: Sequence[p.ImageTarget], resources: Sequence[
                           read: Callable[[p.ImageTarget], str]) -> list[str]:
     """Tilt's "Image not used in any deploy config" warning for each unused build."""
     used = {ref for r in resources for ref in r.image_refs}
-    used |= {dep for t in targets for dep in getattr(t, "image_deps", ())}
+    used |= {dep for t in targets for dep in t.image_deps}
     found = [f.ref for o in objects for f in images.find_images(o.manifest())]
     warnings: list[str] = []
     for target in targets:

@@ -11,6 +11,11 @@ as `live_update=`; `parse_live_update` enforces Tilt's ordering rules there:
     restart_container()  last
 
 Paths are made absolute where the step is written (the calling file's directory), like Tilt.
+
+Whether sync sources and fall_back_on files lie under watched paths is checked once the
+Tiltfile has run (`check_watched_paths`), like Tilt: an image's syncs may read from any
+image of its dependency tree (restart_process' docker_build_with_restart builds the user's
+context as a base image and live-updates the image built on top of it).
 """
 
 from __future__ import annotations
@@ -118,15 +123,11 @@ def describe(step: Mapping[str, Any]) -> str:
     return f"{text} at {where}" if where else text
 
 
-def parse_live_update(fn: str, steps: Any, ctx: EvalContext, *,
-                      watched_paths: Sequence[str] | None = None
+def parse_live_update(fn: str, steps: Any, ctx: EvalContext
                       ) -> tuple[p.LiveUpdateStep, ...]:
-    """Validate a `live_update=` value (a step or a list of steps) into plan steps.
-
-    `watched_paths` are the directories a sync may read from (the docker_build context,
-    the custom_build deps); a sync outside all of them is an error, as in Tilt.
-    `ctx` is the evaluation the steps belong to; steps already carry absolute paths.
-    """
+    """Validate a `live_update=` value (a step or a list of steps) into plan steps: their
+    order and remote paths. `ctx` is the evaluation the steps belong to; steps already
+    carry absolute paths. Local paths are checked later, by `check_watched_paths`."""
     if steps is None:
         return ()
     items = list(steps) if isinstance(steps, list | tuple) else [steps]
@@ -159,9 +160,6 @@ def parse_live_update(fn: str, steps: Any, ctx: EvalContext, *,
             no_more_fallbacks = True
             if not posixpath.isabs(step["remote_path"]):
                 raise fail(f"sync destination '{step['remote_path']}' is not absolute")
-            if watched_paths is not None and not _inside_one(step["local_path"], watched_paths):
-                raise fail(f"sync source '{step['local_path']}' is not a child of any "
-                           f"watched filepaths ({', '.join(watched_paths)})")
             has_work = True
             result.append(p.SyncStep(step["local_path"], step["remote_path"]))
         elif kind == RUN:
@@ -187,3 +185,41 @@ def _inside_one(path: str, roots: Sequence[str]) -> bool:
         if path == root or path.startswith(root if root == "/" else root + "/"):
             return True
     return False
+
+
+def image_tree_paths(ref: str, images: Mapping[str, p.ImageTarget | p.LiveUpdateOnly]
+                     ) -> list[str]:
+    """The paths watched for `ref` and every image it depends on (Tilt's VisitTree):
+    docker_build contexts, custom_build deps."""
+    paths: list[str] = []
+    seen: set[str] = set()
+
+    def visit(current: str) -> None:
+        image = images.get(current)
+        if image is None or current in seen:
+            return
+        seen.add(current)
+        own = (image.context,) if isinstance(image, p.DockerBuild) else image.deps
+        paths.extend(path for path in own if path not in paths)
+        for dep in getattr(image, "image_deps", ()):
+            visit(dep)
+
+    visit(ref)
+    return sorted(paths)
+
+
+def check_watched_paths(fn: str, steps: Sequence[p.LiveUpdateStep],
+                        watched: Sequence[str]) -> None:
+    """Tilt's post-evaluation check: every sync source and fall_back_on file must be under
+    a watched path, or no file event would ever reach it. Raises BuiltinError naming the
+    step."""
+    shown = ", ".join(watched)
+    for step in steps:
+        if isinstance(step, p.SyncStep) and not _inside_one(step.local_path, watched):
+            raise BuiltinError(f"{fn}: live_update: sync step source '{step.local_path}' is "
+                               f"not a child of any watched filepaths ({shown})")
+        if isinstance(step, p.FallBackOnStep):
+            for path in step.paths:
+                if not _inside_one(path, watched):
+                    raise BuiltinError(f"{fn}: live_update: fall_back_on paths '{path}' is "
+                                       f"not a child of any watched filepaths ({shown})")

@@ -7,6 +7,7 @@ trigger modes and labels that other resource builtins share.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import signal
@@ -117,10 +118,13 @@ class LocalArea:
     def __init__(self, ctx: EvalContext) -> None:
         self.ctx = ctx
         self.resources: list[tuple[p.Resource, Location | None]] = []
+        # Resources that left trigger_mode unset take trigger_mode()'s default.
+        self._default_trigger: set[str] = set()
 
     def builtins(self) -> Mapping[str, Any]:
         return {
-            "local_resource": self.local_resource, "link": link, "probe": self.probe,
+            "local_resource": self.local_resource, "test": self.test, "link": link,
+            "probe": self.probe,
             "exec_action": self.exec_action, "http_get_action": self.http_get_action,
             "tcp_socket_action": self.tcp_socket_action,
             "TRIGGER_MODE_AUTO": TRIGGER_MODE_AUTO, "TRIGGER_MODE_MANUAL": TRIGGER_MODE_MANUAL,
@@ -131,7 +135,10 @@ class LocalArea:
 
     def contribute(self, draft: PlanDraft) -> None:
         taken = {resource.name for resource in draft.resources}
+        default = draft.settings.get("default_trigger_mode", p.TriggerMode.AUTO)
         for resource, location in self.resources:
+            if resource.name in self._default_trigger:
+                resource = dataclasses.replace(resource, trigger_mode=default)
             if resource.name in taken:
                 raise TiltfileError(f"local_resource: resource name {resource.name!r} is "
                                     "already used by another resource", location)
@@ -144,14 +151,15 @@ class LocalArea:
               stdin: Any = None) -> dict[str, Any]:
         """local(command, quiet=False, command_bat='', echo_off=False, env={}, dir='',
         stdin=None): run `command` now, while the Tiltfile loads, and return its stdout as a
-        Blob. A string runs with `sh -c`, a list as argv; it runs in `dir` (default: this
-        file's directory) with the Tiltfile's os.environ plus `env`, and `stdin` (string or
-        Blob) as input. The command is echoed unless `echo_off`, its output unless `quiet`.
+        Blob. A string runs with `sh -c`, a list as argv; it runs in `dir` (default, or None:
+        this file's directory) with the Tiltfile's os.environ plus `env`, and `stdin` (string
+        or Blob) as input. `command_bat` (string or list) is the Windows form, unused here
+        as in Tilt off Windows. The command is echoed unless `echo_off`, its output unless `quiet`.
         A non-zero exit fails the Tiltfile with the command, exit status and output."""
         fn = "local"
-        want_str(fn, "command_bat", command_bat)
+        _windows_form(fn, "command_bat", command_bat)
         extra = want_str_dict(fn, "env", env)
-        dir_text = want_str(fn, "dir", dir, allow_blob=False)
+        dir_text = "" if dir is None else want_str(fn, "dir", dir, allow_blob=False)
         cwd = self.ctx.abspath(dir_text) if dir_text else self.ctx.current_dir()
         spec = command_spec(fn, "command", command, env=extra, dir=cwd)
         if spec is None:
@@ -187,7 +195,7 @@ class LocalArea:
 
     # -- local_resource
     def local_resource(self, name: Any, cmd: Any = None, deps: Any = None,
-                       trigger_mode: Any = TRIGGER_MODE_AUTO, resource_deps: Any = None,
+                       trigger_mode: Any = None, resource_deps: Any = None,
                        ignore: Any = None, auto_init: Any = True, serve_cmd: Any = None,
                        cmd_bat: Any = "", serve_cmd_bat: Any = "", allow_parallel: Any = False,
                        links: Any = None, labels: Any = None, tags: Any = None,
@@ -206,11 +214,14 @@ class LocalArea:
         name_text = want_str(fn, "name", name, allow_blob=False)
         if not name_text:
             raise BuiltinError(f"{fn}: for parameter 'name': must not be empty")
-        want_str(fn, "cmd_bat", cmd_bat)
-        want_str(fn, "serve_cmd_bat", serve_cmd_bat)
-        want_str_list(fn, "tags", tags)
-        update_dir = want_str(fn, "dir", dir, allow_blob=False)
-        run_dir = want_str(fn, "serve_dir", serve_dir, allow_blob=False)
+        _windows_form(fn, "cmd_bat", cmd_bat)
+        _windows_form(fn, "serve_cmd_bat", serve_cmd_bat)
+        if tags is not None:
+            want_str_list(fn, "tags", tags)
+            self.ctx.warn(f"{fn}: parameter 'tags' is not one of Tilt's; accepted and ignored")
+        update_dir = "" if dir is None else want_str(fn, "dir", dir, allow_blob=False)
+        run_dir = "" if serve_dir is None else want_str(fn, "serve_dir", serve_dir,
+                                                         allow_blob=False)
         here = self.ctx.current_dir()
         update = command_spec(fn, "cmd", cmd, env=want_str_dict(fn, "env", env),
                               dir=self.ctx.abspath(update_dir) if update_dir else here)
@@ -229,7 +240,8 @@ class LocalArea:
             name=name_text, type=p.ResourceType.LOCAL, labels=parse_labels(fn, labels),
             resource_deps=tuple(dict.fromkeys(want_str_list(fn, "resource_deps",
                                                             resource_deps))),
-            trigger_mode=parse_trigger_mode(fn, trigger_mode),
+            trigger_mode=p.TriggerMode.AUTO if trigger_mode is None else parse_trigger_mode(
+                fn, trigger_mode),
             auto_init=want_bool(fn, "auto_init", auto_init), links=parse_links(fn, links),
             cmd=update, serve_cmd=serve,
             deps=tuple(self.ctx.abspath(d) for d in want_str_list(fn, "deps", deps)),
@@ -241,6 +253,13 @@ class LocalArea:
             raise BuiltinError(f"{fn}: Local resource {name_text} has been defined "
                                "multiple times")
         self.resources.append((resource, self.ctx.location()))
+        if trigger_mode is None:
+            self._default_trigger.add(name_text)
+
+    def test(self, name: Any, cmd: Any = None, **kwargs: Any) -> None:
+        """test(name, cmd, ...): Tilt's deprecated early form of local_resource; the same
+        arguments and the same resource."""
+        self.local_resource(name, cmd, **kwargs)
 
     # -- probes
     def probe(self, initial_delay_secs: Any = 0, timeout_secs: Any = 1, period_secs: Any = 10,
@@ -299,6 +318,18 @@ class LocalArea:
         fn = "tcp_socket_action"
         return struct("TCPSocketAction", port=_port(fn, port),
                       host=want_str(fn, "host", host, allow_blob=False) or "localhost")
+
+
+def _windows_form(fn: str, param: str, value: Any) -> None:
+    """A `*_bat` argument: a string or a list of strings, run by Tilt only on Windows, so
+    checked and left unused here, as Tilt does elsewhere."""
+    if value is None or isinstance(value, str) or is_blob(value):
+        return
+    if isinstance(value, list | tuple):
+        want_str_list(fn, param, value)
+        return
+    raise BuiltinError(f"{fn}: for parameter '{param}': got {type_name(value)}, want string "
+                       "or list of strings")
 
 
 def _port(fn: str, value: Any) -> int:

@@ -88,6 +88,9 @@ class DockerBuild:
     pull: bool = False
     container_args: tuple[str, ...] | None = None
     extra_hosts: tuple[str, ...] = ()
+    # Images of the same Tiltfile that the Dockerfile builds FROM (or COPY --from), found
+    # by parsing it (devloop.build.dockerfile_deps): built first, their refs injected.
+    image_deps: tuple[str, ...] = ()
     kind: str = "docker_build"
 
 
@@ -110,6 +113,21 @@ class CustomBuild:
     image_deps: tuple[str, ...] = ()
     container_args: tuple[str, ...] | None = None
     kind: str = "custom_build"
+
+
+@dataclass(frozen=True)
+class LiveUpdateOnly:
+    """The image target Tilt makes for a k8s_custom_deploy with live_update: never built,
+    it only names which containers the live update syncs into (`ref` is the
+    image_selector, or `k8s_custom_deploy:<name>` with a container_selector). Listed in
+    Plan.images for the record; no resource's image_refs names it."""
+
+    ref: str
+    resource: str
+    deps: tuple[str, ...] = ()
+    live_update: tuple[LiveUpdateStep, ...] = ()
+    container_selector: str = ""
+    kind: str = "live_update_only"
 
 
 ImageTarget = DockerBuild | CustomBuild
@@ -307,13 +325,15 @@ class Settings:
     version_constraint: str = ""
     docker_prune_enabled: bool = True
     snapshots_disabled: bool = False
+    # trigger_mode(): the trigger mode of resources that do not set their own.
+    default_trigger_mode: TriggerMode = TriggerMode.AUTO
 
 
 @dataclass(frozen=True)
 class Plan:
     tiltfile: str
     resources: tuple[Resource, ...] = ()
-    images: tuple[ImageTarget, ...] = ()
+    images: tuple[ImageTarget | LiveUpdateOnly, ...] = ()
     settings: Settings = field(default_factory=Settings)
     enabled_resources: tuple[str, ...] | None = None
     compose: ComposeProject | None = None
@@ -330,14 +350,15 @@ class Plan:
         raise KeyError(name)
 
     def image(self, ref: str) -> ImageTarget:
+        """The build of `ref` (live-update-only targets are not builds)."""
         for image in self.images:
-            if image.ref == ref:
+            if image.ref == ref and not isinstance(image, LiveUpdateOnly):
                 return image
         raise KeyError(ref)
 
     def images_for(self, refs: tuple[str, ...]) -> list[ImageTarget]:
-        """The images `refs` name and, for custom builds, their image_deps: dependencies
-        first (the order to build them in). Refs with no build are left out."""
+        """The images `refs` name and their image_deps: dependencies first (the order to
+        build them in). Refs with no build are left out."""
         order: list[ImageTarget] = []
         seen: set[str] = set()
 
@@ -349,9 +370,8 @@ class Plan:
                 image = self.image(ref)
             except KeyError:
                 return
-            if isinstance(image, CustomBuild):
-                for dep in image.image_deps:
-                    visit(dep)
+            for dep in image.image_deps:
+                visit(dep)
             order.append(image)
 
         for ref in refs:
@@ -364,7 +384,8 @@ def to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, Any] = {}
         if isinstance(value, SyncStep | RunStep | FallBackOnStep | RestartContainerStep
-                      | InitialSyncStep | DockerBuild | CustomBuild | HttpGetAction
+                      | InitialSyncStep | DockerBuild | CustomBuild | LiveUpdateOnly
+                      | HttpGetAction
                       | TcpSocketAction | ExecAction):
             out["type"] = type(value).__name__
         for f in dataclasses.fields(value):

@@ -1,6 +1,6 @@
 """Global settings builtins: update_settings, ci_settings, watch_settings, secret_settings,
-version_settings, docker_prune_settings, set_team, analytics_settings, disable_snapshots and
-the enable_feature/disable_feature flags.
+version_settings, docker_prune_settings, set_team, analytics_settings, disable_snapshots,
+trigger_mode, the enable_feature/disable_feature flags and Tilt's experimental_* settings.
 
 Each call overrides only the arguments it passes, so several calls (say, one in an extension
 and one in the Tiltfile) combine, as in Tilt.
@@ -21,8 +21,9 @@ from devloop.tiltfile.context import (
     want_str,
     want_str_list,
 )
-from devloop.tiltfile.errors import BuiltinError
+from devloop.tiltfile.errors import BuiltinError, Location
 from devloop.tiltfile.files_area import builtin_name
+from devloop.tiltfile.local_area import parse_trigger_mode
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
                    "m": 60.0, "h": 3600.0}
@@ -80,6 +81,8 @@ class SettingsArea:
         self.watch_ignore: list[str] = []
         self.secrets: dict[str, Any] = {}
         self.settings: dict[str, Any] = {}
+        self._trigger_mode_at: Location | None = None
+        self._trigger_mode_set = False
 
     def builtins(self) -> Mapping[str, Any]:
         return {
@@ -94,6 +97,10 @@ class SettingsArea:
             "disable_snapshots": self.disable_snapshots,
             "enable_feature": self.enable_feature,
             "disable_feature": self.disable_feature,
+            "trigger_mode": self.trigger_mode,
+            "experimental_metrics_settings": self.experimental_metrics_settings,
+            "experimental_telemetry_cmd": self.experimental_telemetry_cmd,
+            "experimental_analytics_report": self.experimental_analytics_report,
         }
 
     def environ_builtins(self) -> Mapping[str, Callable[..., Any]]:
@@ -222,6 +229,40 @@ class SettingsArea:
         """analytics_settings(enable): accepted for compatibility; devloop sends no analytics."""
         if enable is not None:
             want_bool("analytics_settings", "enable", enable)
+
+    @builtin_name("trigger_mode")
+    def trigger_mode(self, trigger_mode: Any) -> None:
+        """trigger_mode(trigger_mode): the trigger mode (TRIGGER_MODE_AUTO or
+        TRIGGER_MODE_MANUAL) of every resource that does not set its own. Once per
+        Tiltfile."""
+        fn = "trigger_mode"
+        mode = parse_trigger_mode(fn, trigger_mode)
+        if self._trigger_mode_set:
+            where = f" at {self._trigger_mode_at}" if self._trigger_mode_at else ""
+            raise BuiltinError(f"{fn} can only be called once. It was already called{where}")
+        self._trigger_mode_set = True
+        self._trigger_mode_at = self.ctx.location()
+        self.settings["default_trigger_mode"] = mode
+
+    @builtin_name("experimental_metrics_settings")
+    def experimental_metrics_settings(self, enabled: Any = None, address: Any = None,
+                                      insecure: Any = None,
+                                      reporting_period: Any = None) -> None:
+        """experimental_metrics_settings(...): Tilt's retired metrics export; accepted and
+        ignored with a warning (Tilt also only warns that it is deprecated)."""
+        self.ctx.warn("experimental_metrics_settings() is deprecated and ignored")
+
+    @builtin_name("experimental_telemetry_cmd")
+    def experimental_telemetry_cmd(self, cmd: Any, dir: Any = None) -> None:
+        """experimental_telemetry_cmd(cmd): a command Tilt feeds its traces to; devloop
+        records no traces, so it is ignored with a warning."""
+        self.ctx.warn("experimental_telemetry_cmd() is ignored: devloop records no telemetry")
+
+    @builtin_name("experimental_analytics_report")
+    def experimental_analytics_report(self, tags: Any) -> None:
+        """experimental_analytics_report(tags): custom analytics tags; devloop sends no
+        analytics, so they are ignored with a warning."""
+        self.ctx.warn("experimental_analytics_report() is ignored: devloop sends no analytics")
 
     @builtin_name("disable_snapshots")
     def disable_snapshots(self) -> None:
