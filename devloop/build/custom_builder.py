@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -128,10 +129,13 @@ class CustomBuilder:
         return BuiltImage(ref=f"{repo}:{tag}", image_id=image_id, repo=repo, tag=tag)
 
     async def _run(self, target: plan.CustomBuild, env: dict[str, str], log: LogFn) -> None:
-        argv = ["sh", "-c", " ".join(target.command)] if target.shell else list(target.command)
+        # A string command is already `("sh", "-c", text)`: it runs through the shell once,
+        # a list runs as argv without one, exactly as local() does.
+        argv = list(target.command)
         if not argv:
             raise BuildError(f"custom_build {target.ref!r}: empty command")
-        log(f"Running custom build cmd {' '.join(argv)!r}")
+        shown = _shown(target)
+        log(f"Running custom build cmd {shown!r}")
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, cwd=target.dir or None, env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -153,8 +157,15 @@ class CustomBuilder:
                 await proc.wait()
             raise
         if code != 0:
-            raise BuildError(f"custom_build {target.ref!r}: command {' '.join(argv)!r} "
+            raise BuildError(f"custom_build {target.ref!r}: command {shown!r} "
                              f"exited with code {code}", "\n".join(tail))
+
+
+def _shown(target: plan.CustomBuild) -> str:
+    """The command as the user wrote it: the shell text, or the argv joined for a shell."""
+    if target.shell and len(target.command) == 3:
+        return target.command[2]
+    return shlex.join(target.command)
 
 
 def _remove_quietly(path: str) -> None:

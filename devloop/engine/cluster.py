@@ -16,10 +16,14 @@ from devloop.build import registry as reg
 from devloop.build.context import context_digest
 from devloop.build.custom_builder import CustomBuilder
 from devloop.build.docker_builder import BuildError, DockerBuilder
+from devloop.build.dockerfile_deps import inject_built_refs
 from devloop.engine.runner import UpdateError
+from devloop.k8s import contexts
 from devloop.k8s.client import ExecResult, KubeClient, KubeError, ObjectRef
+from devloop.k8s.events import EventHub
 from devloop.k8s.inject import inject
 from devloop.k8s.portforward import PortForwarder
+from devloop.k8s.streams import LogCursor
 from devloop.tiltfile import plan as p
 
 LogFn = Callable[[str], None]
@@ -33,8 +37,11 @@ class Cluster:
         self.push = push
         self.builder = builder or DockerBuilder()
         self.custom = CustomBuilder(self.builder)
-        self._built: dict[tuple[str, str], str] = {}
+        self._built: dict[tuple[str, str], tuple[str, str]] = {}  # -> (cluster ref, local)
         self._locks: dict[str, asyncio.Lock] = {}
+        # Session-wide, so a reload's new runners never show a line or an event twice.
+        self._log_cursors: dict[tuple[str, str, str], LogCursor] = {}
+        self.events = EventHub(kube)
 
     @classmethod
     async def connect(cls, plan: p.Plan, *, log: LogFn) -> Cluster:
@@ -44,9 +51,10 @@ class Cluster:
         except KubeError as exc:
             raise UpdateError(str(exc)) from None
         context = kube.context
-        allowed = plan.settings.allowed_k8s_contexts
-        if allowed and context not in allowed:
-            log(f"WARNING: kube context {context!r} is not in allow_k8s_contexts {allowed}")
+        refused = contexts.refusal(context, plan.settings.allowed_k8s_contexts)
+        if refused:
+            kube.close()
+            raise UpdateError(refused)
         try:
             registry, note = await reg.discover_registry(kube, plan.settings)
         except KubeError as exc:
@@ -67,18 +75,29 @@ class Cluster:
         """Build (or reuse) every image in `refs` and their image_deps; map ref -> the ref
         the cluster pulls."""
         result: dict[str, str] = {}
+        local: dict[str, str] = {}  # the same images as this machine's engine knows them
         for image in plan.images_for(refs):
-            result[image.ref] = await self._build_one(image, result, log)
+            if isinstance(image, p.DockerBuild) and image.image_deps:
+                # FROM an image of this Tiltfile: build from what was just built.
+                image = await asyncio.to_thread(inject_built_refs, image, local)
+            result[image.ref], local[image.ref] = await self._build_one(image, result, log)
         return result
 
-    async def _build_one(self, image: p.ImageTarget, deps: dict[str, str], log: LogFn) -> str:
+    async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
+        """The content digest of each docker_build's inputs among `refs` and their deps
+        (custom builds have none: what their command reads is unknown)."""
+        return {image.ref: await asyncio.to_thread(context_digest, image)
+                for image in plan.images_for(refs) if isinstance(image, p.DockerBuild)}
+
+    async def _build_one(self, image: p.ImageTarget, deps: dict[str, str],
+                         log: LogFn) -> tuple[str, str]:
         lock = self._locks.setdefault(image.ref, asyncio.Lock())
         async with lock:
             if isinstance(image, p.DockerBuild):
                 digest = await asyncio.to_thread(context_digest, image)
                 cached = self._built.get((image.ref, digest))
                 if cached:
-                    log(f"Image {image.ref} unchanged: reusing {cached}")
+                    log(f"Image {image.ref} unchanged: reusing {cached[0]}")
                     return cached
                 log(f"Building image {image.ref}")
                 try:
@@ -90,8 +109,8 @@ class Cluster:
                 except BuildError as exc:
                     raise UpdateError(f"image {image.ref}: {exc}") from None
                 cluster_ref = reg.cluster_ref_for_local(ref, self.registry)
-                self._built[(image.ref, digest)] = cluster_ref
-                return cluster_ref
+                self._built[(image.ref, digest)] = (cluster_ref, ref)
+                return cluster_ref, ref
             try:
                 built = await self.custom.build(image, log=log, registry=self.registry,
                                                 image_deps=deps)
@@ -101,7 +120,7 @@ class Cluster:
                     ref = await self.builder.push(built, self.registry, log=log)
             except BuildError as exc:
                 raise UpdateError(f"custom_build {image.ref}: {exc}") from None
-            return reg.cluster_ref_for_local(ref, self.registry)
+            return reg.cluster_ref_for_local(ref, self.registry), ref
 
     # -- objects
     def prepare(self, resource: p.Resource, images: dict[str, str]) -> list[dict[str, Any]]:
@@ -139,8 +158,11 @@ class Cluster:
         return await self.kube.exec(namespace, pod, container, argv, stdin)
 
     async def follow_logs(self, namespace: str, pod: str, container: str, log: LogFn) -> None:
-        async for line in self.kube.stream_logs(namespace, pod, container):
-            log(line)
+        """Show a container's log lines from where this session last left it."""
+        cursor = self._log_cursors.setdefault((namespace, pod, container), LogCursor())
+        async for line in self.kube.stream_log_lines(namespace, pod, container, cursor):
+            cursor.advance(line.timestamp)  # only lines really shown move the cursor
+            log(line.text)
 
     async def forward(self, namespace: str, pod: str, forward: p.PortForward,
                       on_error: Callable[[int, str], None]) -> PortForwarder:
@@ -152,5 +174,6 @@ class Cluster:
         return forwarder
 
     async def close(self) -> None:
+        await self.events.close()
         self.kube.close()
 

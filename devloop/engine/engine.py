@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from devloop.build.dockerfile_deps import with_image_deps
 from devloop.engine.logs import LogStore
 from devloop.engine.runner import ResourceRunner, UpdateError
 from devloop.engine.scheduler import ResourceView, RuntimeState, UpdateState, next_updates
@@ -38,6 +39,7 @@ class _State:
     builds: int = 0
     enabled: bool = True
     task: asyncio.Task[None] | None = None
+    cause: str = ""  # why the queued update runs, when no file changed
 
 
 def _image_or_none(plan: p.Plan, ref: str) -> p.ImageTarget | None:
@@ -52,6 +54,7 @@ class Engine:
                  runner_factory: Callable[[p.Resource, p.Plan], ResourceRunner],
                  on_removed: Callable[[p.Resource], Awaitable[None]] | None = None) -> None:
         """`on_removed` tears down what a resource deployed when a reload drops it."""
+        plan = with_image_deps(plan)
         self.plan = plan
         self.on_removed = on_removed
         self.store = store
@@ -79,6 +82,7 @@ class Engine:
         """Adopt a re-evaluated Tiltfile: only resources whose definition (or images)
         changed update; removed ones stop and leave the store. Returns changed names."""
         old = self.plan
+        plan = await asyncio.to_thread(with_image_deps, plan)
         self.plan = plan
         new_names = [r.name for r in plan.resources]
         changed: list[str] = []
@@ -112,7 +116,7 @@ class Engine:
             self._states[resource.name] = fresh
             changed.append(resource.name)
             if resource.auto_init or state is not None:
-                self.trigger(resource.name)
+                self.trigger(resource.name, cause="Tiltfile changed")
             else:
                 self._publish(resource.name)
         self.wake()
@@ -121,12 +125,16 @@ class Engine:
     def names(self) -> list[str]:
         return list(self._order)
 
-    def trigger(self, name: str, changed_files: tuple[str, ...] = ()) -> None:
+    def trigger(self, name: str, changed_files: tuple[str, ...] = (), *,
+                cause: str = "triggered") -> None:
+        """Queue an update; `cause` names why when no file changed (the log says it)."""
         state = self._states.get(name)
         if state is None:
             raise KeyError(name)
         state.dirty = True
         state.changed_files.update(changed_files)
+        if not changed_files:
+            state.cause = cause
         if state.update != UpdateState.IN_PROGRESS:
             state.update = UpdateState.PENDING
         self._publish(name)
@@ -147,7 +155,7 @@ class Engine:
         state = self._states[name]
         state.enabled = enabled
         if enabled:
-            self.trigger(name)
+            self.trigger(name, cause="enabled")
         else:
             # A runner may tear down what it runs when disabled (compose removes the container).
             getattr(state.runner, "on_disabled", lambda: None)()
@@ -192,15 +200,17 @@ class Engine:
         state.dirty = False
         files = tuple(sorted(state.changed_files))
         state.changed_files.clear()
+        cause, state.cause = state.cause, ""
         state.update = UpdateState.IN_PROGRESS
-        state.task = asyncio.create_task(self._update(state, files), name=f"update:{name}")
+        state.task = asyncio.create_task(self._update(state, files, cause),
+                                         name=f"update:{name}")
 
-    async def _update(self, state: _State, files: tuple[str, ...]) -> None:
+    async def _update(self, state: _State, files: tuple[str, ...], why: str = "") -> None:
         name = state.resource.name
         state.builds += 1
         started = time.time()
         cause = ("changed files: " + ", ".join(files[:5])) if files else (
-            "initial update" if state.builds == 1 else "triggered")
+            "initial update" if state.builds == 1 else why or "triggered")
         self.logs.append(name, f"Update #{state.builds} ({cause})", source="build")
         self._publish(name)
         try:

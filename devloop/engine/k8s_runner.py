@@ -4,8 +4,10 @@ Update: build (and push) every image the resource deploys, inject the new refs, 
 the objects server-side; or, when the changed files allow it, live update the running
 containers instead (copy the files in, run the `run` steps; see `live_update.py`).
 Runtime: a monitor task reads the workloads and their pods, streams every container's
-logs (resuming after restarts), turns crash loops and pull errors into alerts, and keeps
-each port-forward pointed at a ready pod.
+logs (each line once, across restarts, reconnects and reloads), shows the pods' events
+(warnings as alerts), turns crash loops and pull errors into alerts, and keeps each
+port-forward on a ready pod, healthy only when it connects (see `forwards.py`).
+An update whose changed files left every image's inputs as deployed does nothing.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from typing import Any, Protocol
 import yaml
 
 from devloop.engine import live_update as lu
+from devloop.engine.forwards import ForwardKeeper
 from devloop.engine.runner import RunnerHooks, RuntimeReport, UpdateError
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.errors import KubeError
+from devloop.k8s.events import PodEventRecord
 from devloop.k8s.health import Assessment, Health, assess
 from devloop.k8s.streams import ExecResult
 from devloop.k8s.sync import Archive, SyncError, apply_in_container, tar_archive
@@ -44,6 +48,10 @@ class ClusterSeam(Protocol):
 
     async def build_images(self, plan: p.Plan, refs: tuple[str, ...],
                            log: Any) -> dict[str, str]: ...
+
+    async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]: ...
+
+    events: Any  # an EventHub: subscribe(namespace, pod, callback), unsubscribe, forget
 
     def prepare(self, resource: p.Resource, images: dict[str, str]) -> list[dict[str, Any]]: ...
 
@@ -84,8 +92,15 @@ class K8sRunner:
         self._report = RuntimeReport(RuntimeState.PENDING, "not deployed yet")
         self._monitor: asyncio.Task[None] | None = None
         self._log_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._forwards: dict[int, tuple[str, Any]] = {}
+        self._forwards = ForwardKeeper(self.name, resource.port_forwards,
+                                       forward=cluster.forward, hooks=hooks)
         self._published_pods: set[str] = set()
+        # Which container instance (restart count) each log task follows.
+        self._followed: dict[tuple[str, str], int] = {}
+        self._subscribed: dict[str, str] = {}  # pod -> namespace, for its events
+        self._events: dict[str, list[PodEventRecord]] = {}  # pod -> its events, in order
+        # Content digest of each image's inputs as the running containers have them.
+        self._digests: dict[str, str] = {}
         self._stuck_since: dict[str, float] = {}
         # Live update state: the refs deployed (image ref -> reference in the pods), the
         # changed files not yet applied anywhere, and what live updates touched since.
@@ -103,6 +118,14 @@ class K8sRunner:
         self._pending.update(changed_files)
         files = tuple(sorted(self._pending))
         started = time.monotonic()
+        digests = await self.cluster.input_digests(self.plan, self.resource.image_refs)
+        if files and self._deployed and not self._rebuild_next and self._unchanged(digests):
+            # A save that rewrote the same bytes, a file written before the last build
+            # read it: the running containers already have this content.
+            self._log(f"{_count(len(files), 'changed file')}, same content as deployed: "
+                      "nothing to update")
+            self._pending.clear()
+            return
         if self._deployed and not self._rebuild_next:
             choice = await self._choose(files)
             if isinstance(choice, lu.FullBuild):
@@ -117,11 +140,20 @@ class K8sRunner:
                     self._log(f"Live update failed: {exc}. Falling back to a full rebuild.")
                 else:
                     self._pending.clear()
+                    self._digests = digests
                     return
         self._rebuild_next = True  # until a full update succeeds
         await self._full_update()
         self._rebuild_next = False
         self._pending.clear()
+        self._digests = digests
+
+    def _unchanged(self, digests: dict[str, str]) -> bool:
+        """Every image is a docker_build whose inputs hash as deployed."""
+        images = self._images()
+        return bool(images) and all(
+            image.ref in digests and self._digests.get(image.ref) == digests[image.ref]
+            for image in images)
 
     async def _full_update(self) -> None:
         images = await self.cluster.build_images(self.plan, self.resource.image_refs,
@@ -282,20 +314,30 @@ class K8sRunner:
                                     details=self._report.details))
             return
         assessments: list[Assessment] = []
-        ready_pods: list[tuple[str, str]] = []
+        ready_pods: list[tuple[str, dict[str, Any]]] = []
+        present: set[str] = set()
         for workload in workloads:
             live = await self.cluster.read(workload)
             pods = await self.cluster.pods_of(workload)
             assessment = assess(workload["kind"], live, pods)
             assessments.append(assessment)
             namespace = workload.get("metadata", {}).get("namespace") or self.cluster.namespace
-            for pod in pods:
+            by_name = {pod.get("metadata", {}).get("name", ""): pod for pod in pods}
+            for name, pod in by_name.items():
+                present.add(name)
+                self._watch_events(namespace, name)
                 self._follow(namespace, pod)
-            ready_pods += [(namespace, s.name) for s in assessment.pods
-                           if s.ready and not s.deleting]
-        await self._keep_forwards(ready_pods)
+            ready_pods += [(namespace, by_name[s.name]) for s in assessment.pods
+                           if s.ready and not s.deleting and s.name in by_name]
+        self._forget_pods(present)
+        await self._forwards.keep(ready_pods)
         self._publish_pods(assessments)
-        self._set(self._combine(assessments))
+        report = self._combine(assessments)
+        verdict = self._forwards.verdict()
+        if verdict.state is not None and report.state in (RuntimeState.OK,
+                                                          RuntimeState.PENDING):
+            report = RuntimeReport(verdict.state, verdict.reason, report.alerts, report.details)
+        self._set(report)
 
     def _publish_pods(self, assessments: list[Assessment]) -> None:
         """Each pod as its own object in the store (kind `pod`), gone ones removed."""
@@ -317,7 +359,16 @@ class K8sRunner:
         details["pods"] = [{"name": s.name, "phase": s.phase, "ready": s.ready,
                             "restarts": s.restarts, "lastTermination": s.last_termination,
                             "problem": s.problem} for a in assessments for s in a.pods]
+        details["events"] = [e.as_facet() for events in self._events.values() for e in events]
         alerts = [alert for a in assessments for alert in a.alerts]
+        # Warnings about a pod that is not ready yet (failed mounts, probes, pulls,
+        # scheduling) are what a person would look for; a ready pod's are history.
+        unready = {s.name for a in assessments for s in a.pods if not s.ready and not s.deleting}
+        for pod in sorted(unready):
+            for event in self._events.get(pod, []):
+                text = f"pod {pod}: {event.reason}: {event.message}"
+                if event.warning and text not in alerts:
+                    alerts.append(text)
         for assessment in assessments:
             if assessment.health == Health.ERROR:
                 return RuntimeReport(RuntimeState.ERROR, assessment.reason, alerts, details)
@@ -344,10 +395,18 @@ class K8sRunner:
         if pod.get("status", {}).get("phase") == "Pending" and not pod.get("status", {}).get(
                 "containerStatuses"):
             return
+        statuses = {cs.get("name"): cs for cs in pod.get("status", {}).get(
+            "containerStatuses") or []}
         for container in pod.get("spec", {}).get("containers", []):
             key = (name, container["name"])
             task = self._log_tasks.get(key)
-            if task is None or task.done():
+            status = statuses.get(container["name"]) or {}
+            restarts = int(status.get("restartCount") or 0)
+            running = "running" in (status.get("state") or {})
+            # A stream ends with its container; follow again only a new instance or a
+            # running one (the cluster's cursor skips whatever was shown already).
+            if task is None or task.done() and (running or restarts != self._followed.get(key)):
+                self._followed[key] = restarts
                 prefix = f"{name}:{container['name']}" if len(
                     pod["spec"]["containers"]) > 1 else name
                 self._log_tasks[key] = asyncio.create_task(
@@ -356,42 +415,25 @@ class K8sRunner:
                                                  text, "runtime", prefix)),
                     name=f"logs:{self.name}:{name}:{container['name']}")
 
-    async def _keep_forwards(self, ready_pods: list[tuple[str, str]]) -> None:
-        if not self.resource.port_forwards:
-            return
-        current = {pod for _, pod in ready_pods}
-        for forward in self.resource.port_forwards:
-            existing = self._forwards.get(forward.local_port)
-            if existing is not None and existing[0] in current:
-                continue
-            if existing is not None:
-                with contextlib.suppress(Exception):
-                    await existing[1].stop()
-                del self._forwards[forward.local_port]
-            if not ready_pods:
-                continue
-            namespace, pod = ready_pods[0]
-            try:
-                handle = await self.cluster.forward(namespace, pod, forward, self._forward_error)
-            except Exception as exc:
-                self._log(f"port-forward {forward.local_port}:{forward.container_port} "
-                          f"failed: {exc}", "runtime")
-                continue
-            self._forwards[forward.local_port] = (pod, handle)
-            self.hooks.delete("alert", f"{self.name}-portforward-{forward.local_port}")
-            self.hooks.publish("portforward", f"{self.name}-{forward.local_port}", {
-                "resource": self.name, "localPort": forward.local_port,
-                "containerPort": forward.container_port, "host": forward.host,
-                "name": forward.name}, {"pod": pod, "namespace": namespace, "state": "active",
-                                        "url": f"http://{forward.host}:{forward.local_port}/"})
-            self._log(f"Forwarding http://{forward.host}:{forward.local_port} -> "
-                      f"{pod}:{forward.container_port}", "runtime")
+    def _watch_events(self, namespace: str, pod: str) -> None:
+        if pod not in self._subscribed:
+            self._subscribed[pod] = namespace
+            self.cluster.events.subscribe(namespace, pod, self._on_event)
 
-    def _forward_error(self, local_port: int, message: str) -> None:
-        self._log(f"port-forward {local_port}: {message}", "runtime")
-        self.hooks.publish("alert", f"{self.name}-portforward-{local_port}",
-                           {"resource": self.name}, {"message": f"port-forward {local_port} "
-                                                                f"down: {message}"})
+    def _on_event(self, event: PodEventRecord, fresh: bool) -> None:
+        self._events.setdefault(event.pod, []).append(event)
+        if fresh:
+            self._log(event.line(), "runtime", event.pod)
+        if event.warning:
+            self.hooks.changed()
+
+    def _forget_pods(self, present: set[str]) -> None:
+        """Pods that are gone take their events with them."""
+        for pod in [name for name in self._subscribed if name not in present]:
+            self.cluster.events.forget(self._subscribed.pop(pod), pod)
+            self._events.pop(pod, None)
+        for key in [k for k in self._followed if k[0] not in present]:
+            del self._followed[key]
 
     def runtime(self) -> RuntimeReport:
         return self._report
@@ -405,10 +447,10 @@ class K8sRunner:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for _, handle in self._forwards.values():
-            with contextlib.suppress(Exception):
-                await handle.stop()
-        self._forwards.clear()
+        await self._forwards.stop()
+        for pod, namespace in self._subscribed.items():
+            self.cluster.events.unsubscribe(namespace, pod, self._on_event)
+        self._subscribed.clear()
 
 
 def _count(n: int, noun: str) -> str:

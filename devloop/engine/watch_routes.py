@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from devloop.build.dockerfile_deps import with_image_deps
 from devloop.engine.watcher import matches_any, read_ignore_file
 from devloop.tiltfile import plan as p
 
@@ -55,6 +56,7 @@ class Routing:
 
 
 def routing_for(plan: p.Plan) -> Routing:
+    plan = with_image_deps(plan)  # a change to a base image's context rebuilds its users
     base = os.path.dirname(plan.tiltfile)
     global_ignore = (*plan.settings.watch.ignore,
                      *read_ignore_file(os.path.join(base, ".tiltignore")),

@@ -17,20 +17,11 @@ from dataclasses import dataclass, field
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from devloop.engine.filters import is_noise
+
 # Tilt's coalescing delay is 200ms "not the result of any kind of research"; 100ms keeps
 # the loop snappy while still folding an editor's write-rename-chmod burst into one set.
 DEFAULT_DEBOUNCE_SECONDS = 0.1
-
-ALWAYS_IGNORED = (".git", ".hg", ".svn", "__pycache__", ".pytest_cache", ".mypy_cache",
-                  ".ruff_cache", ".venv", "node_modules/.cache")
-EDITOR_NOISE = ("*.swp", "*.swx", "*.swo", "*~", ".#*", "#*#", "4913", "*.tmp", ".DS_Store")
-
-
-def is_noise(path: str) -> bool:
-    parts = path.split(os.sep)
-    if any(part in ALWAYS_IGNORED for part in parts):
-        return True
-    return any(fnmatch.fnmatch(parts[-1], pattern) for pattern in EDITOR_NOISE)
 
 
 def read_ignore_file(path: str) -> list[str]:
@@ -100,7 +91,7 @@ class FileWatcher:
         self._observer = observer
 
     def _receive(self, path: str) -> None:
-        if is_noise(path):
+        if is_noise(path):  # editor temp files, VCS and cache directories
             return
         self._pending.add(path)
         if self._timer is not None:

@@ -29,8 +29,11 @@ from devloop.k8s.errors import KubeError, UnknownKindError, error_from_status
 from devloop.k8s.portforward import PortForwarder
 from devloop.k8s.streams import (
     ExecResult,
+    LogCursor,
     LogFollower,
+    LogLine,
     PodEvent,
+    PodEventsWatcher,
     PodWatcher,
     exec_blocking,
     thread_stream,
@@ -313,13 +316,27 @@ class KubeClient:
         watcher = PodWatcher(self, namespace, label_selector)
         return thread_stream(watcher, f"watch pods {namespace} {label_selector}")
 
-    def stream_logs(self, namespace: str, pod: str, container: str,
-                    since_time: str | None = None) -> AsyncIterator[str]:
+    async def stream_logs(self, namespace: str, pod: str, container: str,
+                          since_time: str | None = None) -> AsyncIterator[str]:
         """Lines of a container's log (follow), from `since_time` (RFC 3339) if given.
         A dropped connection resumes after the last line seen; the stream ends when the
         container stops running or the pod is gone."""
-        follower = LogFollower(self, namespace, pod, container, since_time)
+        async for line in self.stream_log_lines(namespace, pod, container,
+                                                LogCursor(since_time or "")):
+            yield line.text
+
+    def stream_log_lines(self, namespace: str, pod: str, container: str,
+                         cursor: LogCursor) -> AsyncIterator[LogLine]:
+        """Timestamped lines of a container's log after `cursor` (which the caller advances
+        for each line it shows), as `stream_logs`."""
+        follower = LogFollower(self, namespace, pod, container, cursor.since or None,
+                               cursor.seen)
         return thread_stream(follower, f"logs {namespace}/{pod}/{container}")
+
+    def watch_pod_events(self, namespace: str) -> AsyncIterator[PodEvent]:
+        """Events about pods in `namespace` (the object is the Event), listed then watched
+        like `watch_pods`."""
+        return thread_stream(PodEventsWatcher(self, namespace), f"watch events {namespace}")
 
     async def exec(self, namespace: str, pod: str, container: str, argv: list[str],
                    stdin: bytes | None = None) -> ExecResult:

@@ -4,7 +4,8 @@ Each accepted TCP connection opens its own port-forward websocket to the pod (th
 `kubernetes.stream.portforward`, whose proxy thread exposes the tunnel as a local socket),
 and bytes are pumped both ways with asyncio. When the pod is gone or the tunnel fails, the
 connection is closed and `on_error` tells the engine, which can `retarget` the forwarder to
-a new pod without giving up the local port.
+a new pod without giving up the local port. `probe` says whether the pod's port really
+answers, so a forward is only called healthy when a connection through it works.
 """
 
 from __future__ import annotations
@@ -40,6 +41,35 @@ class PortForwardError:
     pod_gone: bool
 
 
+# How long a probe waits for the kubelet to report a failed dial. The kubelet dials the
+# container port as soon as the tunnel opens and writes a refusal on the error channel at
+# once; it never confirms a dial that worked, so a quiet second means the port answered.
+PROBE_SECONDS = 1.0
+
+
+def declared_ports(pod: dict[str, Any]) -> list[int]:
+    """Every containerPort the pod's containers declare, in order."""
+    ports: list[int] = []
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            number = port.get("containerPort")
+            if isinstance(number, int) and number > 0:
+                ports.append(number)
+    return ports
+
+
+def container_port_for(local_port: int, container_port: int, pod: dict[str, Any]) -> int:
+    """The pod port a forward reaches, by Tilt's rule: the port given; else, when only the
+    local port is given, the declared container port equal to it, else the first declared
+    one; else the local port itself."""
+    if container_port:
+        return container_port
+    ports = declared_ports(pod)
+    if local_port in ports:
+        return local_port
+    return ports[0] if ports else local_port
+
+
 class PortForwarder:
     """Listens on host:local_port and forwards each connection to the pod's remote_port."""
 
@@ -59,6 +89,9 @@ class PortForwarder:
                     host: str = "127.0.0.1") -> None:
         """Start listening (local_port 0 picks a free port, see `local_port`). Raises
         OSError when the port is taken."""
+        if not 0 < remote_port <= 65535:
+            raise ValueError(f"port-forward to {namespace}/{pod}: container port {remote_port} "
+                             "is not in 1-65535")
         self.namespace, self.pod, self.remote_port, self.host = namespace, pod, remote_port, host
         self._server = await asyncio.start_server(self._handle, host, local_port)
         self.local_port = int(self._server.sockets[0].getsockname()[1])
@@ -95,7 +128,40 @@ class PortForwarder:
             api.api_client.close()
             raise KubeError(f"port-forward to {namespace}/{pod}:{self.remote_port}: "
                             f"{e.reason or e}", temporary=True, status=e.status) from e
+        except Exception as e:  # the client raises its own types (ApiValueError, websocket)
+            api.api_client.close()
+            raise KubeError(f"port-forward to {namespace}/{pod}:{self.remote_port}: {e}",
+                            temporary=True) from e
         return pf, api
+
+    async def probe(self) -> str:
+        """Connect to the pod's port through a tunnel of our own: '' when the connection
+        succeeds, else why it failed (refused, pod gone, API error)."""
+        return await asyncio.to_thread(self._probe_blocking, self.namespace, self.pod)
+
+    def _probe_blocking(self, namespace: str, pod: str) -> str:
+        try:
+            pf, api = self._open(namespace, pod)
+        except KubeError as e:
+            return e.message
+        try:
+            raw: socket.socket = pf.socket(self.remote_port)._socket
+            raw.settimeout(PROBE_SECONDS)
+            try:
+                raw.recv(1)
+            except TimeoutError:
+                return ""  # the dial worked: the server waits for a request
+            except OSError as e:
+                return f"{namespace}/{pod}:{self.remote_port}: {e}"
+            error = pf.error(self.remote_port)
+            # No error and an answer or a close: the server accepted the connection.
+            return error.strip() if error else ""
+        except Exception as e:  # anything the client raises means no working connection
+            return f"{namespace}/{pod}:{self.remote_port}: {e}"
+        finally:
+            with contextlib.suppress(Exception):
+                pf.close()
+            api.api_client.close()
 
     async def _pod_gone(self, namespace: str, pod: str) -> bool:
         try:
@@ -107,6 +173,18 @@ class PortForwarder:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         namespace, pod = self.namespace, self.pod
         self._writers.add(writer)
+        try:
+            await self._serve(namespace, pod, reader, writer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # whatever breaks one connection is reported, never raised
+            self._report(namespace, pod, f"{type(e).__name__}: {e}", False)
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _serve(self, namespace: str, pod: str, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
         api = None
         try:
             try:
@@ -131,8 +209,6 @@ class PortForwarder:
             if error:
                 self._report(namespace, pod, error.strip(), await self._pod_gone(namespace, pod))
         finally:
-            self._writers.discard(writer)
-            writer.close()
             if api is not None:
                 api.api_client.close()
 

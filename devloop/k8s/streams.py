@@ -49,6 +49,30 @@ class PodEvent:
 
 
 @dataclass(frozen=True)
+class LogLine:
+    """One line of a container's log with the kubelet's RFC 3339 timestamp."""
+
+    timestamp: str
+    text: str
+
+
+@dataclass
+class LogCursor:
+    """How far a container's log has been shown: the last line's timestamp and how many
+    lines carried exactly that timestamp. A new stream resumes after it, so a line appears
+    once however often the log is followed again (reconnects, reloads, rollouts)."""
+
+    since: str = ""
+    seen: int = 0
+
+    def advance(self, timestamp: str) -> None:
+        if timestamp == self.since:
+            self.seen += 1
+        else:
+            self.since, self.seen = timestamp, 1
+
+
+@dataclass(frozen=True)
 class ExecResult:
     exit_code: int
     stdout: bytes
@@ -166,6 +190,16 @@ class PodWatcher(_Interruptible):
         self.selector = [("labelSelector", label_selector)] if label_selector else []
         self.what = f"pods in {namespace}"
 
+
+class PodEventsWatcher(PodWatcher):
+    """The same list-then-watch loop over the namespace's Events about pods."""
+
+    def __init__(self, client: KubeClient, namespace: str) -> None:
+        super().__init__(client, namespace, "")
+        self.path = f"/api/v1/namespaces/{namespace}/events"
+        self.selector = [("fieldSelector", "involvedObject.kind=Pod")]
+        self.what = f"pod events in {namespace}"
+
     def run(self, emit: Callable[[PodEvent], None], stop: threading.Event) -> None:
         known: dict[str, dict[str, Any]] = {}
         rv = ""
@@ -239,16 +273,20 @@ def _ts_key(ts: str) -> tuple[str, int]:
 
 class LogFollower(_Interruptible):
     def __init__(self, client: KubeClient, namespace: str, pod: str, container: str,
-                 since_time: str | None) -> None:
+                 since_time: str | None, seen: int = 0) -> None:
+        """Follow from `since_time`, skipping the first `seen` lines stamped exactly then
+        (they were shown already, see `LogCursor`)."""
         super().__init__()
         self.client = client
         self.namespace, self.pod, self.container = namespace, pod, container
         self.since = since_time or ""
+        self.seen = seen if since_time else 0
         self.what = f"logs of {namespace}/{pod} container {container}"
 
-    def run(self, emit: Callable[[str], None], stop: threading.Event) -> None:
-        last: tuple[str, int] | None = None  # timestamp of the last line emitted
-        seen_at_last = 0  # lines emitted with exactly that timestamp
+    def run(self, emit: Callable[[LogLine], None], stop: threading.Event) -> None:
+        # The timestamp of the last line emitted, and how many lines carried it.
+        last: tuple[str, int] | None = _ts_key(self.since) if self.since else None
+        seen_at_last = self.seen
         backoff = Backoff()
         path = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}/log"
         while not stop.is_set():
@@ -286,7 +324,7 @@ class LogFollower(_Interruptible):
                     else:
                         last, seen_at_last = key, 1
                         self.since = ts
-                    emit(text)
+                    emit(LogLine(ts, text))
                 backoff.reset()
             except (urllib3.exceptions.HTTPError, OSError):
                 if stop.is_set():

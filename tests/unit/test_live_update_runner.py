@@ -18,11 +18,28 @@ from devloop.k8s.streams import ExecResult
 from devloop.tiltfile import plan as p
 
 
+class NoEvents:
+    """The pod events seam, with no events."""
+
+    def subscribe(self, namespace: str, pod: str, callback: Any) -> None:
+        return None
+
+    def unsubscribe(self, namespace: str, pod: str, callback: Any) -> None:
+        return None
+
+    def forget(self, namespace: str, pod: str) -> None:
+        return None
+
+
 class FakeCluster:
     """Builds are counted, the deployment runs one pod per entry of `pods`, exec calls are
     recorded and answered by `answer`."""
 
     namespace = "ns"
+    events = NoEvents()
+
+    async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
+        return {}  # unknown inputs: never skipped as unchanged
 
     def __init__(self) -> None:
         self.builds = 0

@@ -1,0 +1,194 @@
+"""A Kubernetes resource's port-forwards: each kept on a ready pod, healthy only when it serves.
+
+A forward is `active` only after a connection through it to the pod's port succeeded (see
+`PortForwarder.probe`). A forward that cannot connect is `error` in its `portforward`
+object at once, keeps its resource from being ready, becomes an alert when it stays
+broken for a few seconds, and fails the resource (and so `devloop ci`) when it stays broken
+as long as a stuck container would. A connection that fails later sends the forward back
+to `error` until a probe succeeds again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from devloop.engine.runner import RunnerHooks
+from devloop.engine.scheduler import RuntimeState
+from devloop.k8s.portforward import container_port_for
+from devloop.tiltfile import plan as p
+
+# A server often starts listening a moment after its pod turns ready (no readiness probe):
+# a forward that fails for less than this is only shown as waiting, not alerted.
+ALERT_AFTER_SECONDS = 5.0
+# Broken this long, the forward fails its resource: the same patience as for a container
+# stuck in a retried error (k8s_runner.STUCK_SECONDS).
+FAIL_AFTER_SECONDS = 30.0
+
+
+class Forwarding(Protocol):
+    """What a running forward offers (PortForwarder implements it)."""
+
+    async def probe(self) -> str: ...
+
+    def retarget(self, namespace: str, pod: str) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+ForwardFn = Callable[[str, str, p.PortForward, Callable[[int, str], None]],
+                     Awaitable[Forwarding]]
+
+
+@dataclass
+class _Forward:
+    spec: p.PortForward
+    handle: Forwarding | None = None
+    namespace: str = ""
+    pod: str = ""
+    container_port: int = 0
+    state: str = "pending"  # pending | active | error
+    message: str = "no ready pod yet"
+    failing_since: float | None = None
+    recheck: bool = True
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the forwards add to the resource's runtime: a state (None: nothing to say)
+    and its reason. Alerts are `alert` objects of their own, named after the forward."""
+
+    state: RuntimeState | None
+    reason: str
+
+
+class ForwardKeeper:
+    def __init__(self, resource: str, forwards: tuple[p.PortForward, ...], *,
+                 forward: ForwardFn, hooks: RunnerHooks,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.resource = resource
+        self._forward = forward
+        self._hooks = hooks
+        self._clock = clock
+        self._forwards = {f.local_port: _Forward(f) for f in forwards}
+
+    def _log(self, text: str) -> None:
+        self._hooks.log(self.resource, text, "runtime", "")
+
+    async def keep(self, ready: list[tuple[str, dict[str, Any]]]) -> None:
+        """Point every forward at a ready pod (`ready`: (namespace, pod object)) and check
+        the ones not known to work."""
+        for fw in self._forwards.values():
+            before = (fw.state, fw.message, fw.pod, fw.container_port)
+            await self._keep_one(fw, ready)
+            if (fw.state, fw.message, fw.pod, fw.container_port) != before:
+                self._publish(fw)
+
+    async def _keep_one(self, fw: _Forward, ready: list[tuple[str, dict[str, Any]]]) -> None:
+        if not ready:
+            if fw.handle is not None:
+                await fw.handle.stop()
+                fw.handle = None
+            fw.state, fw.message, fw.failing_since = "pending", "no ready pod", None
+            return
+        names = {pod.get("metadata", {}).get("name", ""): (ns, pod) for ns, pod in ready}
+        namespace, pod = names.get(fw.pod) or ready[0]
+        name = pod.get("metadata", {}).get("name", "")
+        port = container_port_for(fw.spec.local_port, fw.spec.container_port, pod)
+        if fw.handle is not None and port != fw.container_port:
+            await fw.handle.stop()
+            fw.handle = None
+        if fw.handle is None:
+            try:
+                fw.handle = await self._forward(
+                    namespace, name, dataclasses.replace(fw.spec, container_port=port),
+                    self._on_error)
+            except Exception as exc:  # the local port is taken, the port is invalid...
+                self._fail(fw, f"cannot forward: {exc}")
+                return
+            self._log(f"Forwarding http://{fw.spec.host}:{fw.spec.local_port} -> "
+                      f"{name}:{port}")
+            fw.recheck = True
+        elif (namespace, name) != (fw.namespace, fw.pod):
+            fw.handle.retarget(namespace, name)
+            fw.recheck = True
+        fw.namespace, fw.pod, fw.container_port = namespace, name, port
+        if fw.recheck or fw.state != "active":
+            fw.recheck = False
+            error = await fw.handle.probe()
+            if error:
+                self._fail(fw, error)
+            else:
+                if fw.state != "active":
+                    self._hooks.delete("alert", self._alert_name(fw))
+                    if fw.failing_since is not None:
+                        self._log(f"port-forward {fw.spec.local_port}: connected to "
+                                  f"{name}:{port}")
+                fw.state, fw.message, fw.failing_since = "active", "", None
+
+    def _fail(self, fw: _Forward, message: str) -> None:
+        if fw.state != "error" or fw.message != message:
+            self._log(f"port-forward {fw.spec.local_port} -> {fw.pod or '?'}:"
+                      f"{fw.container_port or fw.spec.container_port}: {message}")
+        fw.state, fw.message = "error", message
+        if fw.failing_since is None:
+            fw.failing_since = self._clock()
+
+    def _on_error(self, local_port: int, message: str) -> None:
+        """A forwarded connection failed: check the forward again on the next pass."""
+        fw = self._forwards.get(local_port)
+        if fw is None:
+            return
+        fw.recheck = True
+        self._fail(fw, message)
+        self._publish(fw)
+        self._hooks.changed()
+
+    def _alert_name(self, fw: _Forward) -> str:
+        return f"{self.resource}-portforward-{fw.spec.local_port}"
+
+    def _publish(self, fw: _Forward) -> None:
+        self._hooks.publish("portforward", f"{self.resource}-{fw.spec.local_port}", {
+            "resource": self.resource, "localPort": fw.spec.local_port,
+            "containerPort": fw.container_port or fw.spec.container_port,
+            "host": fw.spec.host, "name": fw.spec.name}, {
+            "pod": fw.pod, "namespace": fw.namespace, "state": fw.state,
+            "message": fw.message,
+            "url": f"http://{fw.spec.host}:{fw.spec.local_port}/"})
+
+    def verdict(self) -> Verdict:
+        now = self._clock()
+        waiting = ""
+        failed = ""
+        for fw in self._forwards.values():
+            if fw.state == "active" or fw.handle is None and fw.state == "pending":
+                continue  # working, or no ready pod yet (the pods' own state says so)
+            text = (f"port-forward {fw.spec.local_port} -> {fw.pod or 'pod'}:"
+                    f"{fw.container_port or fw.spec.container_port}: {fw.message}")
+            broken_for = now - fw.failing_since if fw.failing_since is not None else 0.0
+            if fw.state == "error" and broken_for >= ALERT_AFTER_SECONDS:
+                self._hooks.publish("alert", self._alert_name(fw), {"resource": self.resource},
+                                    {"message": text})
+            if fw.state == "error" and broken_for >= FAIL_AFTER_SECONDS:
+                failed = failed or text
+            waiting = waiting or text
+        if failed:
+            return Verdict(RuntimeState.ERROR, failed)
+        if waiting:
+            return Verdict(RuntimeState.PENDING, f"waiting for {waiting}")
+        return Verdict(None, "")
+
+    def states(self) -> dict[int, str]:
+        return {port: fw.state for port, fw in self._forwards.items()}
+
+    async def stop(self) -> None:
+        for fw in self._forwards.values():
+            if fw.handle is not None:
+                try:
+                    await fw.handle.stop()
+                except Exception as exc:  # stopping: report, carry on
+                    self._log(f"port-forward {fw.spec.local_port}: error while stopping: {exc}")
+                fw.handle = None
