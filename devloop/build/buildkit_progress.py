@@ -11,8 +11,10 @@ update to a step repeating the step's digest. The lines produced read like Docke
     #4 CACHED
 
 so the resource's log shows the step, whether it was cached, and how long it took.
-Steps named `[internal] ...` (loading the Dockerfile, the context, metadata) are shown
-only when they fail or take a noticeable time, to keep a rebuild's log short.
+Auxiliary steps (`[internal] ...` loading the Dockerfile, the context or metadata,
+`copy /context /`, `exporting to image`) are shown only when they fail, print output or
+take a noticeable time, to keep a rebuild's log short: Dockerfile steps are the ones named
+`[N/M] ...` or `[stage N/M] ...`.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class _Step:
 
     @property
     def internal(self) -> bool:
-        return self.name.startswith("[internal]")
+        return not self.name.startswith("[") or self.name.startswith(("[internal]", "[auth]"))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ export GOFLAGS=-mod=mod
 mkdir -p "$BIN"
 
 stamp="$BIN/.built-$K8S_VERSION-$ETCD_VERSION"
-if [[ -f "$stamp" ]]; then
+# kube-proxy came later than the other binaries: a machine built before has the stamp but
+# not kube-proxy, and builds only that (in the same module, so most packages are cached).
+if [[ -f "$stamp" && -x "$BIN/kube-proxy" ]]; then
   exit 0
 fi
 
@@ -27,14 +29,16 @@ minor="${K8S_VERSION#v1.}"
 minor="${minor%%.*}"
 staging_version="v0.${K8S_VERSION#v1.}"
 
-# etcd: its server module is the etcd binary's main package.
-etcd_dir="$CACHE/src/etcd"
-mkdir -p "$etcd_dir"
-cd "$etcd_dir"
-[[ -f go.mod ]] || go mod init local/etcdbuild >/dev/null 2>&1
-go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION"
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/etcdctl" go.etcd.io/etcd/etcdctl/v3
+if [[ ! -f "$stamp" ]]; then
+  # etcd: its server module is the etcd binary's main package.
+  etcd_dir="$CACHE/src/etcd"
+  mkdir -p "$etcd_dir"
+  cd "$etcd_dir"
+  [[ -f go.mod ]] || go mod init local/etcdbuild >/dev/null 2>&1
+  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION"
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/etcdctl" go.etcd.io/etcd/etcdctl/v3
+fi
 
 # Kubernetes: wrapper module with the staging replaces read from the real go.mod.
 k8s_dir="$CACHE/src/k8s-$K8S_VERSION"
@@ -65,6 +69,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubelet"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 EOF
 go mod tidy
@@ -77,11 +82,9 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 # One invocation so packages shared by the binaries compile once. kubelet is fine without
 # cgo on Linux; building everything static keeps it to a single build graph.
+commands=(kube-proxy)
+[[ -f "$stamp" ]] || commands+=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$BIN/" \
-  k8s.io/kubernetes/cmd/kube-apiserver \
-  k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler \
-  k8s.io/kubernetes/cmd/kubelet \
-  k8s.io/kubernetes/cmd/kubectl
+  "${commands[@]/#/k8s.io/kubernetes/cmd/}"
 
 touch "$stamp"

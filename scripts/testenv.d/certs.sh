@@ -69,6 +69,10 @@ subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kuberne
   sign_cert controller-manager system:kube-controller-manager "" "$client"
   sign_cert scheduler system:kube-scheduler "" "$client"
   sign_cert kubelet "system:node:$NODE_NAME" system:nodes "$client"
+  # kube-proxy's user is bound to system:node-proxier by the default RBAC; CoreDNS gets the
+  # read-only role real clusters give it (cluster.sh).
+  sign_cert kube-proxy system:kube-proxy "" "$client"
+  sign_cert coredns system:coredns "" "$client"
   sign_cert kubelet-serving "$NODE_NAME" "" "$server
 subjectAltName=IP:127.0.0.1,DNS:localhost"
   # Service account tokens are signed by the apiserver and verified with the public half.
@@ -78,7 +82,7 @@ subjectAltName=IP:127.0.0.1,DNS:localhost"
   fi
   [[ -f "$KUBECONFIG_ADMIN" ]] || write_kubeconfig "$KUBECONFIG_ADMIN" admin
   local name
-  for name in controller-manager scheduler kubelet; do
+  for name in controller-manager scheduler kubelet kube-proxy coredns; do
     [[ -f "$CONF/$name.kubeconfig" ]] || write_kubeconfig "$CONF/$name.kubeconfig" "$name"
   done
 }

@@ -1,15 +1,26 @@
 # Single-node Kubernetes from plain processes: etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, containerd (Debian's, own config and socket) and kubelet.
+# kube-scheduler, containerd (Debian's, own config and socket), kubelet, kube-proxy and CoreDNS.
 #
 # The node is named and addressed 127.0.0.1 (as upstream's hack/local-up-cluster.sh does):
 # kubelet refuses a loopback --node-ip, but an IP given as hostname override becomes the node's
 # InternalIP, so the apiserver reaches kubelet (logs, exec, port-forward) over loopback and every
-# component can bind to 127.0.0.1. There is no kube-proxy and no DNS: the tests talk to pods
-# through the apiserver, not through Service ClusterIPs.
+# component can bind to 127.0.0.1.
+#
+# Service networking is a real cluster's: kube-proxy (iptables mode, from the same Kubernetes
+# build) programs every Service's ClusterIP, and CoreDNS answers for `cluster.local` behind the
+# `kube-dns` Service (10.0.0.10), which kubelet gives pods as their nameserver. CoreDNS runs as
+# a process on the node like the other components, listening on the pod bridge's gateway
+# address; the kube-dns Service reaches it through an EndpointSlice, as a Service in front of
+# an outside endpoint does. (A CoreDNS pod would need in-cluster access to the apiserver, which
+# listens on loopback only here.)
 
 CONTAINERD_SOCK="$RUNDIR/containerd/containerd.sock"
 SERVICE_CIDR=10.0.0.0/24
 POD_CIDR=10.88.0.0/16
+POD_BRIDGE=devloop0
+POD_GATEWAY=10.88.0.1
+CLUSTER_DNS=10.0.0.10
+CLUSTER_DOMAIN=cluster.local
 
 kubectl_admin() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 
@@ -96,7 +107,7 @@ TOML
   "plugins": [
     {
       "type": "bridge",
-      "bridge": "devloop0",
+      "bridge": "$POD_BRIDGE",
       "isGateway": true,
       "ipMasq": true,
       "hairpinMode": true,
@@ -150,7 +161,7 @@ kubelet_up() {
   # Authorization AlwaysAllow: only loopback clients reach it, and the apiserver's client cert
   # still has to be valid (x509 authentication). Eviction thresholds are low because a test VM
   # disk is often fuller than the defaults (15% imagefs) allow.
-  cat >"$CONF/kubelet.yaml" <<YAML
+  cat >"$CONF/kubelet.yaml.new" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: 127.0.0.1
@@ -171,6 +182,8 @@ authorization:
   mode: AlwaysAllow
 failSwapOn: false
 resolvConf: /etc/resolv.conf
+clusterDNS: [$CLUSTER_DNS]
+clusterDomain: $CLUSTER_DOMAIN
 evictionHard:
   memory.available: 100Mi
   nodefs.available: 2%
@@ -179,6 +192,12 @@ imageGCHighThresholdPercent: 98
 imageGCLowThresholdPercent: 95
 serializeImagePulls: false
 YAML
+  # A kubelet started with an older configuration (an environment from before clusterDNS)
+  # is restarted; its pods keep running.
+  if ! cmp -s "$CONF/kubelet.yaml.new" "$CONF/kubelet.yaml" && daemon_running kubelet; then
+    stop_daemon kubelet
+  fi
+  mv "$CONF/kubelet.yaml.new" "$CONF/kubelet.yaml"
   start_daemon kubelet kubelet --config="$CONF/kubelet.yaml" \
     --kubeconfig="$CONF/kubelet.kubeconfig" \
     --hostname-override="$NODE_NAME" \
@@ -188,6 +207,117 @@ YAML
 node_ready() {
   [[ "$(kubectl_admin get node "$NODE_NAME" \
     -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
+}
+
+# The pod bridge with its gateway address, made before the first pod so CoreDNS can listen on
+# it; the CNI bridge plugin finds it and uses it as is.
+pod_bridge_up() {
+  if ! ip link show "$POD_BRIDGE" >/dev/null 2>&1; then
+    ip link add "$POD_BRIDGE" type bridge
+  fi
+  ip -4 addr show dev "$POD_BRIDGE" | grep -q "inet $POD_GATEWAY/" \
+    || ip addr add "$POD_GATEWAY/${POD_CIDR#*/}" dev "$POD_BRIDGE"
+  ip link set "$POD_BRIDGE" up
+}
+
+kube_proxy_up() {
+  # conntrack.maxPerCore 0 leaves the host's conntrack table size alone; no NodePorts on
+  # localhost (they need route_localnet); everything it serves binds to 127.0.0.1.
+  cat >"$CONF/kube-proxy.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: $CONF/kube-proxy.kubeconfig
+mode: iptables
+clusterCIDR: $POD_CIDR
+hostnameOverride: "$NODE_NAME"
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+conntrack:
+  maxPerCore: 0
+iptables:
+  localhostNodePorts: false
+YAML
+  start_daemon kube-proxy kube-proxy --config="$CONF/kube-proxy.yaml"
+  wait_for 60 "kube-proxy" kube-proxy http_ok http://127.0.0.1:10256/healthz
+}
+
+coredns_ready() { http_ok http://127.0.0.1:10055/ready; }
+
+coredns_up() {
+  # The read-only access CoreDNS's kubernetes plugin needs, as in CoreDNS's own deployment.
+  kubectl_admin apply -f - >/dev/null <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: system:coredns
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: system:coredns
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:coredns
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: User
+  name: system:coredns
+YAML
+  cat >"$CONF/Corefile" <<COREFILE
+.:53 {
+    bind $POD_GATEWAY
+    errors
+    health 127.0.0.1:10054
+    ready 127.0.0.1:10055
+    kubernetes $CLUSTER_DOMAIN in-addr.arpa ip6.arpa {
+        kubeconfig $CONF/coredns.kubeconfig devloop-testenv
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+}
+COREFILE
+  start_daemon coredns coredns -conf "$CONF/Corefile"
+  wait_for 60 "CoreDNS" coredns coredns_ready
+  kubectl_admin apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns, kubernetes.io/name: CoreDNS}
+spec:
+  clusterIP: $CLUSTER_DNS
+  ports:
+  - {name: dns, port: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, protocol: TCP}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kube-dns-node
+  namespace: kube-system
+  labels: {kubernetes.io/service-name: kube-dns, k8s-app: kube-dns}
+addressType: IPv4
+endpoints:
+- addresses: ["$POD_GATEWAY"]
+  conditions: {ready: true}
+ports:
+- {name: dns, port: 53, protocol: UDP}
+- {name: dns-tcp, port: 53, protocol: TCP}
+YAML
 }
 
 # KEP-1755: tools such as devloop, Tilt and Skaffold discover the local registry from this
@@ -216,6 +346,9 @@ cluster_up() {
   apiserver_up
   controller_manager_up
   scheduler_up
+  pod_bridge_up
+  kube_proxy_up
+  coredns_up
   containerd_up
   kubelet_up
   # After a quick down/up the Node object still says Ready from before; kubelet's own health
@@ -250,6 +383,8 @@ cluster_down() {
   stop_daemon kubelet
   kill_pod_tasks
   stop_daemon containerd
+  stop_daemon coredns
+  stop_daemon kube-proxy
   # kubelet bind-mounts its root dir and pod volumes (service account tokens on tmpfs); leave
   # no mounts behind under the cache dir, kubelet recreates what it needs.
   findmnt -rn -o TARGET | grep "^$STATE/kubelet" | sort -r | xargs -r -n 1 umount -l
@@ -261,7 +396,8 @@ cluster_down() {
 
 cluster_status() {
   local name
-  for name in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet; do
+  for name in etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy coredns \
+    containerd kubelet; do
     if daemon_running "$name"; then
       printf '%-24s running (pid %s)\n' "$name:" "$(daemon_pid "$name")"
     else

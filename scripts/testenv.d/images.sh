@@ -1,6 +1,11 @@
 # Base images, built locally because no public registry is reachable: pause (for pod
-# sandboxes), busybox, debian:bookworm(-slim) and python:3.11(-slim). Each is built only when
-# its tag is missing in the engine, so a warm `up` costs a few `docker image inspect` calls.
+# sandboxes), busybox, debian:bookworm(-slim), python:3.11(-slim), golang (a Go toolchain
+# from the module proxy), node (Debian's nodejs), openjdk (Debian's openjdk-17), and
+# BuildKit's Dockerfile frontend for `# syntax=` lines. Each is built only when its tag is
+# missing in the engine, so a warm `up` costs a few `docker image inspect` calls.
+#
+# Every tag states only what the image contains: version tags are read from the built
+# image itself (`go version`, `node --version`, `java -version`), never assumed.
 
 # The legacy builder behaves the same with every docker CLI version and is what the Python
 # docker SDK uses as well.
@@ -165,10 +170,131 @@ DOCKERFILE
   build_image "$dir" python:3.11-slim python:3.11
 }
 
+# The Go toolchain of the image: the go command's own distribution, served by the module
+# proxy as golang.org/toolchain (what GOTOOLCHAIN downloads), unpacked into /usr/local/go.
+GO_IMAGE_VERSION="${GO_IMAGE_VERSION:-1.26.8}"
+
+golang_image() {
+  image_exists "golang:$GO_IMAGE_VERSION-$DEBIAN_SUITE" && return 0
+  local dir="$IMAGES/golang" module_dir
+  module_dir=$(GOMODCACHE="$CACHE/gomod" GOTOOLCHAIN=local GOFLAGS= go mod download -json \
+    "golang.org/toolchain@v0.0.1-go$GO_IMAGE_VERSION.linux-amd64" \
+    | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [[ -x "$module_dir/bin/go" ]] || die "cannot download the Go $GO_IMAGE_VERSION toolchain module"
+  rm -rf "$dir" && mkdir -p "$dir"
+  cp -a "$module_dir" "$dir/go"
+  chmod -R u+w "$dir/go"
+  # As the official image: gcc and libc headers for cgo, git for modules from VCS, and
+  # GOTOOLCHAIN=local so a go.mod asking for a newer Go fails instead of downloading one.
+  cat >"$dir/Dockerfile" <<DOCKERFILE
+FROM debian:$DEBIAN_SUITE
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends gcc libc6-dev make git pkg-config \\
+ && rm -rf /var/lib/apt/lists/*
+COPY go /usr/local/go
+ENV GOLANG_VERSION=$GO_IMAGE_VERSION GOTOOLCHAIN=local GOPATH=/go
+ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+RUN mkdir -p /go/src /go/bin && chmod -R 1777 /go \\
+ && go version | grep -q " go$GO_IMAGE_VERSION "
+WORKDIR /go
+DOCKERFILE
+  local minor=${GO_IMAGE_VERSION%.*}
+  build_image "$dir" "golang:$GO_IMAGE_VERSION-$DEBIAN_SUITE" "golang:$GO_IMAGE_VERSION" \
+    "golang:$minor-$DEBIAN_SUITE" "golang:$minor"
+  rm -rf "$dir/go"
+}
+
+# tag_versions IMAGE VERSION SUFFIXES NAME: tag IMAGE as NAME:<major>, NAME:<major.minor>
+# and NAME:<major.minor.patch> of VERSION, each followed by every suffix ("" for none).
+tag_versions() {
+  local image=$1 version=$2 name=$4 major minor suffix v
+  read -r -a suffixes <<<"$3"
+  major=${version%%.*}
+  minor=${version%.*}
+  for v in "$major" "$minor" "$version"; do
+    for suffix in "${suffixes[@]}"; do
+      [[ "$suffix" == - ]] && suffix=""
+      docker tag "$image" "$name:$v$suffix"
+    done
+  done
+}
+
+node_image() {
+  local marker="devloop-testenv/node:$DEBIAN_SUITE"
+  image_exists "$marker" && return 0
+  local dir="$IMAGES/node" version
+  rm -rf "$dir" && mkdir -p "$dir"
+  cat >"$dir/Dockerfile" <<DOCKERFILE
+FROM debian:$DEBIAN_SUITE-slim
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends nodejs npm \\
+ && rm -rf /var/lib/apt/lists/*
+CMD ["node"]
+DOCKERFILE
+  build_image "$dir" "$marker"
+  version=$(docker run --rm "$marker" node --version) || die "node --version failed in $marker"
+  version=${version#v}
+  [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "unexpected node version '$version'"
+  tag_versions "$marker" "$version" "- -slim -$DEBIAN_SUITE -$DEBIAN_SUITE-slim" node
+}
+
+openjdk_image() {
+  local marker="devloop-testenv/openjdk:$DEBIAN_SUITE"
+  image_exists "$marker" && return 0
+  local dir="$IMAGES/openjdk" version
+  rm -rf "$dir" && mkdir -p "$dir"
+  cat >"$dir/Dockerfile" <<DOCKERFILE
+FROM debian:$DEBIAN_SUITE-slim
+RUN mkdir -p /usr/share/man/man1 \\
+ && apt-get update \\
+ && apt-get install -y --no-install-recommends openjdk-17-jdk-headless \\
+ && rm -rf /var/lib/apt/lists/*
+ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+CMD ["jshell"]
+DOCKERFILE
+  build_image "$dir" "$marker"
+  # `java -version` prints e.g. openjdk version "17.0.15" 2025-04-15 on stderr.
+  version=$(docker run --rm "$marker" java -version 2>&1 | sed -n 's/.*version "\([0-9.]*\)".*/\1/p')
+  [[ "$version" =~ ^17\.[0-9]+\.[0-9]+$ ]] || die "unexpected java version '$version'"
+  tag_versions "$marker" "$version" "- -jdk -jdk-slim -jdk-$DEBIAN_SUITE -jdk-slim-$DEBIAN_SUITE" openjdk
+  # Eclipse Temurin is the usual name for an OpenJDK build in Dockerfiles; this one is
+  # Debian's build of the same OpenJDK release (README says so).
+  tag_versions "$marker" "$version" "- -jdk" eclipse-temurin
+}
+
+# BuildKit's Dockerfile frontend, the image a `# syntax=docker/dockerfile:1` line names.
+# Tagged with the frontend's own version (1.<minor>, from its source) and as :1.
+dockerfile_frontend_image() {
+  local dir="$CACHE/tools/dockerfile-frontend" version
+  version=$(<"$dir/frontend-version")
+  image_exists "docker/dockerfile:$version" && return 0
+  cat >"$dir/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+LABEL moby.buildkit.frontend.network.none="true"
+LABEL moby.buildkit.frontend.caps="moby.buildkit.frontend.inputs,moby.buildkit.frontend.subrequests,moby.buildkit.frontend.contexts"
+COPY dockerfile-frontend /bin/dockerfile-frontend
+ENTRYPOINT ["/bin/dockerfile-frontend"]
+DOCKERFILE
+  printf '*\n!dockerfile-frontend\n' >"$dir/.dockerignore"
+  build_image "$dir" "docker/dockerfile:$version" "docker/dockerfile:1"
+}
+
 images_up() {
   mkdir -p "$IMAGES"
   pause_image
   busybox_image
   debian_image
   python_image
+  dockerfile_frontend_image
+  golang_image
+  node_image
+  openjdk_image
+}
+
+images_status() {
+  local name
+  for name in docker/dockerfile golang node openjdk eclipse-temurin; do
+    printf '%-24s %s\n' "image $name:" "$(docker image ls --format '{{.Tag}}' "$name" 2>/dev/null \
+      | sort -V | tr '\n' ' ')"
+  done
 }

@@ -3,8 +3,10 @@ port-forward, exec) works end to end against the real engine, registry and clust
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -19,7 +21,7 @@ from docker.models.images import Image
 from kubernetes import client
 from kubernetes.stream import stream
 
-from .conftest import K8sTestEnv
+from .conftest import REPO_ROOT, K8sTestEnv
 
 pytestmark = pytest.mark.integration
 
@@ -203,3 +205,94 @@ def test_build_push_deploy_logs_port_forward_exec(
         assert output == body
     finally:
         docker_client.images.remove(image.id, force=True)
+
+
+def _service_pod_and_client(namespace: str, registry: str) -> tuple[
+        client.V1Deployment, client.V1Service, client.V1Pod]:
+    labels = {"app": "api"}
+    server = client.V1Container(
+        name="api", image=f"{registry}/busybox:latest",
+        command=["sh", "-c",
+                 "mkdir -p /www && echo api-ok > /www/index.html && exec httpd -f -p 8080 -h /www"],
+        readiness_probe=client.V1Probe(tcp_socket=client.V1TCPSocketAction(port=8080),
+                                       period_seconds=1))
+    api = client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="api", labels=labels),
+        spec=client.V1DeploymentSpec(
+            replicas=1, selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(containers=[server], termination_grace_period_seconds=1))))
+    service = client.V1Service(
+        metadata=client.V1ObjectMeta(name="api"),
+        spec=client.V1ServiceSpec(selector=labels,
+                                  ports=[client.V1ServicePort(port=8080, target_port=8080)]))
+    url = f"http://api.{namespace}.svc.cluster.local:8080/"
+    # busybox wget exits non-zero on anything but a 2xx answer.
+    caller = client.V1Container(
+        name="caller", image=f"{registry}/busybox:latest",
+        command=["sh", "-c", f"for i in $(seq 60); do wget -qO- -T 3 {url} && exit 0; "
+                             "sleep 1; done; exit 1"])
+    pod = client.V1Pod(metadata=client.V1ObjectMeta(name="caller"),
+                       spec=client.V1PodSpec(containers=[caller], restart_policy="Never"))
+    return api, service, pod
+
+
+def test_pod_reaches_another_service_by_its_dns_name(
+    testenv: K8sTestEnv, k8s_namespace: str, core: client.CoreV1Api, apps: client.AppsV1Api
+) -> None:
+    api, service, caller = _service_pod_and_client(k8s_namespace, testenv.registry)
+    apps.create_namespaced_deployment(k8s_namespace, api)
+    core.create_namespaced_service(k8s_namespace, service)
+    wait_for("the api pod to be Ready",
+             lambda: running_ready_pod(core, k8s_namespace, "app=api"), POD_READY_TIMEOUT_SECONDS)
+    core.create_namespaced_pod(k8s_namespace, caller)
+
+    def finished() -> str | None:
+        phase = core.read_namespaced_pod("caller", k8s_namespace).status.phase
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    phase = wait_for("the caller pod to finish", finished, POD_READY_TIMEOUT_SECONDS)
+    logs = core.read_namespaced_pod_log("caller", k8s_namespace)
+    assert phase == "Succeeded", logs
+    assert logs.strip() == "api-ok"
+    # The pod's resolver is the cluster's: the kube-dns Service, with the cluster search path.
+    dns = core.read_namespaced_service("kube-dns", "kube-system")
+    assert dns.spec.cluster_ip == "10.0.0.10"
+
+
+def test_helm_renders_a_local_chart_through_the_tiltfile(
+    testenv: K8sTestEnv, tmp_path: Path
+) -> None:
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: demo\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("replicas: 1\n")
+    (chart / "templates" / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\n"
+        "spec:\n  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: web}\n"
+        "  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n"
+        "      - name: web\n        image: busybox\n")
+    (tmp_path / "Tiltfile").write_text(
+        "k8s_yaml(helm('chart', name='rel', namespace='shop', set=['replicas=3']))\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "devloop", "tiltfile-result"], cwd=tmp_path,
+        env=testenv.subprocess_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    objects = [o["manifest"] for r in json.loads(result.stdout)["resources"]
+               for o in r["objects"]]
+    rendered = [o for o in objects if o.get("kind") == "Deployment"]
+    assert len(rendered) == 1, result.stdout
+    assert rendered[0]["metadata"]["name"] == "rel-web"
+    assert rendered[0]["metadata"]["namespace"] == "shop"
+    assert rendered[0]["spec"]["replicas"] == 3
+
+
+def test_status_lists_the_pinned_tool_versions(testenv: K8sTestEnv) -> None:
+    status = subprocess.run([str(REPO_ROOT / "scripts" / "testenv"), "status"],
+                            capture_output=True, text=True, timeout=120, check=True).stdout
+    for expected in (r"buildx:\s+github\.com/docker/buildx v\d+\.\d+\.\d+",
+                     r"helm:\s+v3\.\d+\.\d+", r"coredns:\s+CoreDNS-\d+\.\d+\.\d+",
+                     r"kube-proxy: Kubernetes v1\.\d+\.\d+", r"docker/dockerfile:1\.\d+",
+                     r"kube-proxy:\s+running", r"coredns:\s+running"):
+        assert re.search(expected, status), (expected, status)
