@@ -148,3 +148,14 @@ def test_legacy_builder_error_names_the_line_that_needs_buildkit(tmp_path: Path)
     secret = plan.DockerBuild(ref="app", context=str(tmp_path), dockerfile="Dockerfile",
                               dockerfile_contents="FROM x\n", secret=("id=a,src=b",))
     assert "secret=" in (build_errors.needs_buildkit_message(secret, "no buildx") or "")
+
+
+def test_context_copy_and_export_steps_stay_out_of_a_quick_build_log() -> None:
+    lines, _ = _render([
+        {"vertexes": [{"digest": "sha256:x", "name": "copy /context /", "started": T0,
+                       "completed": T0}]},
+        {"vertexes": [{"digest": "sha256:e", "name": "exporting to image", "started": T0,
+                       "completed": T1}]},
+    ])
+    # Quick auxiliary steps are hidden; a slow one is shown with its duration.
+    assert lines == ["#2 exporting to image", "#2 DONE 1.5s"]
