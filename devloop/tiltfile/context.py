@@ -56,6 +56,9 @@ class EvalContext:
     max_read_bytes: int = DEFAULT_MAX_READ_BYTES
     # Called with each printed line as it is printed (the child process streams them).
     on_output: Callable[[str], None] | None = None
+    # Spec of each ExtensionRepo / Extension declared so far, by (kind, name): `ext://`
+    # loads resolve through them (loader.py).
+    declared_objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _locations: list[Location] = field(default_factory=list)
     _modules: list[str] = field(default_factory=list)
 
@@ -82,6 +85,10 @@ class EvalContext:
     def exit_module(self) -> None:
         if self._modules:
             self._modules.pop()
+
+    def current_file(self) -> str:
+        """The file whose top level is executing (load/include paths resolve against it)."""
+        return self._modules[-1] if self._modules else self.main_path
 
     def current_dir(self) -> str:
         """Relative paths resolve like Tilt's: against the directory of the file whose top

@@ -1,10 +1,31 @@
-"""Evaluate a Tiltfile into a Plan: read and rewrite every file it loads, run, assemble."""
+"""Evaluate a Tiltfile into a Plan: prepare its files, run them as one program, assemble.
+
+How a run works (the starlark-go binding forces the shape; see its note in program.py):
+every file becomes a function of one Starlark program, and `load`, `include` and
+`load_dynamic` call back into Python when they execute to resolve their path against the
+running file (or an `ext://` extension, after any `v1alpha1.extension_repo()` /
+`extension()` declared so far). Each file runs once per evaluation; a load cycle is an
+error naming the files. Files named by literal paths are prepared before the first run.
+A file reached only at run time (a computed path, `include(f) for f in listdir(...)`, or
+an extension redirected at run time) ends the run; it is prepared (with the other files
+of its directory, since a loop usually includes them all) and the program runs again from
+the start. A rerun is invisible: builtins only record into fresh areas, `local()` calls
+are answered from the first run's record so that no command runs twice, and printed lines
+already streamed are not streamed again.
+
+What is still rewritten, and why (source.py): `load()` statements (the binding has no
+loader hook), attribute access (structs and modules are dicts with a type marker, since
+Python objects with attributes cannot cross into Starlark), `-` (the bundled starlark-go
+lacks set difference) and calls of builtins (to give them their call site). Not done:
+freezing a loaded module's values (the binding freezes only at the end of an `exec`, and
+all files share one `exec`), so `L.append(3)` on a loaded list succeeds where Tilt fails.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import starlark_go
@@ -14,7 +35,13 @@ from devloop.tiltfile.context import DEFAULT_MAX_READ_BYTES, Area, EvalContext, 
 from devloop.tiltfile.errors import BuiltinError, Location, TiltfileError
 from devloop.tiltfile.loader import ExtensionSettings, resolve
 from devloop.tiltfile.program import Program
-from devloop.tiltfile.source import RewrittenFile, missing_file, rewrite
+from devloop.tiltfile.source import RewrittenFile, rewrite
+
+# A run that keeps finding new files ends here (each rerun adds at least one file).
+MAX_RUNS = 50
+# Sibling files prepared with a file found at run time: only small text files.
+_SIBLING_LIMIT = 200
+_SIBLING_MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -24,8 +51,23 @@ class Evaluation:
 
 
 def _syntax_check(path: str, text: str) -> None:
-    """starlark-go's own parser decides what is valid Starlark; nothing runs here because
-    resolution (which fails on every builtin name) happens before execution."""
+    """starlark-go's own parser decides what is valid Starlark. Nothing runs: the appended
+    reference to an undefined name fails resolution, which happens before execution."""
+    lines = text.count("\n") + 1
+    try:
+        starlark_go.Starlark().exec(text + "\n__dl_never_defined__\n", filename=path)
+    except starlark_go.SyntaxError as exc:
+        if exc.line > lines:
+            # The file ends inside a statement, so it cannot parse without the marker
+            # either: parse it alone for the error as the user sees it.
+            _syntax_check_alone(path, text)
+        raise TiltfileError(f"syntax error: {exc.msg}",
+                            Location(path, exc.line, exc.column)) from None
+    except starlark_go.StarlarkError:
+        pass
+
+
+def _syntax_check_alone(path: str, text: str) -> None:
     try:
         starlark_go.Starlark().exec(text, filename=path)
     except starlark_go.SyntaxError as exc:
@@ -35,19 +77,18 @@ def _syntax_check(path: str, text: str) -> None:
         pass
 
 
-def _read_source(path: str, location: Location | None, ctx: EvalContext) -> str:
-    ctx.record_read(path)
+def _read_source(path: str, location: Location | None, max_bytes: int) -> str:
     try:
         with open(path, "rb") as handle:
-            data = handle.read(ctx.max_read_bytes + 1)
+            data = handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise TiltfileError(f"file not found: {path}", location) from None
     except IsADirectoryError:
         raise TiltfileError(f"{path} is a directory, want a Starlark file", location) from None
     except OSError as exc:
         raise TiltfileError(f"cannot read {path}: {exc.strerror}", location) from None
-    if len(data) > ctx.max_read_bytes:
-        raise TiltfileError(f"{path} is larger than {ctx.max_read_bytes // 2**20} MB "
+    if len(data) > max_bytes:
+        raise TiltfileError(f"{path} is larger than {max_bytes // 2**20} MB "
                             "(DEVLOOP_TILTFILE_MAX_READ_MB)", location)
     return _decode_source(path, data)
 
@@ -71,59 +112,112 @@ def _decode_source(path: str, data: bytes) -> str:
     return text
 
 
-def _rewrite_all(main: str, ctx: EvalContext, located: frozenset[str],
-                 extensions: ExtensionSettings
-                 ) -> tuple[list[RewrittenFile], dict[tuple[int, int], int]]:
-    files: list[RewrittenFile] = []
-    index_of: dict[str, int] = {}
-    targets: dict[tuple[int, int], int] = {}
-    pending: list[tuple[str, Location | None, str]] = [(main, None, "load")]
-    while pending:
-        path, location, kind = pending.pop(0)
-        if path in index_of:
-            continue
-        index_of[path] = len(files)
-        if kind != "load" and not os.path.exists(path):
-            # Resolved before the run, but only an error if the include actually runs.
-            ctx.record_read(path)
-            files.append(missing_file(path, kind))
-            continue
-        text = _read_source(path, location, ctx)
-        files.append(rewrite(path, text, located, _syntax_check))
-        for spec in files[-1].loads:
-            pending.append((resolve(spec.path, path, extensions, spec.location), spec.location,
-                            spec.kind))
-    for index, file in enumerate(files):
-        for n, spec in enumerate(file.loads):
-            targets[(index, n)] = index_of[resolve(spec.path, file.path, extensions,
-                                                   spec.location)]
-    _check_cycles(files, targets)
-    return files, targets
+@dataclass
+class _Sources:
+    """The files of the program, each read and rewritten once per evaluation. A file named
+    by a literal path that cannot be prepared keeps its error for when it runs."""
 
+    located: frozenset[str]
+    extensions: ExtensionSettings
+    max_bytes: int
+    files: list[RewrittenFile] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+    broken: dict[str, TiltfileError] = field(default_factory=dict)
 
-def _check_cycles(files: list[RewrittenFile], targets: dict[tuple[int, int], int]) -> None:
-    edges: dict[int, list[tuple[int, Location]]] = {}
-    for (source, n), target in targets.items():
-        edges.setdefault(source, []).append((target, files[source].loads[n].location))
-    done: set[int] = set()
-
-    def visit(node: int, stack: list[int]) -> None:
-        if node in done:
+    def add(self, path: str, location: Location | None = None) -> None:
+        """Prepare `path` (raises TiltfileError) and, quietly, the files it names."""
+        if path in self.index:
             return
-        for target, location in edges.get(node, []):
-            if target in stack or target == node:
-                chain = [files[i].path for i in stack[stack.index(target):]] + [
-                    files[node].path, files[target].path] if target in stack else [
-                    files[node].path, files[target].path]
-                raise TiltfileError("cycle in load graph: " + " -> ".join(
-                    dict.fromkeys(chain[:-1])) + " -> " + chain[-1], location)
-            visit(target, stack + [node])
-        done.add(node)
+        text = _read_source(path, location, self.max_bytes)
+        rewritten = rewrite(path, text, self.located, _syntax_check)
+        self.index[path] = len(self.files)
+        self.files.append(rewritten)
+        for spec in self.files[-1].loads:
+            if spec.path.startswith("ext://"):
+                continue  # resolved when it runs, after any extension_repo() declaration
+            try:
+                target = resolve(spec.path, path, self.extensions, spec.kind)
+            except BuiltinError:
+                continue
+            if target not in self.index and target not in self.broken \
+                    and os.path.isfile(target):
+                try:
+                    self.add(target, spec.location)
+                except TiltfileError as exc:
+                    self.broken[target] = exc
 
-    visit(0, [])
+    def add_siblings(self, path: str) -> None:
+        """Prepare the small text files next to `path` that are valid Starlark."""
+        directory = os.path.dirname(path)
+        try:
+            names = sorted(os.listdir(directory))[:_SIBLING_LIMIT]
+        except OSError:
+            return
+        for name in names:
+            candidate = os.path.join(directory, name)
+            try:
+                if os.path.getsize(candidate) > _SIBLING_MAX_BYTES \
+                        or not os.path.isfile(candidate):
+                    continue
+                self.add(candidate)
+            except (OSError, TiltfileError):
+                continue  # not Starlark: if it is included anyway, that reports why
 
 
-def _wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+@dataclass
+class _Replay:
+    """`local()` results of earlier runs of this evaluation, in call order, so that a rerun
+    answers them without running any command again."""
+
+    calls: list[tuple[str, Any, list[str], str | None]] = field(default_factory=list)
+    position: int = 0
+
+    def wrap(self, function: Callable[..., Any], ctx: EvalContext) -> Callable[..., Any]:
+        def replayed(*args: Any, **kwargs: Any) -> Any:
+            key = repr((args, sorted(kwargs.items())))
+            position, self.position = self.position, self.position + 1
+            if position < len(self.calls) and self.calls[position][0] == key:
+                _, result, lines, error = self.calls[position]
+                for line in lines:
+                    ctx.print(line)
+                if error is not None:
+                    raise BuiltinError(error)
+                return result
+            del self.calls[position:]
+            start = len(ctx.output)
+            try:
+                result = function(*args, **kwargs)
+            except BuiltinError as exc:
+                self.calls.append((key, None, ctx.output[start:], str(exc)))
+                raise
+            self.calls.append((key, result, ctx.output[start:], None))
+            return result
+
+        replayed.__name__ = getattr(function, "__name__", "local")
+        return replayed
+
+
+@dataclass
+class _Stream:
+    """Passes printed lines on once: a rerun prints the first run's lines again."""
+
+    on_output: Callable[[str], None] | None
+    streamed: int = 0
+    seen: int = 0
+
+    def line(self, text: str) -> None:
+        self.seen += 1
+        if self.seen > self.streamed:
+            self.streamed = self.seen
+            if self.on_output is not None:
+                self.on_output(text)
+
+
+class _NeedsFile(Exception):
+    """A run reached a file the program lacks (or one that could not be prepared)."""
+
+
+def _wrap(function: Callable[..., Any], name: str = "") -> Callable[..., Any]:
     """Turn BuiltinErrors into plain messages starlark-go reports with the call stack."""
 
     def builtin(*args: Any, **kwargs: Any) -> Any:
@@ -134,12 +228,14 @@ def _wrap(function: Callable[..., Any]) -> Callable[..., Any]:
         except MemoryError:
             raise RuntimeError("out of memory (DEVLOOP_TILTFILE_MEMORY_MB)") from None
 
-    builtin.__name__ = getattr(function, "__name__", "builtin").lstrip("_") or "builtin"
+    # starlark-go prefixes errors with the function's name; the prefix of a __dl_ name
+    # is dropped when the error is reported (program.py).
+    builtin.__name__ = name or getattr(function, "__name__", "builtin").lstrip("_") or "builtin"
     return builtin
 
 
-def _globals(areas: list[Area], ctx: EvalContext,
-             hooks: Mapping[str, Callable[..., Any]]) -> tuple[dict[str, Any], list[str], set[str]]:
+def _globals(areas: list[Area], ctx: EvalContext, hooks: Mapping[str, Callable[..., Any]],
+             replay: _Replay) -> tuple[dict[str, Any], list[str], set[str]]:
     """Starlark globals, program lines that build modules and environ wrappers, and the
     names whose calls are located."""
     values: dict[str, Any] = dict(hooks)
@@ -157,6 +253,8 @@ def _globals(areas: list[Area], ctx: EvalContext,
                 if callable(value):
                     located.add(name)
         for name, function in area.environ_builtins().items():
+            if name == "local":
+                function = replay.wrap(function, ctx)
             values[f"__dl_py_env_{name}"] = _wrap(function)
             setup.append(f"def {name}(*args, **kwargs):")
             setup.append(f"    return __dl_py_env_{name}(__DL_ENVIRON, *args, **kwargs)")
@@ -181,6 +279,16 @@ def _nest(module: str, members: dict[str, Any]) -> dict[str, Any]:
     return root
 
 
+def _located_names(areas: list[Area]) -> frozenset[str]:
+    """Names of builtins whose calls the rewriter locates."""
+    names: set[str] = set()
+    for area in areas:
+        names.update(name for name, value in area.builtins().items()
+                     if callable(value) and "." not in name)
+        names.update(area.environ_builtins())
+    return frozenset(names)
+
+
 def evaluate(path: str, *, args: tuple[str, ...] = (), subcommand: str = "up",
              extensions: ExtensionSettings | None = None,
              area_factory: Callable[[EvalContext], list[Area]] | None = None,
@@ -192,32 +300,78 @@ def evaluate(path: str, *, args: tuple[str, ...] = (), subcommand: str = "up",
     from devloop.tiltfile.areas import default_areas
 
     main = os.path.abspath(path)
-    ctx = EvalContext(main_path=main, args=args, subcommand=subcommand,
-                      max_read_bytes=max_read_bytes, on_output=on_output)
     extensions = extensions or ExtensionSettings.from_environ()
-    areas = (area_factory or default_areas)(ctx)
-    draft = PlanDraft(tiltfile=main)
-    final_environ: dict[str, str] = {}
+    factory = area_factory or default_areas
+    probe = EvalContext(main_path=main, args=args, subcommand=subcommand)
+    sources = _Sources(_located_names(factory(probe)), extensions, max_read_bytes)
+    probe.record_read(main)
+    sources.add(main)
+    replay, stream = _Replay(), _Stream(on_output)
+    for _ in range(MAX_RUNS):
+        ctx = EvalContext(main_path=main, args=args, subcommand=subcommand,
+                          max_read_bytes=max_read_bytes, on_output=stream.line)
+        needed: list[str] = []
+        try:
+            return _run(ctx, factory(ctx), sources, replay, needed)
+        except _NeedsFile:
+            pass
+        finally:
+            replay.position, stream.seen = 0, 0
+        for target in needed:
+            if target in sources.broken:
+                raise sources.broken[target]
+            sources.add(target)
+            sources.add_siblings(target)
+    raise TiltfileError(f"{main}: evaluation reached new files more than {MAX_RUNS} times")
 
-    def finish(environ: dict[str, str]) -> None:
-        final_environ.update(environ)
+
+def _run(ctx: EvalContext, areas: list[Area], sources: _Sources, replay: _Replay,
+         needed: list[str]) -> Evaluation:
+    """One run of the program. Raises _NeedsFile after adding to `needed` the file a
+    load/include reached that the program lacks."""
+    draft = PlanDraft(tiltfile=ctx.main_path)
+    final_environ: dict[str, str] = {}
+    ctx.record_read(ctx.main_path)
+
+    def module_key(path: Any, kind: str) -> int:
+        if not isinstance(path, str):
+            raise BuiltinError(f"{kind}: for parameter 'path': got {type(path).__name__}, "
+                               "want string")
+        running = ctx.current_file()
+        target = resolve(path, running, sources.extensions, kind, ctx.declared_objects)
+        ctx.record_read(target)
+        if target in sources.index and target not in sources.broken:
+            return sources.index[target]
+        if not os.path.exists(target):
+            raise BuiltinError(f"{kind}: file not found: {target}")
+        needed.append(target)
+        raise BuiltinError(f"{kind}: {target} is not prepared yet")
+
+    def cycle(keys: list[int]) -> str:
+        return " -> ".join(sources.files[key].path for key in keys)
 
     hooks: dict[str, Callable[..., Any]] = {
         "__dl_py_push_location": ctx.push_location,
         "__dl_py_pop_location": ctx.pop_location,
         "__dl_py_environ": lambda: dict(ctx.environ),
-        "__dl_py_finish": finish,
+        "__dl_py_finish": lambda environ: final_environ.update(environ),
         "__dl_py_workloads": lambda: [],
         "__dl_py_set_workload_names": lambda names: draft.workload_names.update(names),
+        "__dl_py_module_key": _wrap(module_key, "__dl_py_module_key"),
+        "__dl_py_cycle": cycle,
+        "__dl_py_enter_module": lambda key: ctx.enter_module(sources.files[key].path),
+        "__dl_py_exit_module": ctx.exit_module,
     }
     for area in areas:
         hooks.update(getattr(area, "hooks", lambda: {})())
-    values, setup, located = _globals(areas, ctx, hooks)
-    files, targets = _rewrite_all(main, ctx, frozenset(located), extensions)
-    values["__dl_py_enter_module"] = lambda key: ctx.enter_module(files[key].path)
-    values["__dl_py_exit_module"] = ctx.exit_module
-    program = Program(files, 0, targets, setup=setup)
-    program.run(values, ctx.print)
+    values, setup, _ = _globals(areas, ctx, hooks, replay)
+    program = Program(sources.files, sources.index[ctx.main_path], setup=setup)
+    try:
+        program.run(values, ctx.print)
+    except TiltfileError:
+        if needed:
+            raise _NeedsFile() from None
+        raise
     try:
         for area in areas:
             area.contribute(draft)

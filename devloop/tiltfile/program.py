@@ -1,7 +1,8 @@
 """Assemble rewritten files into one Starlark program, run it, and map errors back.
 
 Layout of the program (one `exec`, so that the module cache and os.environ stay mutable
-while it runs; starlark-go freezes globals between execs):
+while it runs; starlark-go freezes globals between execs, and a Python builtin cannot start
+another `exec`):
 
     prelude.star
     def __dl_module_0():          # one function per file; its top level is the body
@@ -11,7 +12,8 @@ while it runs; starlark-go freezes globals between execs):
     __dl_run_module(0)            # the main Tiltfile
     __dl_finish()
 
-A source map records where each program line came from.
+A file reached at run time that is not in the program ends the run; the evaluator adds
+it and runs again (see evaluator.py). A source map records where each line came from.
 """
 
 from __future__ import annotations
@@ -67,17 +69,17 @@ def _literal(value: str) -> str:
 
 
 class Program:
-    def __init__(self, files: list[RewrittenFile], main_index: int,
-                 load_targets: dict[tuple[int, int], int], *, setup: list[str]) -> None:
-        """`load_targets[(file index, load index)]` is the file index a load resolves to;
-        `setup` lines run after the prelude (modules, environ wrappers)."""
+    def __init__(self, files: list[RewrittenFile], main_index: int, *,
+                 setup: list[str]) -> None:
+        """`files[i]` is module i; `setup` lines run after the prelude (modules, environ
+        wrappers)."""
         self.files = files
         self.lines: list[str] = []
         self.origins: list[_Origin] = []
         for line in _prelude().split("\n") + setup:
             self._emit(line)
         for index, file in enumerate(files):
-            self._emit_module(index, file, load_targets)
+            self._emit_module(index, file)
         table = ", ".join(f"{i}: __dl_module_{i}" for i in range(len(files)))
         self._emit(f"__DL_MODULE_FUNCTIONS = {{{table}}}")
         self._emit(f"__dl_run_module({main_index})")
@@ -87,19 +89,13 @@ class Program:
         self.lines.append(text)
         self.origins.append(origin or _Origin(None, 0, False))
 
-    def _emit_module(self, index: int, file: RewrittenFile,
-                     load_targets: dict[tuple[int, int], int]) -> None:
+    def _emit_module(self, index: int, file: RewrittenFile) -> None:
         self._emit(f"def __dl_module_{index}():")
-        requires = ", ".join(f"{n}: {load_targets[(index, n)]}" for n in range(len(file.loads)))
-        init = [f"__file__ = {_literal(file.path)}", f"__dl_loads = {{{requires}}}",
-                "__dl_require = lambda n: __dl_run_module(__dl_loads[n])"]
+        init = [f"__file__ = {_literal(file.path)}"]
         init += [f"{name} = __DL_UNSET" for name in file.conditional_names]
         self._emit(INDENT + "; ".join(init))
         for number, line in enumerate(file.lines, start=1):
-            if file.missing:
-                # Generated: errors point at the include() call, not at a missing file.
-                self._emit(INDENT + line)
-            elif number in file.string_continuation_lines:
+            if number in file.string_continuation_lines:
                 self._emit(line, _Origin(file, number, False))
             else:
                 self._emit(INDENT + line, _Origin(file, number, True))

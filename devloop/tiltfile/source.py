@@ -1,15 +1,22 @@
 """Source-to-source rewriting of one Starlark file so that it can run inside one program.
 
-Why: the starlark-go binding has no loader hook, freezes globals after each `exec`, and
-cannot hand Starlark functions or Python objects with attributes across the boundary. So
-every file (the Tiltfile, each loaded or included file) becomes a function body in one
-combined program (see `program.py`), and this module rewrites the parts that need help:
+Why: the starlark-go binding has no loader hook (`load` fails with "load not
+implemented"), freezes globals after each `exec`, cannot run Starlark from a Python
+builtin (a nested `exec` crashes the process) and cannot hand Starlark functions or Python
+objects with attributes across the boundary. So every file (the Tiltfile, each loaded or
+included file) becomes a function body in one combined program (see `program.py`), and
+this module rewrites only what the binding cannot do otherwise:
 
+* `load("path", "a", b="c")` statements become calls of the program's `__dl_load`, which
+  resolves the path when the statement runs and runs the file once;
 * `x.name` becomes `__dl_attr(x, "name")`, so that structs and modules (plain dicts with
   a type marker) have attributes while strings, lists and dicts keep their methods;
-* `load()`, `include()` and `load_dynamic()` with literal paths become calls to the
-  program's module cache;
+* `a - b` becomes `__dl_sub(a, b)`: the bundled starlark-go lacks set difference;
 * calls of builtins become `__dl_at("<loc>", name)(...)`, so a builtin knows its call site.
+
+`include()` and `load_dynamic()` are not rewritten: they are ordinary functions that
+resolve their (possibly computed) path when called. Literal paths are only noted, so that
+the evaluator can prepare those files before the run.
 
 Every rewrite stays on the lines it came from, so line numbers never change; columns
 shift and `LineEdits` maps them back.
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import tokenize
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,11 +49,17 @@ class LineEdits:
     """Column shifts of one rewritten line: (original column, characters added) pairs."""
 
     shifts: list[tuple[int, int]] = field(default_factory=list)
+    # Whole statements replaced (load): original column -> length of the new text. An
+    # error anywhere in the new text belongs to the statement's start.
+    statements: dict[int, int] = field(default_factory=dict)
 
     def original_column(self, column: int) -> int:
         """Map a 1-based column of the rewritten line back to the original line."""
         shift = 0
         for original, added in sorted(self.shifts):
+            length = self.statements.get(original)
+            if length is not None and original + shift < column <= original + shift + length:
+                return original + 1
             if original + shift + max(added, 0) < column:
                 shift += added
         return max(1, column - shift)
@@ -60,14 +74,6 @@ class RewrittenFile:
     exports: list[str]
     conditional_names: list[str]
     string_continuation_lines: set[int]
-    missing: bool = False  # an include()/load_dynamic() target that does not exist (yet)
-
-
-def missing_file(path: str, kind: str) -> RewrittenFile:
-    """A stand-in for an included file that does not exist: it fails only if it runs, so
-    `if os.path.exists(p): include(p)` works as in Tilt."""
-    message = f"{kind}: file not found: {path}".replace("\\", "\\\\").replace('"', '\\"')
-    return RewrittenFile(path, [f'fail("{message}")'], {}, [], [], [], set(), missing=True)
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class _Edit:
     end: int
     text: str
     order: int
+    statement: bool = False
 
 
 class _Rewriter(ast.NodeVisitor):
@@ -92,8 +99,8 @@ class _Rewriter(ast.NodeVisitor):
     def _char_col(self, line: int, byte_col: int) -> int:
         return len(self.lines[line - 1].encode()[:byte_col].decode(errors="replace"))
 
-    def _add(self, line: int, start: int, end: int, text: str) -> None:
-        self.edits.append(_Edit(line, start, end, text, self._order))
+    def _add(self, line: int, start: int, end: int, text: str, statement: bool = False) -> None:
+        self.edits.append(_Edit(line, start, end, text, self._order, statement))
         self._order += 1
 
     def _pos(self, node: ast.AST, end: bool = False) -> tuple[int, int]:
@@ -111,9 +118,9 @@ class _Rewriter(ast.NodeVisitor):
         start_line, start_col = self._pos(node)
         end_line, end_col = self._pos(node, end=True)
         if start_line == end_line:
-            self._add(start_line, start_col, end_col, text)
+            self._add(start_line, start_col, end_col, text, statement=True)
             return
-        self._add(start_line, start_col, len(self.lines[start_line - 1]), text)
+        self._add(start_line, start_col, len(self.lines[start_line - 1]), text, statement=True)
         for line in range(start_line + 1, end_line):
             self._add(line, 0, len(self.lines[line - 1]), "")
         self._add(end_line, 0, end_col, "")
@@ -175,12 +182,11 @@ class _Rewriter(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
-        if isinstance(func, ast.Name) and func.id in ("include", "load_dynamic"):
-            path = _literal_path(node, self.path, self._loc(node), func.id)
-            spec = LoadSpec(path, (), self._loc(node), func.id)
-            self.loads.append(spec)
-            self._replace_span(node, f"__dl_require({len(self.loads) - 1})")
-            return
+        if isinstance(func, ast.Name) and func.id in ("include", "load_dynamic") \
+                and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str):
+            # A hint only: the call itself resolves its path when it runs.
+            self.loads.append(LoadSpec(node.args[0].value, (), self._loc(node), func.id))
         if isinstance(func, ast.Name) and func.id == "load":
             raise TiltfileError("load() must be a statement at the top level of a file",
                                 self._loc(node))
@@ -261,11 +267,10 @@ def rewrite(path: str, text: str, located_builtins: frozenset[str],
                 and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "load":
             spec = _load_spec(stmt.value, path, rewriter._loc(stmt.value))
             rewriter.loads.append(spec)
-            index = len(rewriter.loads) - 1
-            assigns = [f"__dl_m = __dl_require({index})"]
+            literal = json.dumps(spec.path)
+            assigns = [f"__dl_m = __dl_load({literal})"]
             for local_name, exported in spec.symbols:
-                assigns.append(f'{local_name} = __dl_symbol(__dl_m, "{exported}", '
-                               f'"{spec.path}")')
+                assigns.append(f'{local_name} = __dl_symbol(__dl_m, "{exported}", {literal})')
                 load_bound.add(local_name)
             rewriter._replace_span(stmt, "; ".join(assigns))
         else:
@@ -317,6 +322,8 @@ def _apply(lines: list[str], edits: list[_Edit]) -> tuple[list[str], dict[int, L
             pieces.append(original[cursor:edit.start])
             pieces.append(edit.text)
             record.shifts.append((edit.start, len(edit.text) - (edit.end - edit.start)))
+            if edit.statement:
+                record.statements[edit.start] = len(edit.text)
             cursor = edit.end
         pieces.append(original[cursor:])
         out[line - 1] = "".join(pieces)

@@ -281,6 +281,8 @@ class V1Alpha1Area:
         if name in seen:
             raise BuiltinError(f'{fn}: {obj.plural} "{name}" already registered')
         seen.add(name)
+        if obj.kind in ("ExtensionRepo", "Extension"):
+            self.ctx.declared_objects[(obj.kind, name)] = body  # later ext:// loads use it
         self.objects.append(p.ExtensionObject(
             kind=obj.kind, name=name, spec_json=json.dumps(body, sort_keys=True),
             labels=tuple(sorted(labels.items())), annotations=tuple(sorted(annotations.items()))))
