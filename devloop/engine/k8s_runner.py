@@ -423,7 +423,7 @@ class K8sRunner:
     def _on_event(self, event: PodEventRecord, fresh: bool) -> None:
         self._events.setdefault(event.pod, []).append(event)
         if fresh:
-            self._log(event.line(), "runtime", event.pod)
+            self._log(event.line(), "runtime")  # the line names its pod
         if event.warning:
             self.hooks.changed()
 
