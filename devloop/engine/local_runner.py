@@ -7,6 +7,7 @@ Processes run in their own session so that stopping one kills its whole process 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import signal
@@ -17,6 +18,10 @@ from devloop.engine.scheduler import RuntimeState
 from devloop.tiltfile import plan as p
 
 STOP_GRACE_SECONDS = 5.0
+READ_CHUNK_BYTES = 64 * 1024
+# Longer output lines are logged in pieces: a round figure, far beyond any line a person
+# reads, small enough that one line never weighs on a resource's log budget.
+MAX_LINE_CHARS = 64 * 1024
 
 
 def plan_environment(plan: p.Plan) -> dict[str, str]:
@@ -34,13 +39,28 @@ def command_environment(base: dict[str, str], spec: p.CommandSpec) -> dict[str, 
 
 async def _pump(stream: asyncio.StreamReader | None, hooks: RunnerHooks, name: str,
                 source: str) -> None:
+    """Log the process's output line by line. Not readline(): it fails on a line longer than
+    the reader's 64 KiB limit, which ended the log reader (and failed a cmd that succeeded).
+    A line longer than MAX_LINE_CHARS is logged in pieces of that size, so nothing is lost and
+    memory stays bounded."""
     if stream is None:
         return
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
     while True:
-        line = await stream.readline()
-        if not line:
+        data = await stream.read(READ_CHUNK_BYTES)
+        text = pending + decoder.decode(data, final=not data)
+        lines = text.split("\n")
+        pending = lines.pop()
+        while len(pending) > MAX_LINE_CHARS:
+            lines.append(pending[:MAX_LINE_CHARS])
+            pending = pending[MAX_LINE_CHARS:]
+        for line in lines:
+            hooks.log(name, line, source, "")
+        if not data:
+            if pending:
+                hooks.log(name, pending, source, "")
             return
-        hooks.log(name, line.decode(errors="replace").rstrip("\n"), source, "")
 
 
 async def kill_group(process: asyncio.subprocess.Process) -> None:

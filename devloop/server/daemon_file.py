@@ -27,8 +27,10 @@ def daemon_file(port: int, directory: Path | None = None) -> Path:
 
 def write_daemon_file(path: Path, *, url: str, token: str) -> None:
     """Written 0600 and renamed into place, so a reader never sees half a file and no other
-    user can read the token."""
+    user can read the token. The directory is made private too, also when it already existed:
+    others should not even see which daemons run."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _make_private(path.parent)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()
@@ -36,6 +38,14 @@ def write_daemon_file(path: Path, *, url: str, token: str) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump({"url": url, "token": token, "pid": os.getpid()}, handle)
     os.replace(temporary, path)
+
+
+def _make_private(directory: Path) -> None:
+    """0700 for a directory of ours that others may read; one we do not own (a shared
+    directory named by DEVLOOP_STATE_DIR) is left alone: the file itself is 0600."""
+    info = directory.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        os.chmod(directory, 0o700)
 
 
 def read_daemon_file(path: Path) -> dict[str, object] | None:

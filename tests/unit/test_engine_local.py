@@ -95,3 +95,28 @@ async def test_ci_waits_for_success_to_hold_so_a_quick_crash_is_caught(tiltfile)
     outcome, _, _ = await run_ci(plan)
     assert not outcome.ok
     assert "serve_cmd exited with code 2" in outcome.message
+
+
+LONG_LINE = "printf '%*s\\n' 200000 '' | tr ' ' x"
+
+
+async def test_cmd_with_an_output_line_over_64_kib_succeeds_and_logs_all_of_it(tiltfile):
+    plan = tiltfile(f'local_resource("long", cmd="{LONG_LINE}; echo after")\n').plan
+    outcome, logs, store = await run_ci(plan)
+    assert outcome.ok, outcome
+    texts = [line.text for line in logs.lines("long") if line.source == "local"]
+    assert texts[-1] == "after"
+    pieces = [text for text in texts if text and set(text) == {"x"}]
+    assert len(pieces) > 1 and "".join(pieces) == "x" * 200000  # in pieces, none lost
+    assert store.get("resource", "long").status["updateStatus"] == "ok"
+
+
+async def test_serve_cmd_keeps_logging_after_an_output_line_over_64_kib(tiltfile):
+    plan = tiltfile(f"""
+        local_resource("server", serve_cmd="{LONG_LINE}; echo still here; touch ready; sleep 30",
+                       readiness_probe=probe(period_secs=1,
+                                             exec=exec_action(["test", "-f", "ready"])))
+    """).plan
+    outcome, logs, _ = await run_ci(plan)
+    assert outcome.ok, outcome
+    assert "still here" in [line.text for line in logs.lines("server")]
