@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="delete what up/ci deployed")
     tiltfile_options(down)
     down.add_argument("--delete-namespaces", action="store_true")
+    down.add_argument("--wait", type=_boolean, nargs="?", const=True, default=True,
+                      metavar="true|false", help="wait until the objects are gone "
+                      "(default true; --wait=false returns once deletion is requested)")
 
     result = sub.add_parser("tiltfile-result", help="print the evaluated Tiltfile as JSON")
     tiltfile_options(result)
@@ -67,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
         if name == "logs":
             client.add_argument("-f", "--follow", action="store_true")
     return parser
+
+
+def _boolean(text: str) -> bool:
+    """kubectl's flag values: true/false (also 1/0, yes/no)."""
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "t"):
+        return True
+    if value in ("false", "0", "no", "f"):
+        return False
+    raise argparse.ArgumentTypeError(f"want true or false, got {text!r}")
 
 
 def parse_duration(text: str) -> float:
@@ -105,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from devloop.engine.down import run_down
 
             return asyncio.run(run_down(options.file, tuple(tiltfile_args),
-                                        delete_namespaces=options.delete_namespaces))
+                                        delete_namespaces=options.delete_namespaces,
+                                        wait=options.wait))
         from devloop.client import run_client
 
         return run_client(options, tiltfile_args)

@@ -2,7 +2,9 @@
 
 Objects are deleted in reverse dependency order (dependents first) and only when the live
 object carries devloop's owner label, so an object someone else created under the same
-name is never touched. Namespaces are kept unless `--delete-namespaces`.
+name is never touched. Namespaces are kept unless `--delete-namespaces`. Then it waits until
+they are gone, saying which objects and which stopping pods it waits for (a pod that
+ignores SIGTERM takes its whole grace period), unless `--wait=false`, like kubectl.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from devloop.tiltfile.isolated import evaluate_in_child
 OWNER_LABEL = "app.kubernetes.io/managed-by"
 OWNER_VALUE = "devloop"
 GONE_TIMEOUT_SECONDS = 120.0
+# How often the wait says what it still waits for.
+PROGRESS_SECONDS = 5.0
 
 
 def reverse_dependency_order(resources: tuple[p.Resource, ...]) -> list[p.Resource]:
@@ -66,7 +70,8 @@ async def delete_owned(kube: KubeClient, resource: p.Resource, *, delete_namespa
     return deleted
 
 
-async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: bool) -> int:
+async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: bool,
+                   wait: bool = True) -> int:
     plan = evaluate_in_child(tiltfile, args=args, subcommand="down").plan
     try:
         kube = await KubeClient.create(os.environ.get("KUBECONFIG") or None,
@@ -81,22 +86,71 @@ async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: b
                 continue
             deleted += await delete_owned(kube, resource, delete_namespaces=delete_namespaces,
                                           say=print)
-        await _wait_gone(kube, deleted)
+        if wait:
+            await _wait_gone(kube, deleted, default_namespace=kube.namespace)
+        elif deleted:
+            print(f"Not waiting for {len(deleted)} objects to finish deleting (--wait=false)")
     finally:
         kube.close()
     print(f"Deleted {len(deleted)} objects")
     return 0
 
 
-async def _wait_gone(kube: KubeClient, manifests: list[dict[str, Any]]) -> None:
+def _name(manifest: dict[str, Any]) -> str:
+    meta = manifest.get("metadata", {})
+    return f"{manifest.get('kind')}/{meta.get('name') if isinstance(meta, dict) else ''}"
+
+
+def stopping_pods(pods: list[dict[str, Any]], workloads: list[str]) -> list[str]:
+    """Pods being deleted that belong to the named workloads (Deployment `web` owns pods
+    `web-<hash>-<id>`), each with its grace period: what a deletion waits for."""
+    found = []
+    for pod in pods:
+        meta = pod.get("metadata", {})
+        name = str(meta.get("name", ""))
+        if not meta.get("deletionTimestamp") or not any(
+                name == w or name.startswith(w + "-") for w in workloads):
+            continue
+        grace = meta.get("deletionGracePeriodSeconds")
+        found.append(f"pod {name} (stopping" + (f", grace period {grace}s)" if grace
+                                                 else ")"))
+    return found
+
+
+async def _wait_gone(kube: KubeClient, manifests: list[dict[str, Any]], *,
+                     default_namespace: str) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + GONE_TIMEOUT_SECONDS
     pending = list(manifests)
+    said_at = -PROGRESS_SECONDS
+    started = loop.time()
     while pending and loop.time() < deadline:
         pending = [m for m in pending if await kube.get(ObjectRef.of(m)) is not None]
-        if pending:
-            await asyncio.sleep(0.5)
+        if not pending:
+            break
+        if loop.time() - said_at >= PROGRESS_SECONDS:
+            said_at = loop.time()
+            print(f"Waiting for {', '.join(_name(m) for m in pending)} to be deleted"
+                  + await _waiting_on(kube, pending, default_namespace)
+                  + (f" ({loop.time() - started:.0f}s; --wait=false does not wait)"
+                     if loop.time() > started + 1 else " (--wait=false does not wait)"),
+                  flush=True)
+        await asyncio.sleep(0.5)
+    for manifest in pending:
+        print(f"Still deleting {_name(manifest)}", file=sys.stderr)
+
+
+async def _waiting_on(kube: KubeClient, pending: list[dict[str, Any]],
+                      default_namespace: str) -> str:
+    by_namespace: dict[str, list[str]] = {}
     for manifest in pending:
         meta = manifest.get("metadata", {})
-        name = meta.get("name") if isinstance(meta, dict) else ""
-        print(f"Still deleting {manifest.get('kind')}/{name}", file=sys.stderr)
+        namespace = meta.get("namespace") or default_namespace
+        by_namespace.setdefault(namespace, []).append(str(meta.get("name", "")))
+    pods: list[str] = []
+    for namespace, names in by_namespace.items():
+        try:
+            pods += stopping_pods(await kube.list_pods(namespace), names)
+        except KubeError:
+            continue  # only a detail of the message
+    return f": {', '.join(pods)}" if pods else ""
