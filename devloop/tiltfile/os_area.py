@@ -98,6 +98,7 @@ class OsArea:
             "sys.argv": list(sys.argv),
             "sys.executable": _devloop_executable(),
             "shlex.quote": self.quote,
+            "local_git_repo": self.local_git_repo,
         }
 
     def environ_builtins(self) -> Mapping[str, Callable[..., Any]]:
@@ -111,6 +112,15 @@ class OsArea:
         """os.getcwd() -> the directory of the Tiltfile being executed; relative paths in
         builtins resolve against it."""
         return self.ctx.current_dir()
+
+    @builtin_name("local_git_repo")
+    def local_git_repo(self, paths: Any) -> None:
+        """local_git_repo(paths): refused with a message. Tilt's value carries a `.paths()`
+        method, which the Starlark binding cannot hand back from Python; what it computes
+        is `os.path.join(repo_dir, path)`."""
+        want_str("local_git_repo", "paths", paths, allow_blob=False)
+        raise BuiltinError("local_git_repo is not supported by devloop; for "
+                           "repo.paths(p) write os.path.join(<repo dir>, p)")
 
     @builtin_name("os.path.abspath")
     def abspath(self, path: Any) -> str:

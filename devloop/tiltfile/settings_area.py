@@ -187,11 +187,15 @@ class SettingsArea:
                                                   disable_scrub)
 
     @builtin_name("version_settings")
-    def version_settings(self, check_updates: Any = True, constraint: Any = "") -> None:
+    def version_settings(self, check_updates: Any = None, constraint: Any = "") -> None:
         """version_settings(check_updates=True, constraint=""): `constraint` is a semver range
         on the Tilt version the Tiltfile expects (">=0.22.0"); it is checked for syntax and
-        recorded. devloop never checks for updates."""
-        want_bool("version_settings", "check_updates", check_updates)
+        recorded. devloop never checks for updates: `check_updates` is ignored, with a
+        warning."""
+        if check_updates is not None:
+            want_bool("version_settings", "check_updates", check_updates)
+            self.ctx.warn("version_settings: parameter 'check_updates' is ignored: devloop "
+                          "never checks for updates")
         text = want_str("version_settings", "constraint", constraint, allow_blob=False)
         if text and not _SEMVER_CONSTRAINT.match(text):
             raise BuiltinError(f"version_settings: invalid version constraint {text!r}")
@@ -204,12 +208,17 @@ class SettingsArea:
                               keep_recent: Any = 2) -> None:
         """docker_prune_settings(disable=False, max_age_mins=360, num_builds=0, interval_hrs=1,
         keep_recent=2): pruning of old images built for this project; only `disable` has an
-        effect in devloop, the rest are checked and accepted."""
+        effect in devloop, the rest are checked and, set to anything but their default,
+        ignored with a warning."""
         fn = "docker_prune_settings"
         off = want_bool(fn, "disable", disable)
-        for param, value in (("max_age_mins", max_age_mins), ("num_builds", num_builds),
-                             ("interval_hrs", interval_hrs), ("keep_recent", keep_recent)):
-            want_int(fn, param, value)
+        for param, value, default in (("max_age_mins", max_age_mins, 360),
+                                      ("num_builds", num_builds, 0),
+                                      ("interval_hrs", interval_hrs, 1),
+                                      ("keep_recent", keep_recent, 2)):
+            if want_int(fn, param, value) != default:
+                self.ctx.warn(f"{fn}: parameter '{param}' is ignored: devloop prunes by "
+                              "`disable` only")
         self.settings["docker_prune_enabled"] = not off
 
     @builtin_name("set_team")
@@ -226,9 +235,12 @@ class SettingsArea:
 
     @builtin_name("analytics_settings")
     def analytics_settings(self, enable: Any = None) -> None:
-        """analytics_settings(enable): accepted for compatibility; devloop sends no analytics."""
+        """analytics_settings(enable): accepted and ignored with a warning; devloop sends no
+        analytics."""
         if enable is not None:
             want_bool("analytics_settings", "enable", enable)
+            self.ctx.warn("analytics_settings: parameter 'enable' is ignored: devloop sends "
+                          "no analytics")
 
     @builtin_name("trigger_mode")
     def trigger_mode(self, trigger_mode: Any) -> None:
@@ -245,15 +257,14 @@ class SettingsArea:
         self.settings["default_trigger_mode"] = mode
 
     @builtin_name("experimental_metrics_settings")
-    def experimental_metrics_settings(self, enabled: Any = None, address: Any = None,
-                                      insecure: Any = None,
-                                      reporting_period: Any = None) -> None:
+    def experimental_metrics_settings(self, *args: Any, **kwargs: Any) -> None:
         """experimental_metrics_settings(...): Tilt's retired metrics export; accepted and
         ignored with a warning (Tilt also only warns that it is deprecated)."""
         self.ctx.warn("experimental_metrics_settings() is deprecated and ignored")
 
     @builtin_name("experimental_telemetry_cmd")
-    def experimental_telemetry_cmd(self, cmd: Any, dir: Any = None) -> None:
+    def experimental_telemetry_cmd(self, cmd: Any, cmd_bat: Any = None, period: Any = None,
+                                   dir: Any = None) -> None:
         """experimental_telemetry_cmd(cmd): a command Tilt feeds its traces to; devloop
         records no traces, so it is ignored with a warning."""
         self.ctx.warn("experimental_telemetry_cmd() is ignored: devloop records no telemetry")

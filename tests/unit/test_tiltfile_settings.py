@@ -74,7 +74,13 @@ def test_watch_secret_version_prune_team_snapshots(tiltfile):
     assert settings.docker_prune_enabled is False
     assert settings.team_id == "team-1"
     assert settings.snapshots_disabled is True
-    assert result.plan.warnings == ()
+    # Parameters devloop cannot honour say so (docs/tilt-api.md lists them as ignored).
+    assert result.plan.warnings == (
+        "version_settings: parameter 'check_updates' is ignored: devloop never checks for "
+        "updates",
+        "docker_prune_settings: parameter 'max_age_mins' is ignored: devloop prunes by "
+        "`disable` only",
+        "analytics_settings: parameter 'enable' is ignored: devloop sends no analytics")
 
 
 def test_unknown_feature_flags_only_warn(tiltfile):
