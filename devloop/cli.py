@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="delete what up/ci deployed")
     tiltfile_options(down)
     down.add_argument("--delete-namespaces", action="store_true")
+    down.add_argument("--volumes", action="store_true",
+                      help="also remove the named volumes of the Compose project")
     down.add_argument("--wait", type=_boolean, nargs="?", const=True, default=True,
                       metavar="true|false", help="wait until the objects are gone "
                       "(default true; --wait=false returns once deletion is requested)")
@@ -119,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return asyncio.run(run_down(options.file, tuple(tiltfile_args),
                                         delete_namespaces=options.delete_namespaces,
-                                        wait=options.wait))
+                                        volumes=options.volumes, wait=options.wait))
         from devloop.client import run_client
 
         return run_client(options, tiltfile_args)

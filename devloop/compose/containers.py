@@ -13,6 +13,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import docker
@@ -54,6 +55,19 @@ class ContainerState:
 class ExecOutput:
     exit_code: int
     output: str
+
+
+def started_at(state: ContainerState) -> float:
+    """When the container's current run started, as unix seconds (0 when never)."""
+    text = state.started_at
+    if not text or text.startswith("0001-"):
+        return 0.0
+    main, _, fraction = text.rstrip("Z").partition(".")
+    try:
+        seconds = datetime.fromisoformat(main + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
+    return seconds + float(f"0.{fraction[:6] or 0}")
 
 
 def state_of(inspected: dict[str, Any]) -> ContainerState:

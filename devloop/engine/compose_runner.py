@@ -21,7 +21,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import yaml
@@ -29,10 +28,16 @@ import yaml
 from devloop.build.custom_builder import CustomBuilder
 from devloop.build.docker_builder import BuildError, DockerBuilder
 from devloop.compose.cli import ComposeCli, ComposeError
-from devloop.compose.containers import ContainerError, ContainerState, DockerContainers
+from devloop.compose.containers import (
+    ContainerError,
+    ContainerState,
+    DockerContainers,
+    started_at,
+)
 from devloop.compose.status import Health, assess
 from devloop.compose.sync import RunFailed, SyncFailed, update_container
 from devloop.engine import live_update as lu
+from devloop.engine.local_runner import plan_environment
 from devloop.engine.runner import RunnerHooks, RuntimeReport, UpdateError
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.sync import tar_archive
@@ -90,19 +95,6 @@ def compose_image_name(project: p.ComposeProject, service: str) -> str:
     return str(config.get("image") or f"{project.project_name}-{service}")
 
 
-def _started(state: ContainerState) -> float:
-    """StartedAt as unix seconds (0 when Docker has none)."""
-    text = state.started_at
-    if not text or text.startswith("0001-"):
-        return 0.0
-    main, _, fraction = text.rstrip("Z").partition(".")
-    try:
-        seconds = datetime.fromisoformat(main + "+00:00").timestamp()
-    except ValueError:
-        return 0.0
-    return seconds + float(f"0.{fraction[:6] or 0}")
-
-
 class ComposeRunner:
     def __init__(self, resource: p.Resource, *, plan: p.Plan, hooks: RunnerHooks,
                  backend: ComposeBackend) -> None:
@@ -120,6 +112,7 @@ class ComposeRunner:
         self._ended: set[str] = set()
         self._tail: collections.deque[str] = collections.deque(maxlen=ALERT_LOG_LINES)
         self._baseline: dict[str, int] = {}
+        self._last_exit: dict[str, int] = {}
         self._published: set[str] = set()
         self._details: dict[str, object] = {}
         self._deployed: dict[str, str] = {}  # image ref -> image ID the service runs
@@ -319,7 +312,10 @@ class ComposeRunner:
             self._set(RuntimeReport(RuntimeState.PENDING, "disabled: container removed",
                                     details=self._details))
             return
-        result = assess(containers, self._baseline)
+        for container in containers:
+            if container.status in ("exited", "restarting", "dead"):
+                self._last_exit[container.id] = container.exit_code
+        result = assess(containers, self._baseline, last_exit=self._last_exit)
         alerts = list(result.alerts)
         if result.health == Health.FAILED and self._tail:
             alerts = [f"{alert}\n" + "\n".join(self._tail) for alert in alerts]
@@ -335,7 +331,7 @@ class ComposeRunner:
         ends a follow stream when the container stops)."""
         if container.status not in ("running", "restarting", "exited", "dead"):
             return
-        started = _started(container)
+        started = started_at(container)
         current = self._followers.get(container.id)
         if current is not None and (current[0] == started or container.id not in self._ended):
             return  # this run is being streamed, or the last run's stream is still draining
@@ -413,3 +409,17 @@ def make_compose_runner(resource: p.Resource, plan: p.Plan, hooks: RunnerHooks,
         raise UpdateError(f"resource {resource.name}: no docker_compose() project")
     return ComposeRunner(resource, plan=plan, hooks=hooks,
                          backend=backend_for(plan, environ))
+
+
+async def compose_down(plan: p.Plan, *, volumes: bool, say: Callable[[str], None]) -> None:
+    """`devloop down` of the Compose project: `docker compose down`, named volumes kept
+    unless `volumes`."""
+    if plan.compose is None:
+        return
+    if not volumes:
+        say("Keeping Compose volumes (use --volumes to remove them)")
+    cli = ComposeCli(plan.compose, environ=plan_environment(plan))
+    try:
+        await cli.down(volumes=volumes, log=say)
+    except ComposeError as exc:
+        raise UpdateError(str(exc)) from None

@@ -71,8 +71,15 @@ async def delete_owned(kube: KubeClient, resource: p.Resource, *, delete_namespa
 
 
 async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: bool,
-                   wait: bool = True) -> int:
+                   volumes: bool = False, wait: bool = True) -> int:
     plan = evaluate_in_child(tiltfile, args=args, subcommand="down").plan
+    if plan.compose is not None:
+        from devloop.engine.compose_runner import compose_down
+
+        await compose_down(plan, volumes=volumes, say=print)
+        if all(r.type in (p.ResourceType.COMPOSE, p.ResourceType.LOCAL)
+               for r in plan.resources):
+            return 0  # a Compose-only Tiltfile needs no cluster
     try:
         kube = await KubeClient.create(os.environ.get("KUBECONFIG") or None,
                                        plan.settings.k8s_context or None)

@@ -226,7 +226,7 @@ def test_logs_are_followed_again_from_the_start_of_a_restarted_run(tmp_path):
     asyncio.run(go())
     assert h.containers.followers == [("c1", None), ("c1", 1767225660.25)]
     assert h.runner.runtime().alerts == [
-        "container proj-web-c1 restarted 1 time (last exit code 0)"]
+        "container proj-web-c1 restarted 1 time"]
 
 
 def test_up_failure_is_an_update_error(tmp_path):

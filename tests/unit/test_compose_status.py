@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 import pytest
 
 from devloop.compose.containers import ContainerState, state_of
@@ -47,7 +50,9 @@ def test_a_failure_is_an_alert_and_a_healthy_service_has_none():
 def test_restarts_since_the_last_up_are_an_alert_even_when_running_again():
     result = assess([container(restarts=3)], {"c1": 1})
     assert result.health == Health.READY
-    assert result.alerts == ("container proj-svc-c1 restarted 2 times (last exit code 0)",)
+    assert result.alerts == ("container proj-svc-c1 restarted 2 times",)
+    assert assess([container(restarts=3)], {"c1": 2}, last_exit={"c1": 137}).alerts == (
+        "container proj-svc-c1 restarted 1 time, last exit code 137",)
     assert assess([container(restarts=3)], {"c1": 3}).alerts == ()
 
 
@@ -72,3 +77,13 @@ def test_state_of_reads_docker_inspect():
     assert state.health == "healthy" and state.health_log == "ok"
     assert state.restarts == 2 and state.short_id == "abcdef012345"
     assert state.ports == ("127.0.0.1:18090->8000/tcp",)
+
+
+def test_a_container_restarted_moments_ago_is_crash_looping_even_while_running():
+    state = replace(container(restarts=2), started_at="2026-01-01T00:00:05Z")
+    start = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    looping = assess([state], {"c1": 0}, now=start + 6, last_exit={"c1": 7})
+    assert looping.health == Health.FAILED
+    assert looping.reason == ("container proj-svc-c1 is crash looping: restarted 2 times, "
+                              "last exit code 7")
+    assert assess([state], {"c1": 0}, now=start + 30).health == Health.READY
