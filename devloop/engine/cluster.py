@@ -86,8 +86,14 @@ class Cluster:
     async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
         """The content digest of each docker_build's inputs among `refs` and their deps
         (custom builds have none: what their command reads is unknown)."""
-        return {image.ref: await asyncio.to_thread(context_digest, image)
-                for image in plan.images_for(refs) if isinstance(image, p.DockerBuild)}
+        digests: dict[str, str] = {}
+        for image in plan.images_for(refs):
+            if isinstance(image, p.DockerBuild):
+                try:
+                    digests[image.ref] = await asyncio.to_thread(context_digest, image)
+                except OSError:
+                    continue  # a missing context: the build says so with its own message
+        return digests
 
     async def _build_one(self, image: p.ImageTarget, deps: dict[str, str],
                          log: LogFn) -> tuple[str, str]:

@@ -96,7 +96,8 @@ async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: b
         if wait:
             await _wait_gone(kube, deleted, default_namespace=kube.namespace)
         elif deleted:
-            print(f"Not waiting for {len(deleted)} objects to finish deleting (--wait=false)")
+            print("Not waiting for the deletion of "
+                  f"{', '.join(_name(m) for m in deleted)} to finish (--wait=false)")
     finally:
         kube.close()
     print(f"Deleted {len(deleted)} objects")

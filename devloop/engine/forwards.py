@@ -54,6 +54,7 @@ class _Forward:
     message: str = "no ready pod yet"
     failing_since: float | None = None
     recheck: bool = True
+    alert: str = ""  # the alert published for it, if any
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,9 @@ class ForwardKeeper:
             if error:
                 self._fail(fw, error)
             else:
-                if fw.state != "active":
+                if fw.alert:
                     self._hooks.delete("alert", self._alert_name(fw))
+                    fw.alert = ""
                     if fw.failing_since is not None:
                         self._log(f"port-forward {fw.spec.local_port}: connected to "
                                   f"{name}:{port}")
@@ -169,7 +171,8 @@ class ForwardKeeper:
             text = (f"port-forward {fw.spec.local_port} -> {fw.pod or 'pod'}:"
                     f"{fw.container_port or fw.spec.container_port}: {fw.message}")
             broken_for = now - fw.failing_since if fw.failing_since is not None else 0.0
-            if fw.state == "error" and broken_for >= ALERT_AFTER_SECONDS:
+            if fw.state == "error" and broken_for >= ALERT_AFTER_SECONDS and fw.alert != text:
+                fw.alert = text
                 self._hooks.publish("alert", self._alert_name(fw), {"resource": self.resource},
                                     {"message": text})
             if fw.state == "error" and broken_for >= FAIL_AFTER_SECONDS:

@@ -101,7 +101,8 @@ def test_down_says_what_it_waits_for_and_wait_false_returns_at_once(testenv, k8s
     assert devloop(["ci", "--timeout", "3m"], cwd=project, kubeconfig=kubeconfig).returncode == 0
     quick = devloop(["down", "--wait=false"], cwd=project, kubeconfig=kubeconfig)
     assert quick.returncode == 0, quick.stdout + quick.stderr
-    assert "Not waiting for 1 objects to finish deleting (--wait=false)" in quick.stdout
+    assert "Not waiting for the deletion of Deployment/stubborn to finish (--wait=false)" \
+        in quick.stdout
     assert "Waiting for" not in quick.stdout
     # Foreground deletion keeps the Deployment until its pod has stopped (12 s from now).
     still = client.AppsV1Api(testenv.api_client()).read_namespaced_deployment(
