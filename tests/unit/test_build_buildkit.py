@@ -3,6 +3,7 @@ renderer (rawjson SolveStatus lines -> log lines) and the error messages."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from devloop.build import build_errors, buildkit
 from devloop.build.buildkit_progress import ProgressRenderer
-from devloop.build.docker_builder import buildkit_disabled
+from devloop.build.docker_builder import BuilderKind, DockerBuilder, buildkit_disabled
 from devloop.tiltfile import plan
 
 
@@ -159,3 +160,32 @@ def test_context_copy_and_export_steps_stay_out_of_a_quick_build_log() -> None:
     ])
     # Quick auxiliary steps are hidden; a slow one is shown with its duration.
     assert lines == ["#2 exporting to image", "#2 DONE 1.5s"]
+
+
+def _fake_docker(tmp_path: Path, script: str) -> str:
+    path = tmp_path / "docker"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_buildkit_is_chosen_when_the_buildx_plugin_answers(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    docker = _fake_docker(tmp_path, 'echo "github.com/docker/buildx v0.38.2 abcdef"\n')
+    builder = DockerBuilder(docker_cli=docker)
+    assert asyncio.run(builder.describe()) == (
+        "Building with BuildKit (github.com/docker/buildx v0.38.2 abcdef)")
+
+
+def test_legacy_builder_when_buildx_is_missing_or_disabled(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    missing = _fake_docker(tmp_path, "echo \"docker: 'buildx' is not a docker command.\" >&2\n"
+                                     "exit 1\n")
+    assert asyncio.run(DockerBuilder(docker_cli=missing).builder_kind()) is BuilderKind.LEGACY
+    assert "docker buildx is not installed" in asyncio.run(
+        DockerBuilder(docker_cli=missing).describe())
+    present = _fake_docker(tmp_path, 'echo "github.com/docker/buildx v0.38.2"\n')
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+    assert "DOCKER_BUILDKIT=0" in asyncio.run(DockerBuilder(docker_cli=present).describe())
