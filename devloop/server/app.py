@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import html
 import importlib.resources
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
@@ -81,6 +83,19 @@ class Streams:
             _, late = await asyncio.wait(set(self._tasks), timeout=self.GRACE_SECONDS)
             for task in late:
                 task.cancel()
+
+
+class _QuietBadRequests(logging.Filter):
+    """A request that is not valid HTTP is the client's mistake, which aiohttp answers with a
+    400; it logs it with a traceback, which would land in the user's terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, HttpProcessingError)
+
+
+HTTP_LOG = logging.getLogger("devloop.server.http")
+HTTP_LOG.addFilter(_QuietBadRequests())
 
 
 def web_root() -> Path | None:
@@ -263,7 +278,7 @@ async def start_server(*, store: Store, logs: LogStore, actions: Actions,
     streams = Streams()
     app = build_app(store=store, logs=logs, actions=actions, guard=guard, feed=feed,
                     settings=settings, web_dir=web_dir, streams=streams)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, logger=HTTP_LOG)
     await runner.setup()
     site = web.TCPSite(runner, host or None, port)
     try:

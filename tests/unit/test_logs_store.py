@@ -60,7 +60,7 @@ LINES = st.lists(st.tuples(st.sampled_from(["api", "web"]),
                            st.sampled_from(["", "pod-1"])), max_size=300)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(lines=LINES, budget=st.integers(30, 3000), query=WORDS,
        since=st.integers(0, 300), before=st.none() | st.integers(0, 320))
 def test_reads_match_a_plain_list_model(lines, budget, query, since, before):
