@@ -122,6 +122,9 @@ def test_a_spare_child_is_ready_for_the_next_evaluation(tmp_path: Path) -> None:
     child = ChildEvaluator(keep_spare=True)
     try:
         first = child.evaluate(path, limits=SMALL)
+        deadline = time.monotonic() + 10
+        while child._spare is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the next spare starts in the background
         spare = child._spare
         assert spare is not None and spare.process.poll() is None
         second = child.evaluate(path, limits=SMALL)
