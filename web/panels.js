@@ -176,5 +176,16 @@ export function renderFacets(panel, state, name, cache) {
         duration(s.duration), s.error ? el("span", { class: "error-text" }, s.error) : (s.result || "")];
     }), "No live updates."));
 
-  panel.replaceChildren(summary, yaml, lastLog, history, podSection, forwardSection, liveSection);
+  // Compose services: their containers (state, health, ports) and the effective config.
+  const composeSections = details.composeConfig === undefined ? [] : [
+    section("containers", "Containers", table(
+      ["container", "id", "status", "health", "ports", "restarts", "exit code"],
+      (details.containers || []).map((c) => [c.name, c.id, c.status, c.health || "",
+        (c.ports || []).join(", "), String(c.restarts ?? 0), String(c.exitCode ?? "")]),
+      "No containers.")),
+    section("compose-config", "Compose config (effective)",
+      el("pre", { class: "yaml" }, details.composeConfig)),
+  ];
+  panel.replaceChildren(summary, yaml, ...composeSections, lastLog, history, podSection,
+    forwardSection, liveSection);
 }

@@ -289,9 +289,9 @@ class ComposeRunner:
                              steps: list[dict[str, Any]] | None = None) -> None:
         self._live_updates += 1
         self.hooks.publish("liveupdate", f"{self.name}-{self._live_updates}", {
-            "resource": self.name, "files": list(files)}, {
-            "result": result, "error": error, "containers": containers, "steps": steps or [],
-            "durationMs": round((time.monotonic() - started) * 1000)})
+            "resource": self.name, "files": list(files), "containers": containers}, {
+            "steps": steps or [], "duration": round(time.monotonic() - started, 3),
+            "result": result, "error": error})
 
     # -- runtime
     async def _monitor_loop(self) -> None:
@@ -323,7 +323,11 @@ class ComposeRunner:
             "name": c.name, "id": c.short_id, "status": c.status, "health": c.health,
             "exitCode": c.exit_code, "restarts": c.restarts, "ports": list(c.ports)}
             for c in containers]
-        self._set(RuntimeReport(_HEALTH_STATE[result.health], result.reason, alerts,
+        reason = result.reason
+        if result.health != Health.FAILED and containers:
+            # The terminal UI shows the reason: name the containers (failures already do).
+            reason += f" ({', '.join(c.name for c in containers)})"
+        self._set(RuntimeReport(_HEALTH_STATE[result.health], reason, alerts,
                                 details=self._details))
 
     def _follow(self, container: ContainerState) -> None:

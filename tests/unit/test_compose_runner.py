@@ -159,7 +159,7 @@ def test_update_builds_tags_for_compose_and_runs_up(tmp_path):
     assert ("tag", f"sha256:{1:064d}", "app") in h.containers.calls
     assert h.cli.calls == [("up", "web")]
     report = h.runner.runtime()
-    assert (report.state, report.reason) == (RuntimeState.OK, "running")
+    assert (report.state, report.reason) == (RuntimeState.OK, "running (proj-web-c1)")
     assert "image: app" in str(report.details["composeConfig"])
     assert h.objects[("container", "proj-web-c1")]["status"]["status"] == "running"
 
