@@ -275,6 +275,12 @@ class K8sArea:
             raise BuiltinError(f"{fn}: apply_cmd must be specified")
         if delete_cmd in (None, "", []) and not delete_cmd_bat:
             raise BuiltinError(f"{fn}: delete_cmd must be specified")
+        for param, value in (("apply_cmd_bat", apply_cmd_bat),
+                             ("delete_cmd_bat", delete_cmd_bat)):
+            if value is not None and not isinstance(value, str | list | tuple) \
+                    and not is_blob(value):
+                raise BuiltinError(f"{fn}: for parameter '{param}': got {type_name(value)}, "
+                                   "want string or list of strings")
         apply_env_d = want_str_dict(fn, "apply_env", apply_env)
         delete_env_d = want_str_dict(fn, "delete_env", delete_env)
         apply_dir_s = self.ctx.abspath(want_str(fn, "apply_dir", apply_dir or "."))
