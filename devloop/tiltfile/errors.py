@@ -42,5 +42,9 @@ class TiltfileError(Exception):
         return "\n".join(lines)
 
 
+class ResolutionError(TiltfileError):
+    """A name that no scope defines; found before anything runs."""
+
+
 class BuiltinError(Exception):
     """Raised by a builtin for bad arguments; evaluation turns it into a TiltfileError."""

@@ -24,6 +24,7 @@ all files share one `exec`), so `L.append(3)` on a loaded list succeeds where Ti
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,16 +33,19 @@ import starlark_go
 
 from devloop.tiltfile import plan as p
 from devloop.tiltfile.context import DEFAULT_MAX_READ_BYTES, Area, EvalContext, PlanDraft
-from devloop.tiltfile.errors import BuiltinError, Location, TiltfileError
+from devloop.tiltfile.errors import BuiltinError, Location, ResolutionError, TiltfileError
 from devloop.tiltfile.loader import ExtensionSettings, resolve
 from devloop.tiltfile.program import Program
 from devloop.tiltfile.source import RewrittenFile, rewrite
 
 # A run that keeps finding new files ends here (each rerun adds at least one file).
 MAX_RUNS = 50
-# Sibling files prepared with a file found at run time: only small text files.
+# Sibling files prepared with a file include()d at run time: small files named like
+# Starlark. (Any file that parses would do, but one that does not resolve, such as a
+# .gitignore line read as a name, would fail the whole program.)
 _SIBLING_LIMIT = 200
 _SIBLING_MAX_BYTES = 1024 * 1024
+_STARLARK_NAMES = re.compile(r"(Tiltfile.*|.*\.(tiltfile|Tiltfile|star|starlark|bzl|sky))")
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,8 @@ class _Sources:
         except OSError:
             return
         for name in names:
+            if not _STARLARK_NAMES.fullmatch(name):
+                continue
             candidate = os.path.join(directory, name)
             try:
                 if os.path.getsize(candidate) > _SIBLING_MAX_BYTES \
@@ -310,23 +316,24 @@ def evaluate(path: str, *, args: tuple[str, ...] = (), subcommand: str = "up",
     for _ in range(MAX_RUNS):
         ctx = EvalContext(main_path=main, args=args, subcommand=subcommand,
                           max_read_bytes=max_read_bytes, on_output=stream.line)
-        needed: list[str] = []
+        needed: list[tuple[str, str]] = []
         try:
             return _run(ctx, factory(ctx), sources, replay, needed)
         except _NeedsFile:
             pass
         finally:
             replay.position, stream.seen = 0, 0
-        for target in needed:
+        for kind, target in needed:
             if target in sources.broken:
                 raise sources.broken[target]
             sources.add(target)
-            sources.add_siblings(target)
+            if kind != "load":  # a loop over a directory's files usually includes them all
+                sources.add_siblings(target)
     raise TiltfileError(f"{main}: evaluation reached new files more than {MAX_RUNS} times")
 
 
 def _run(ctx: EvalContext, areas: list[Area], sources: _Sources, replay: _Replay,
-         needed: list[str]) -> Evaluation:
+         needed: list[tuple[str, str]]) -> Evaluation:
     """One run of the program. Raises _NeedsFile after adding to `needed` the file a
     load/include reached that the program lacks."""
     draft = PlanDraft(tiltfile=ctx.main_path)
@@ -342,9 +349,12 @@ def _run(ctx: EvalContext, areas: list[Area], sources: _Sources, replay: _Replay
         ctx.record_read(target)
         if target in sources.index and target not in sources.broken:
             return sources.index[target]
+        if target in sources.broken:
+            needed.append((kind, target))  # the evaluation raises its error
+            raise BuiltinError(f"{kind}: {target} cannot run")
         if not os.path.exists(target):
             raise BuiltinError(f"{kind}: file not found: {target}")
-        needed.append(target)
+        needed.append((kind, target))
         raise BuiltinError(f"{kind}: {target} is not prepared yet")
 
     def cycle(keys: list[int]) -> str:
@@ -365,9 +375,19 @@ def _run(ctx: EvalContext, areas: list[Area], sources: _Sources, replay: _Replay
     for area in areas:
         hooks.update(getattr(area, "hooks", lambda: {})())
     values, setup, _ = _globals(areas, ctx, hooks, replay)
-    program = Program(sources.files, sources.index[ctx.main_path], setup=setup)
+    left_out = frozenset(sources.index[path] for path in sources.broken if path in sources.index)
+    program = Program(sources.files, sources.index[ctx.main_path], setup=setup,
+                      leave_out=left_out)
     try:
         program.run(values, ctx.print)
+    except ResolutionError as exc:
+        # Before anything ran. In Tilt a file's undefined name fails only when the file is
+        # loaded: leave that file out of the program until a run reaches it.
+        path = exc.location.path if exc.location else ""
+        if path == ctx.main_path or path not in sources.index or path in sources.broken:
+            raise
+        sources.broken[path] = exc
+        raise _NeedsFile() from None
     except TiltfileError:
         if needed:
             raise _NeedsFile() from None

@@ -8,7 +8,8 @@ Extension uses the ExtensionRepo whose `load_host` is `host`. A repository is de
 Tiltfile declares it, is DEVLOOP_EXTENSIONS_REPO (Tilt's public repository by default).
 The extension's file is `<repository>/<git_subpath>/<repo_path>/Tiltfile`.
 
-Layout: a `file://` URL or a local directory is used in place. A git repository is cloned
+Layout: a `file://` URL or a local directory that is not a git repository is used in
+place. A git repository (a URL, or a local clone or bare repository) is cloned
 once under a `tilt_modules/` directory, at `tilt_modules/<host>/<path>` like Tilt's
 (`~/.local/share/devloop/tilt_modules/github.com/tilt-dev/tilt-extensions`), because
 extensions such as `helm_remote` walk up from their own file until they find a directory
@@ -139,8 +140,14 @@ def _repository_root(url: str, ref: str, settings: ExtensionSettings, what: str)
         if not os.path.isdir(local):
             raise BuiltinError(f"{what}: extension repository {url} is not a directory")
         return local
-    if os.path.isdir(url) and not os.path.exists(os.path.join(url, "HEAD")):
-        return url  # a plain directory (not a bare git repository): used in place
+    if os.path.isdir(url) and not os.path.exists(os.path.join(url, "HEAD")) \
+            and not os.path.exists(os.path.join(url, ".git")):
+        return url  # a plain directory, not a git repository: used in place
+    return checkout_repository(url, ref, settings, what)
+
+
+def checkout_repository(url: str, ref: str, settings: ExtensionSettings, what: str) -> str:
+    """The clone of git repository `url` under tilt_modules, made on first use."""
     checkout = os.path.join(settings.modules_dir, import_path(url))
     if os.path.isdir(os.path.join(checkout, ".git")):
         return checkout

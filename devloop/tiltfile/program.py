@@ -26,7 +26,7 @@ from typing import Any
 
 import starlark_go
 
-from devloop.tiltfile.errors import Location, TiltfileError
+from devloop.tiltfile.errors import Location, ResolutionError, TiltfileError
 from devloop.tiltfile.source import RewrittenFile
 
 PROGRAM_NAME = "<devloop>"
@@ -70,17 +70,18 @@ def _literal(value: str) -> str:
 
 class Program:
     def __init__(self, files: list[RewrittenFile], main_index: int, *,
-                 setup: list[str]) -> None:
-        """`files[i]` is module i; `setup` lines run after the prelude (modules, environ
-        wrappers)."""
+                 setup: list[str], leave_out: frozenset[int] = frozenset()) -> None:
+        """`files[i]` is module i, except those in `leave_out`; `setup` lines run after
+        the prelude (modules, environ wrappers)."""
         self.files = files
         self.lines: list[str] = []
         self.origins: list[_Origin] = []
         for line in _prelude().split("\n") + setup:
             self._emit(line)
-        for index, file in enumerate(files):
-            self._emit_module(index, file)
-        table = ", ".join(f"{i}: __dl_module_{i}" for i in range(len(files)))
+        kept = [i for i in range(len(files)) if i not in leave_out]
+        for index in kept:
+            self._emit_module(index, files[index])
+        table = ", ".join(f"{i}: __dl_module_{i}" for i in kept)
         self._emit(f"__DL_MODULE_FUNCTIONS = {{{table}}}")
         self._emit(f"__dl_run_module({main_index})")
         self._emit("__dl_finish()")
@@ -136,7 +137,7 @@ class Program:
             first = items[0] if items else None
             location = self.origin(getattr(first, "line", 0), getattr(first, "column", 0))
             message = getattr(first, "msg", str(exc))
-            return TiltfileError(message, location)
+            return ResolutionError(message, location)
         frames: list[Location] = []
         backtrace = getattr(exc, "backtrace", "") or ""
         for match in re.finditer(rf"{re.escape(PROGRAM_NAME)}:(\d+):(\d+): in (\S+)", backtrace):

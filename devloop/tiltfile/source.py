@@ -277,7 +277,8 @@ def rewrite(path: str, text: str, located_builtins: frozenset[str],
             rewriter.visit(stmt)
     found: dict[str, bool] = {}
     _top_level_names(tree.body, False, found)
-    exports = sorted(n for n in found if not n.startswith("_") and n not in load_bound)
+    # Private names too: load() refuses them, but load_dynamic() returns them, as in Tilt.
+    exports = sorted(n for n in found if n not in load_bound)
     conditional = sorted(n for n, cond in found.items() if cond and n not in load_bound)
     new_lines, edits = _apply(lines, rewriter.edits)
     return RewrittenFile(path, new_lines, edits, rewriter.loads, exports, conditional,

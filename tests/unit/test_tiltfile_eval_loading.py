@@ -20,6 +20,13 @@ def test_include_with_a_path_computed_in_a_loop(tiltfile) -> None:
     assert result.output == ("a", "b", "main")
 
 
+def test_files_next_to_an_included_file_that_are_not_starlark_do_not_matter(tiltfile) -> None:
+    result = tiltfile('include("lib/" + "Tiltfile")\n', files={
+        "lib/Tiltfile": 'print("lib")\n', "lib/.gitignore": "tilt\n",
+        "lib/notes.star": "undefined_name\n"})
+    assert result.output == ("lib",)
+
+
 def test_include_in_a_loop_that_never_runs_is_not_an_error(tiltfile) -> None:
     result = tiltfile("""
         for name in []:
@@ -31,13 +38,13 @@ def test_include_in_a_loop_that_never_runs_is_not_an_error(tiltfile) -> None:
     assert result.output == ("ok",)
 
 
-def test_load_dynamic_with_a_computed_path_returns_the_module(tiltfile) -> None:
+def test_load_dynamic_with_a_computed_path_returns_all_its_globals(tiltfile) -> None:
     result = tiltfile("""
         name = "li" + "b.star"
         m = load_dynamic(name)
         print(m["value"], sorted(m.keys()))
     """, files={"lib.star": "value = 41 + 1\n_private = 1\n"})
-    assert result.output == ('42 ["value"]',)
+    assert result.output == ('42 ["_private", "value"]',)
 
 
 def test_included_file_that_is_not_starlark_fails_at_its_own_line(tiltfile, tmp_path) -> None:
@@ -127,3 +134,16 @@ def test_syntax_error_at_end_of_file_points_at_the_end(tiltfile) -> None:
     with pytest.raises(TiltfileError) as info:
         tiltfile("x = [\n  1,\n")
     assert info.value.location.line == 3
+
+
+def test_undefined_name_in_a_file_that_never_runs_is_not_an_error(tiltfile) -> None:
+    result = tiltfile('if False:\n    include("bad.star")\nprint("ok")\n',
+                      files={"bad.star": "x = undefined_name\n"})
+    assert result.output == ("ok",)
+
+
+def test_undefined_name_in_a_loaded_file_fails_at_that_name(tiltfile, tmp_path) -> None:
+    with pytest.raises(TiltfileError) as info:
+        tiltfile('print("before")\nload("bad.star", "x")\n',
+                 files={"bad.star": "\nx = undefined_name\n"})
+    assert str(info.value) == f"{tmp_path / 'bad.star'}:2:5: undefined: undefined_name"
