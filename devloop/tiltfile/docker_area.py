@@ -207,9 +207,8 @@ class DockerArea:
         _command(fn, "command_bat", command_bat)
         if not argv:
             raise BuiltinError(f"{fn}: Argument 2 (command) can't be empty")
+        # No deps is allowed (Tilt >= 0.17.6): nothing is watched, the build runs once.
         dep_paths = [self.ctx.abspath(d) for d in want_str_list(fn, "deps", deps)]
-        if not dep_paths:
-            raise BuiltinError(f"{fn}: Argument 3 (deps) can't be empty")
         tag_text = want_str(fn, "tag", tag, allow_blob=False)
         outputs = want_str(fn, "outputs_image_ref_to", outputs_image_ref_to, allow_blob=False)
         if tag_text and outputs:

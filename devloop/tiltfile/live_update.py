@@ -11,6 +11,8 @@ as `live_update=`; `parse_live_update` enforces Tilt's ordering rules there:
     restart_container()  last
 
 Paths are made absolute where the step is written (the calling file's directory), like Tilt.
+Each step also carries `__str`, what Tilt's str(step) gives ("sync step: 'a'->'/b'"):
+extensions parse it (file_sync_only splits it on quotes).
 
 Whether sync sources and fall_back_on files lie under watched paths is checked once the
 Tiltfile has run (`check_watched_paths`), like Tilt: an image's syncs may read from any
@@ -20,6 +22,7 @@ context as a base image and live-updates the image built on top of it).
 
 from __future__ import annotations
 
+import json
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -67,7 +70,8 @@ class LiveUpdateSteps:
         there too. `local_path` must be inside the image's build context (or deps)."""
         local = self.ctx.abspath(want_str("sync", "local_path", local_path, allow_blob=False))
         remote = want_str("sync", "remote_path", remote_path, allow_blob=False)
-        return struct(SYNC, local_path=local, remote_path=remote, __pos=self._where())
+        return struct(SYNC, local_path=local, remote_path=remote, __pos=self._where(),
+                      __str=f"sync step: '{local}'->'{remote}'")
 
     def run(self, cmd: Any, trigger: Any = None, echo_off: Any = False) -> dict[str, Any]:
         """run(cmd, trigger=[], echo_off=False): run `cmd` in the container after the syncs
@@ -86,23 +90,28 @@ class LiveUpdateSteps:
             raise BuiltinError(f"run: for parameter 'cmd': got {type_name(cmd)}, "
                                "want string or list of strings")
         triggers = [self.ctx.abspath(t) for t in want_str_list("run", "trigger", trigger)]
+        shown = json.dumps(argv[2] if shell else " ".join(argv))
+        if triggers:
+            shown += f" (triggers: {'; '.join(triggers)})"
         return struct(RUN, cmd=argv, shell=shell, trigger=triggers,
-                      echo_off=want_bool("run", "echo_off", echo_off), __pos=self._where())
+                      echo_off=want_bool("run", "echo_off", echo_off), __pos=self._where(),
+                      __str=f"run step: {shown}")
 
     def fall_back_on(self, files: Any) -> dict[str, Any]:
         """fall_back_on(files): a change to any of these files (relative to this file) does a
         full image rebuild instead of a live update. Must come first in the list."""
         paths = [self.ctx.abspath(f) for f in want_str_list("fall_back_on", "files", files)]
-        return struct(FALL_BACK_ON, files=paths, __pos=self._where())
+        return struct(FALL_BACK_ON, files=paths, __pos=self._where(),
+                      __str=f"fall_back_on step: [{' '.join(paths)}]")
 
     def restart_container(self) -> dict[str, Any]:
         """restart_container(): restart the container after the update; last step only.
         Tilt supports it for Docker Compose; for Kubernetes it recommends restart_process."""
-        return struct(RESTART, __pos=self._where())
+        return struct(RESTART, __pos=self._where(), __str="restart_container step")
 
     def initial_sync(self) -> dict[str, Any]:
         """initial_sync(): upload every sync path when a container starts; first step only."""
-        return struct(INITIAL_SYNC, __pos=self._where())
+        return struct(INITIAL_SYNC, __pos=self._where(), __str="initial_sync step")
 
 
 def describe(step: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ import pytest
 from devloop.tiltfile import plan as p
 from devloop.tiltfile.context import EvalContext
 from devloop.tiltfile.errors import BuiltinError, TiltfileError
+from devloop.tiltfile.live_update import LiveUpdateSteps
 from devloop.tiltfile.messages_area import EXIT_MESSAGE, MessagesArea, stopped_by_exit
 
 DEPLOY = """
@@ -216,3 +217,22 @@ def test_k8s_custom_deploy_sync_outside_its_deps_fails(tiltfile):
         tiltfile("k8s_custom_deploy('x', 'true', 'true', deps=['src'], "
                  "image_selector='my/app', live_update=[sync('other', '/app')])\n",
                  files={"src/a": ""})
+
+
+def test_custom_build_may_have_no_deps(tiltfile):
+    plan = tiltfile("custom_build('img', 'make', [])\n").plan
+    image = plan.image("img")
+    assert isinstance(image, p.CustomBuild) and image.deps == ()
+
+
+def test_live_update_steps_carry_tilts_string_form(tmp_path):
+    """What str(step) gives in Tilt; extensions (file_sync_only) parse it."""
+    ctx = EvalContext(main_path=str(tmp_path / "Tiltfile"))
+    steps = LiveUpdateSteps(ctx)
+    assert steps.sync("app", "/srv")["__str"] == f"sync step: '{tmp_path}/app'->'/srv'"
+    assert steps.run("make x", trigger=["a"])["__str"] == \
+        f'run step: "make x" (triggers: {tmp_path}/a)'
+    assert steps.run(["make", "x"])["__str"] == 'run step: "make x"'
+    assert steps.restart_container()["__str"] == "restart_container step"
+    assert steps.initial_sync()["__str"] == "initial_sync step"
+    assert steps.fall_back_on(["f"])["__str"] == f"fall_back_on step: [{tmp_path}/f]"

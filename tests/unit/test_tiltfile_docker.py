@@ -231,7 +231,6 @@ def test_custom_build_with_every_argument(tiltfile, tmp_path):
 
 @pytest.mark.parametrize(("text", "message"), [
     ("custom_build('app', '', ['app'])", "custom_build: Argument 2 (command) can't be empty"),
-    ("custom_build('app', 'make', [])", "custom_build: Argument 3 (deps) can't be empty"),
     ("custom_build('app', 'make', ['app'], tag='v1', outputs_image_ref_to='f')",
      "Cannot specify both tag= and outputs_image_ref_to="),
     ("custom_build('app', 42, ['app'])",
