@@ -38,6 +38,7 @@ __DL_BUILTIN_STR = str
 __DL_BUILTIN_GETATTR = getattr
 __DL_BUILTIN_HASATTR = hasattr
 __DL_BUILTIN_DIR = dir
+__DL_BUILTIN_LEN = len
 __DL_BUILTIN_PRINT = print
 """
 
@@ -157,6 +158,10 @@ def _error_message(exc: starlark_go.StarlarkError, backtrace: str) -> str:
         lines = backtrace.strip("\n").splitlines()
         frames = [i for i, line in enumerate(lines) if re.match(r"^\s+\S+:\d+:\d+: in ", line)]
         text = "\n".join(lines[frames[-1] + 1:] if frames else lines[-1:])
+        if frames and lines[frames[-1]].rstrip().endswith(" in __dl_attr"):
+            # `x.name` (rewritten to __dl_attr) reports like Starlark's own `.name`, not
+            # like the getattr() it calls.
+            text = re.sub(r"^Error in getattr: (getattr: )?", "", text)
         text = re.sub(r"^Error in (__dl_\w+|located|fail): ", "", text)
         text = re.sub(r"^Error in ([\w.]+): \1: ", r"\1: ", text)
         text = re.sub(r"^Error in ([\w.]+): ", r"\1: ", text)

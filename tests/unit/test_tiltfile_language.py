@@ -166,3 +166,21 @@ def test_include_of_a_missing_file_fails_at_the_include_call(tiltfile):
 def test_print_shows_blob_text_and_struct_fields(tiltfile):
     result = tiltfile('print(blob("hello"), struct(a=1, b="x"), 3, sep=" | ")\n')
     assert result.output == ('hello | struct(a = 1, b = "x") | 3',)
+
+
+def test_len_of_a_struct_is_an_error_as_in_tilt_and_a_blob_has_its_text_length(tiltfile):
+    result = tiltfile('print(len(blob("abc")), len([1, 2]), len({"a": 1}), len("xy"))\n')
+    assert result.output == ("3 2 1 2",)
+    with pytest.raises(TiltfileError) as info:
+        tiltfile("s = struct(a=1)\nn = len(s)\n")
+    assert str(info.value).endswith("Tiltfile:2:8: len: value of type struct has no len")
+
+
+def test_missing_attribute_error_has_no_internal_prefix(tiltfile):
+    with pytest.raises(TiltfileError) as info:
+        tiltfile('x = 1\ny = "abc".zz\n')
+    assert info.value.message == "string has no .zz field or method"
+    assert (info.value.location.line, info.value.location.column) == (2, 10)
+    with pytest.raises(TiltfileError) as info:
+        tiltfile('y = getattr("abc", "zz")\n')
+    assert info.value.message == "getattr: string has no .zz field or method"
