@@ -209,10 +209,11 @@ def render(table: list[Row]) -> str:
         "publishes, plus the builtins its implementation registers beyond them, marked "
         "with +) and what devloop does with it:",
         "",
-        "- **supported**: does what Tilt does;",
+        "- **supported**: has its effect, as in Tilt;",
         "- **no-op**: accepted and checked, with no effect here, as in Tilt on Linux and "
         "macOS;",
-        "- **ignored**: accepted, and the Tiltfile's output says it is ignored;",
+        "- **ignored**: accepted, with a warning (in the evaluation's warnings) saying it is "
+        "ignored;",
         "- **refused**: evaluation fails with a message saying what to use instead;",
         "- **missing**: not there yet.",
         "",
