@@ -5,7 +5,8 @@ Tiltfile that recurses forever, loops or eats memory is stopped there and the da
 on. What the Tiltfile prints (`local()` echoes its command before running it) reaches the
 log as it happens. On success the engine adopts the new plan and only changed resources
 update; on any error the running state stays as it was and the error is shown with its
-file:line. Stopping the reloader kills a running evaluation and its commands.
+file:line. Stopping the reloader kills a running evaluation and its commands, and so does
+a new change while one runs (the loop then starts over with the new files).
 """
 
 from __future__ import annotations
@@ -76,11 +77,30 @@ class Reloader:
             loop.call_soon_threadsafe(functools.partial(
                 self.logs.append, TILTFILE_RESOURCE, line, source="tiltfile"))
 
+        running = asyncio.ensure_future(asyncio.to_thread(self.evaluate, self.child, on_output))
+        changed_again = asyncio.ensure_future(self._reload_wanted.wait())
         try:
-            evaluation = await asyncio.to_thread(self.evaluate, self.child, on_output)
+            await asyncio.wait({running, changed_again}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             self.child.cancel()
+            changed_again.cancel()
+            with contextlib.suppress(Exception):
+                await running
+            self.child.reset_cancel()
             raise
+        changed_again.cancel()
+        if not running.done():
+            # An edit during a slow evaluation (a load-time local() that hangs): stop it and
+            # let the loop evaluate the new files, instead of waiting out the old run.
+            self.child.cancel()
+            with contextlib.suppress(Exception):
+                await running
+            self.child.reset_cancel()
+            self.logs.append(TILTFILE_RESOURCE, "Tiltfile changed again during evaluation: "
+                             "stopped it to start over", source="tiltfile")
+            return
+        try:
+            evaluation = running.result()
         except Exception as exc:  # TiltfileError, or a fault of the evaluator itself
             error = exc if isinstance(exc, TiltfileError) else TiltfileError(
                 f"Tiltfile evaluation failed: {type(exc).__name__}: {exc}")

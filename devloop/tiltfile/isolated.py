@@ -137,6 +137,7 @@ class ChildEvaluator:
         self._spare: _Child | None = _Child() if keep_spare else None
         self._running: _Child | None = None
         self._cancelled = False
+        self._pending_cancel = False
 
     def evaluate(self, path: str, *, args: tuple[str, ...] = (), subcommand: str = "up",
                  extensions: ExtensionSettings | None = None, limits: Limits | None = None,
@@ -148,6 +149,9 @@ class ChildEvaluator:
                            extensions or ExtensionSettings.from_environ(), limits,
                            os.getcwd(), dict(os.environ))
         with self._lock:
+            if self._pending_cancel:
+                self._pending_cancel = False
+                raise TiltfileError("Tiltfile evaluation cancelled")
             child, self._spare = self._spare or _Child(), None
             self._running, self._cancelled = child, False
         try:
@@ -156,7 +160,7 @@ class ChildEvaluator:
             child.kill()
             with self._lock:
                 self._running = None
-                refill = self.keep_spare and not self._cancelled
+                refill = self.keep_spare
             # Off the caller's path: waiting for a process to exit and starting the next
             # one cost milliseconds each.
             threading.Thread(target=self._after, args=(child, refill), name="tiltfile-spare",
@@ -174,10 +178,18 @@ class ChildEvaluator:
             spare.reap()
 
     def cancel(self) -> None:
+        """Kill the running evaluation, or, if none has started yet, the next one (its
+        caller may be about to start it in another thread); `reset_cancel` forgets that."""
         with self._lock:
-            self._cancelled = True
             if self._running is not None:
+                self._cancelled = True
                 self._running.kill()
+            else:
+                self._pending_cancel = True
+
+    def reset_cancel(self) -> None:
+        with self._lock:
+            self._pending_cancel = False
 
     def close(self) -> None:
         with self._lock:

@@ -82,3 +82,16 @@ def test_ctrl_c_stops_up_while_a_load_time_local_runs(tmp_path: Path) -> None:
         assert process.wait(timeout=20) is not None
         time.sleep(4)
         assert not marker.exists(), "the load-time command must stop with devloop"
+
+
+def test_an_edit_during_a_hanging_load_time_local_applies_at_once(tmp_path: Path) -> None:
+    tiltfile, log = tmp_path / "Tiltfile", tmp_path / "up.log"
+    tiltfile.write_text(SERVE.format(v="v1"))
+    with _up(tmp_path, log, {}) as process:
+        _wait_for_log(log, "tick-v1", 60)
+        tiltfile.write_text('local("sleep 600")\n' + SERVE.format(v="v2"))
+        waiting = _wait_for_log(log, "local: sleep 600", 30)
+        tiltfile.write_text(SERVE.format(v="v3"))
+        _wait_for_log(log, "tick-v3", 60, after=waiting)
+        assert "tick-v2" not in log.read_text()[waiting:]
+        assert process.poll() is None
