@@ -3,6 +3,9 @@ stopped with an error naming it, in a child process, and the caller lives on."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -133,3 +136,18 @@ def test_a_spare_child_is_ready_for_the_next_evaluation(tmp_path: Path) -> None:
         child.close()
     assert spare.process.wait(timeout=5) is not None
     assert child._spare is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (b'x = "\x00"\n', "Tiltfile:1:6: NUL byte in source"),
+    (b"x = '\xff'\n", "Tiltfile:1:6: invalid UTF-8 (byte 0xff)"),
+    (b"def f(n):\n    return f(n + 1)\nf(0)\n", "evaluation aborted: "),
+])
+def test_tiltfile_result_reports_bad_input_without_a_traceback(
+        tmp_path: Path, text: bytes, expected: str) -> None:
+    (tmp_path / "Tiltfile").write_bytes(text)
+    done = subprocess.run([sys.executable, "-m", "devloop", "tiltfile-result"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "DEVLOOP_TILTFILE_MEMORY_MB": "600"})
+    assert done.returncode == 1, done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr
