@@ -256,10 +256,10 @@ class LocalArea:
         if trigger_mode is None:
             self._default_trigger.add(name_text)
 
-    def test(self, name: Any, cmd: Any = None, **kwargs: Any) -> None:
+    def test(self, *args: Any, **kwargs: Any) -> None:
         """test(name, cmd, ...): Tilt's deprecated early form of local_resource; the same
-        arguments and the same resource."""
-        self.local_resource(name, cmd, **kwargs)
+        arguments, positional or not, and the same resource."""
+        self.local_resource(*args, **kwargs)
 
     # -- probes
     def probe(self, initial_delay_secs: Any = 0, timeout_secs: Any = 1, period_secs: Any = 10,

@@ -94,10 +94,11 @@ def test_without_trigger_mode_resources_are_automatic(tiltfile):
 
 
 def test_test_is_local_resource(tiltfile):
-    plan = tiltfile("test('unit', 'pytest', deps=['src'])\n").plan
+    plan = tiltfile("test('unit', 'pytest', ['src'])\n").plan
     resource = plan.resource("unit")
     assert resource.type is p.ResourceType.LOCAL and resource.cmd is not None
     assert resource.cmd.argv == ("sh", "-c", "pytest")
+    assert resource.deps and resource.deps[0].endswith("/src")
 
 
 def test_windows_command_forms_take_a_list(tiltfile, tmp_path):
