@@ -326,6 +326,10 @@ def _own_by_root(info: tarfile.TarInfo) -> None:
     # changes the image.
     info.uid = info.gid = 0
     info.uname = info.gname = ""
+    # Whole seconds, as the docker CLI sends them: a fractional mtime makes a PAX header
+    # before the first entry, and buildx then no longer recognises stdin as a tar (it
+    # peeks 1024 bytes) and fails with "ambiguous Dockerfile source".
+    info.mtime = int(info.mtime)
     if info.isdir() or info.isreg():
         info.mode = stat.S_IMODE(info.mode)
 

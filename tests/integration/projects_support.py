@@ -19,6 +19,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECTS = REPO_ROOT / "tests" / "projects"
 T = TypeVar("T")
+# The cluster pulls nothing from public registries: testenv pushes busybox to its registry.
+CLUSTER_BUSYBOX = "localhost:5000/busybox:latest"
 
 
 def copy_project(name: str, target: Path) -> Path:
@@ -94,7 +96,7 @@ def devloop_up(project: Path, kubeconfig: Path, log_path: Path,
             process.wait()
 
 
-def deployment(name: str, command: str, *, image: str = "busybox", port: int = 0,
+def deployment(name: str, command: str, *, image: str = CLUSTER_BUSYBOX, port: int = 0,
                grace: int = 1, env: dict[str, str] | None = None,
                readiness: dict[str, Any] | None = None) -> dict[str, Any]:
     """A one-container Deployment running `command` with sh."""
