@@ -6,6 +6,12 @@ progress comes back as `--progress=rawjson` on stderr and is rendered line by li
 the resource's log while the build runs (`buildkit_progress.py`), and `--iidfile` gives
 the image ID that the content tag is made from.
 
+A Dockerfile with a `# syntax=` line runs an external frontend, which cannot read a context
+uploaded on stdin from older engines' BuildKit (Debian's Docker 20.10 answers "no http
+response from session"). Such builds give buildx the context directory itself, with the
+Dockerfile and the filter (`Dockerfile.dockerignore`, which the external frontend reads in
+place of the context's `.dockerignore`) in a temporary directory.
+
 The image goes where the user's current buildx builder puts it: with the default `docker`
 driver BuildKit runs inside the engine and writes the image straight into the engine's
 image store (`--load` costs nothing there), from which it is pushed; a container builder
@@ -80,9 +86,19 @@ async def buildx_info(docker: str = DOCKER) -> BuildxInfo | None:
     return BuildxInfo(version=text.splitlines()[0])
 
 
+@dataclass(frozen=True)
+class BuildInput:
+    """What buildx reads: a context tar on stdin (`stdin` a file descriptor, `context`
+    "-"), or a directory (`stdin` None); `dockerfile` as `--file` names it."""
+
+    context: str
+    dockerfile: str
+    stdin: int | None = None
+
+
 def build_argv(target: plan.DockerBuild, *, dockerfile: str, iidfile: str,
-               docker: str = DOCKER) -> list[str]:
-    """The `docker buildx build` command line for `target`, context read from stdin."""
+               docker: str = DOCKER, context: str = "-") -> list[str]:
+    """The `docker buildx build` command line for `target` (context "-": a tar on stdin)."""
     argv = [docker, "buildx", "build", "--progress=rawjson", "--iidfile", iidfile,
             "--file", dockerfile, "--load"]
     if target.target:
@@ -103,21 +119,22 @@ def build_argv(target: plan.DockerBuild, *, dockerfile: str, iidfile: str,
         argv += ["--add-host", host]
     if target.pull:
         argv.append("--pull")
-    argv.append("-")
+    argv.append(context)
     return argv
 
 
-async def run_build(target: plan.DockerBuild, *, context_tar: int, dockerfile: str,
-                    log: LogFn, docker: str = DOCKER,
-                    env: dict[str, str] | None = None) -> str:
-    """Run buildx with the context tar (an open file descriptor) on stdin; return the
-    image ID. Raises BuildxFailed, or OSError when docker cannot be started."""
+async def run_build(target: plan.DockerBuild, *, source: BuildInput, log: LogFn,
+                    docker: str = DOCKER, env: dict[str, str] | None = None) -> str:
+    """Run buildx on `source`; return the image ID. Raises BuildxFailed, or OSError when
+    docker cannot be started."""
     renderer = ProgressRenderer(log)
     with tempfile.TemporaryDirectory(prefix="devloop-buildx-") as tmp:
         iidfile = os.path.join(tmp, "iid")
-        argv = build_argv(target, dockerfile=dockerfile, iidfile=iidfile, docker=docker)
+        argv = build_argv(target, dockerfile=source.dockerfile, iidfile=iidfile, docker=docker,
+                          context=source.context)
+        stdin = source.stdin if source.stdin is not None else asyncio.subprocess.DEVNULL
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=context_tar, stdout=asyncio.subprocess.PIPE,
+            *argv, stdin=stdin, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
         try:
             assert proc.stdout is not None and proc.stderr is not None

@@ -314,6 +314,25 @@ def make_build_context(target: plan.DockerBuild) -> BuildContext:
                         files=count)
 
 
+def buildkit_ignore_patterns(target: plan.DockerBuild) -> list[str]:
+    """The filter as one ignore file, for BuildKit's `<Dockerfile>.dockerignore` (used when
+    BuildKit reads the context directory itself instead of devloop's tar): `only=` first,
+    as `*` plus an exception per path, then `.dockerignore` and `ignore=`. One difference
+    from `make_build_context`: a `!` exception in `.dockerignore` can re-include a path
+    outside `only=`."""
+    flt = ContextFilter.for_build(target)
+    lines: list[str] = []
+    if flt.only and "" not in flt.only:
+        lines += ["*", *(f"!{o}" for o in flt.only)]
+    lines += [p for p in flt.patterns if clean_pattern(p) is not None]
+    return lines
+
+
+def dockerfile_source(target: plan.DockerBuild) -> bytes:
+    """The Dockerfile's contents (blocking). Raises OSError when it cannot be read."""
+    return _dockerfile_source(target, os.path.abspath(target.context))[1]
+
+
 def context_digest(target: plan.DockerBuild) -> str:
     """The content digest of the filtered context (what `make_build_context` would send)."""
     ctx = make_build_context(target)

@@ -23,6 +23,7 @@ import contextlib
 import enum
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,9 +32,9 @@ from typing import Any, Protocol
 import docker
 import docker.errors
 
-from devloop.build import build_errors, buildkit
+from devloop.build import build_errors, buildkit, dockerfile_scan
 from devloop.build import registry as reg
-from devloop.build.context import make_build_context
+from devloop.build.context import buildkit_ignore_patterns, dockerfile_source, make_build_context
 from devloop.tiltfile import plan
 
 TAG_PREFIX = "devloop-"
@@ -91,6 +92,14 @@ def default_api_client() -> docker.APIClient:
     No read timeout: a build step may print nothing for minutes."""
     kwargs = docker.utils.kwargs_from_env()
     return docker.APIClient(version="auto", timeout=None, **kwargs)
+
+
+def _write_dockerfile_dir(target: plan.DockerBuild, path: str, dockerfile: bytes) -> None:
+    """The Dockerfile and its ignore file, for a build that reads the context directory."""
+    with open(path, "wb") as f:
+        f.write(dockerfile)
+    with open(path + ".dockerignore", "w", encoding="utf-8") as f:
+        f.write("".join(line + "\n" for line in buildkit_ignore_patterns(target)))
 
 
 def _extra_hosts(entries: tuple[str, ...]) -> dict[str, str]:
@@ -235,20 +244,37 @@ class DockerBuilder:
 
     async def _build_buildkit(self, target: plan.DockerBuild, log: LogFn) -> str:
         try:
+            dockerfile = await asyncio.to_thread(dockerfile_source, target)
+        except OSError as e:
+            raise BuildError(f"docker_build {target.ref!r}: {e}") from e
+        if "syntax" in dockerfile_scan.parse(dockerfile.decode(errors="replace")).directives:
+            with tempfile.TemporaryDirectory(prefix="devloop-dockerfile-") as tmp:
+                path = os.path.join(tmp, "Dockerfile")
+                await asyncio.to_thread(_write_dockerfile_dir, target, path, dockerfile)
+                source = buildkit.BuildInput(context=os.path.abspath(target.context),
+                                             dockerfile=path)
+                return await self._run_buildx(target, source, log)
+        try:
             ctx = await asyncio.to_thread(make_build_context, target)
         except OSError as e:
             raise BuildError(f"docker_build {target.ref!r}: {e}") from e
         try:
-            return await buildkit.run_build(target, context_tar=ctx.tar.fileno(),
-                                            dockerfile=ctx.dockerfile, log=log,
+            source = buildkit.BuildInput(context="-", dockerfile=ctx.dockerfile,
+                                         stdin=ctx.tar.fileno())
+            return await self._run_buildx(target, source, log)
+        finally:
+            ctx.close()
+
+    async def _run_buildx(self, target: plan.DockerBuild, source: buildkit.BuildInput,
+                          log: LogFn) -> str:
+        try:
+            return await buildkit.run_build(target, source=source, log=log,
                                             docker=self._docker_cli)
         except buildkit.BuildxFailed as e:
             raise _buildkit_error(target, e) from None
         except OSError as e:
             raise BuildError(f"docker_build {target.ref!r}: cannot run docker buildx: {e}",
                              temporary=True) from e
-        finally:
-            ctx.close()
 
     def _build_blocking(self, target: plan.DockerBuild, registry: reg.Registry | None,
                         emit: LogFn, cancelled: threading.Event) -> BuiltImage:

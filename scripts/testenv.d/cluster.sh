@@ -194,10 +194,7 @@ serializeImagePulls: false
 YAML
   # A kubelet started with an older configuration (an environment from before clusterDNS)
   # is restarted; its pods keep running.
-  if ! cmp -s "$CONF/kubelet.yaml.new" "$CONF/kubelet.yaml" && daemon_running kubelet; then
-    stop_daemon kubelet
-  fi
-  mv "$CONF/kubelet.yaml.new" "$CONF/kubelet.yaml"
+  replace_config kubelet "$CONF/kubelet.yaml"
   start_daemon kubelet kubelet --config="$CONF/kubelet.yaml" \
     --kubeconfig="$CONF/kubelet.kubeconfig" \
     --hostname-override="$NODE_NAME" \
@@ -207,6 +204,18 @@ YAML
 node_ready() {
   [[ "$(kubectl_admin get node "$NODE_NAME" \
     -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
+}
+
+# replace_config DAEMON FILE: move FILE.new over FILE when they differ, stopping DAEMON first
+# if it runs with the old content (the caller starts it again).
+replace_config() {
+  local daemon=$1 file=$2
+  if cmp -s "$file.new" "$file"; then
+    rm -f "$file.new"
+    return 0
+  fi
+  daemon_running "$daemon" && stop_daemon "$daemon"
+  mv "$file.new" "$file"
 }
 
 # The pod bridge with its gateway address, made before the first pod so CoreDNS can listen on
@@ -223,7 +232,7 @@ pod_bridge_up() {
 kube_proxy_up() {
   # conntrack.maxPerCore 0 leaves the host's conntrack table size alone; no NodePorts on
   # localhost (they need route_localnet); everything it serves binds to 127.0.0.1.
-  cat >"$CONF/kube-proxy.yaml" <<YAML
+  cat >"$CONF/kube-proxy.yaml.new" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -234,11 +243,15 @@ hostnameOverride: "$NODE_NAME"
 bindAddress: 127.0.0.1
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: [primary]
 conntrack:
   maxPerCore: 0
 iptables:
   localhostNodePorts: false
 YAML
+  # kube-proxy exits when its configuration file changes: rewrite it only when it differs,
+  # and then restart it ourselves.
+  replace_config kube-proxy "$CONF/kube-proxy.yaml"
   start_daemon kube-proxy kube-proxy --config="$CONF/kube-proxy.yaml"
   wait_for 60 "kube-proxy" kube-proxy http_ok http://127.0.0.1:10256/healthz
 }
@@ -273,7 +286,7 @@ subjects:
   kind: User
   name: system:coredns
 YAML
-  cat >"$CONF/Corefile" <<COREFILE
+  cat >"$CONF/Corefile.new" <<COREFILE
 .:53 {
     bind $POD_GATEWAY
     errors
@@ -289,6 +302,7 @@ YAML
     loop
 }
 COREFILE
+  replace_config coredns "$CONF/Corefile"
   start_daemon coredns coredns -conf "$CONF/Corefile"
   wait_for 60 "CoreDNS" coredns coredns_ready
   kubectl_admin apply -f - >/dev/null <<YAML

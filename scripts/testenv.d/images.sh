@@ -170,6 +170,10 @@ DOCKERFILE
   build_image "$dir" python:3.11-slim python:3.11
 }
 
+# Pods that resolve names need a dynamically linked libc: busybox-static's wget and ping
+# crash on a DNS lookup (static glibc cannot load its NSS modules). Tests use python.
+python_pushed() { push_local python 3.11-slim; }
+
 # The Go toolchain of the image: the go command's own distribution, served by the module
 # proxy as golang.org/toolchain (what GOTOOLCHAIN downloads), unpacked into /usr/local/go.
 GO_IMAGE_VERSION="${GO_IMAGE_VERSION:-1.26.8}"
@@ -180,10 +184,13 @@ golang_image() {
   module_dir=$(GOMODCACHE="$CACHE/gomod" GOTOOLCHAIN=local GOFLAGS= go mod download -json \
     "golang.org/toolchain@v0.0.1-go$GO_IMAGE_VERSION.linux-amd64" \
     | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-  [[ -x "$module_dir/bin/go" ]] || die "cannot download the Go $GO_IMAGE_VERSION toolchain module"
+  [[ -f "$module_dir/bin/go" ]] || die "cannot download the Go $GO_IMAGE_VERSION toolchain module"
   rm -rf "$dir" && mkdir -p "$dir"
   cp -a "$module_dir" "$dir/go"
+  # Module zips keep no file modes: make the commands executable again, as the go command
+  # does when it switches to a downloaded toolchain.
   chmod -R u+w "$dir/go"
+  chmod 0755 "$dir/go/bin/"* "$dir/go/pkg/tool/"*/*
   # As the official image: gcc and libc headers for cgo, git for modules from VCS, and
   # GOTOOLCHAIN=local so a go.mod asking for a newer Go fails instead of downloading one.
   cat >"$dir/Dockerfile" <<DOCKERFILE
@@ -204,14 +211,14 @@ DOCKERFILE
   rm -rf "$dir/go"
 }
 
-# tag_versions IMAGE VERSION SUFFIXES NAME: tag IMAGE as NAME:<major>, NAME:<major.minor>
-# and NAME:<major.minor.patch> of VERSION, each followed by every suffix ("" for none).
+# tag_versions IMAGE VERSION SUFFIXES NAME: tag IMAGE as NAME:<v> for every leading part of
+# VERSION (18, 18.20, 18.20.4), each followed by every suffix ("-" for none).
 tag_versions() {
-  local image=$1 version=$2 name=$4 major minor suffix v
+  local image=$1 version=$2 name=$4 suffix v="" part
   read -r -a suffixes <<<"$3"
-  major=${version%%.*}
-  minor=${version%.*}
-  for v in "$major" "$minor" "$version"; do
+  IFS=. read -r -a parts <<<"$version"
+  for part in "${parts[@]}"; do
+    v=${v:+$v.}$part
     for suffix in "${suffixes[@]}"; do
       [[ "$suffix" == - ]] && suffix=""
       docker tag "$image" "$name:$v$suffix"
@@ -231,11 +238,14 @@ RUN apt-get update \\
  && rm -rf /var/lib/apt/lists/*
 CMD ["node"]
 DOCKERFILE
-  build_image "$dir" "$marker"
-  version=$(docker run --rm "$marker" node --version) || die "node --version failed in $marker"
+  # Built under a working tag; the marker tag is only set once every version tag is.
+  build_image "$dir" "$marker-build"
+  version=$(docker run --rm "$marker-build" node --version) || die "node --version failed"
   version=${version#v}
   [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "unexpected node version '$version'"
-  tag_versions "$marker" "$version" "- -slim -$DEBIAN_SUITE -$DEBIAN_SUITE-slim" node
+  tag_versions "$marker-build" "$version" "- -slim -$DEBIAN_SUITE -$DEBIAN_SUITE-slim" node
+  docker tag "$marker-build" "$marker"
+  docker rmi "$marker-build" >/dev/null
 }
 
 openjdk_image() {
@@ -252,14 +262,17 @@ RUN mkdir -p /usr/share/man/man1 \\
 ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 CMD ["jshell"]
 DOCKERFILE
-  build_image "$dir" "$marker"
-  # `java -version` prints e.g. openjdk version "17.0.15" 2025-04-15 on stderr.
-  version=$(docker run --rm "$marker" java -version 2>&1 | sed -n 's/.*version "\([0-9.]*\)".*/\1/p')
-  [[ "$version" =~ ^17\.[0-9]+\.[0-9]+$ ]] || die "unexpected java version '$version'"
-  tag_versions "$marker" "$version" "- -jdk -jdk-slim -jdk-$DEBIAN_SUITE -jdk-slim-$DEBIAN_SUITE" openjdk
+  build_image "$dir" "$marker-build"
+  # `java -version` prints e.g. openjdk version "17.0.21.1" 2026-01-20 on stderr.
+  version=$(docker run --rm "$marker-build" java -version 2>&1 | sed -n 's/.*version "\([0-9.]*\)".*/\1/p')
+  [[ "$version" =~ ^17(\.[0-9]+)+$ ]] || die "unexpected java version '$version'"
+  tag_versions "$marker-build" "$version" \
+    "- -jdk -jdk-slim -jdk-$DEBIAN_SUITE -jdk-slim-$DEBIAN_SUITE" openjdk
   # Eclipse Temurin is the usual name for an OpenJDK build in Dockerfiles; this one is
   # Debian's build of the same OpenJDK release (README says so).
-  tag_versions "$marker" "$version" "- -jdk" eclipse-temurin
+  tag_versions "$marker-build" "$version" "- -jdk" eclipse-temurin
+  docker tag "$marker-build" "$marker"
+  docker rmi "$marker-build" >/dev/null
 }
 
 # BuildKit's Dockerfile frontend, the image a `# syntax=docker/dockerfile:1` line names.
@@ -285,6 +298,7 @@ images_up() {
   busybox_image
   debian_image
   python_image
+  python_pushed
   dockerfile_frontend_image
   golang_image
   node_image

@@ -86,8 +86,8 @@ def _tags(engine: docker.DockerClient, name: str) -> list[str]:
 VERSIONED = [
     ("golang", ["go", "version"], r"go version go(\d+\.\d+\.\d+) linux/amd64"),
     ("node", ["node", "--version"], r"v(\d+\.\d+\.\d+)"),
-    ("openjdk", ["java", "-version"], r'version "(\d+\.\d+\.\d+)"'),
-    ("eclipse-temurin", ["java", "-version"], r'version "(\d+\.\d+\.\d+)"'),
+    ("openjdk", ["java", "-version"], r'version "(\d+(?:\.\d+)+)"'),
+    ("eclipse-temurin", ["java", "-version"], r'version "(\d+(?:\.\d+)+)"'),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 import urllib.request
 import uuid
@@ -58,11 +59,12 @@ class Log:
     def text(self) -> str:
         return "\n".join(line for _, line in self.lines)
 
-    def first(self, needle: str) -> float:
+    def first_output(self, text: str) -> float:
+        """When a step's output line `text` arrived (`#<step> <seconds> <text>`)."""
         for at, line in self.lines:
-            if needle in line:
+            if re.fullmatch(rf"#\d+ \d+\.\d+ {re.escape(text)}", line):
                 return at
-        raise AssertionError(f"{needle!r} not in the log:\n{self.text}")
+        raise AssertionError(f"{text!r} not in the log:\n{self.text}")
 
 
 def build(target: plan.DockerBuild, log: Log, engine: Engine, *,
@@ -135,7 +137,8 @@ def test_progress_lines_arrive_while_the_build_runs(
     )
     log = Log()
     build(target_in(tmp_path, dockerfile), log, engine)
-    started, ended = log.first(f"step-starts-{token}"), log.first(f"step-ends-{token}")
+    started = log.first_output(f"step-starts-{token}")
+    ended = log.first_output(f"step-ends-{token}")
     # Streamed: the first line was in the log while the step was still sleeping.
     assert ended - started >= 3.0, log.text
     assert f"RUN echo step-starts-{token}" in log.text
@@ -249,3 +252,17 @@ def test_legacy_builder_still_builds_plain_dockerfiles(
     built = build(target_in(tmp_path, "FROM busybox\nRUN echo legacy > /f\n"), Log(), engine,
                   kind=BuilderKind.LEGACY)
     assert run(engine, built.ref, "cat", "/f") == "legacy\n"
+
+
+def test_syntax_line_build_keeps_only_ignore_and_dockerignore(
+        engine: Engine, tmp_path: Path) -> None:
+    # These builds hand BuildKit the context directory: the filter must still hold.
+    for name in ("keep.txt", "ignored.txt", "dockerignored.txt", "outside.txt"):
+        (tmp_path / name).write_text(name)
+    (tmp_path / ".dockerignore").write_text("dockerignored.txt\n")
+    target = plan.DockerBuild(
+        ref=f"devloop-bk-{uuid.uuid4().hex[:8]}", context=str(tmp_path), dockerfile="Dockerfile",
+        dockerfile_contents="# syntax=docker/dockerfile:1\nFROM busybox\nCOPY . /ctx/\n",
+        only=("keep.txt", "ignored.txt", "dockerignored.txt"), ignore=("ignored.txt",))
+    built = build(target, Log(), engine)
+    assert run(engine, built.ref, "ls", "/ctx").split() == ["keep.txt"]

@@ -228,11 +228,20 @@ def _service_pod_and_client(namespace: str, registry: str) -> tuple[
         spec=client.V1ServiceSpec(selector=labels,
                                   ports=[client.V1ServicePort(port=8080, target_port=8080)]))
     url = f"http://api.{namespace}.svc.cluster.local:8080/"
-    # busybox wget exits non-zero on anything but a 2xx answer.
-    caller = client.V1Container(
-        name="caller", image=f"{registry}/busybox:latest",
-        command=["sh", "-c", f"for i in $(seq 60); do wget -qO- -T 3 {url} && exit 0; "
-                             "sleep 1; done; exit 1"])
+    # urlopen raises on anything but a 2xx answer. (busybox-static cannot resolve names:
+    # static glibc has no NSS modules.)
+    script = ("import time, urllib.request\n"
+              "for attempt in range(60):\n"
+              "    try:\n"
+              f"        print(urllib.request.urlopen({url!r}, timeout=3).read().decode(), end='')\n"
+              "        break\n"
+              "    except OSError as exc:\n"
+              "        print('retrying:', exc, flush=True)\n"
+              "        time.sleep(1)\n"
+              "else:\n"
+              "    raise SystemExit(1)\n")
+    caller = client.V1Container(name="caller", image=f"{registry}/python:3.11-slim",
+                                command=["python3", "-c", script])
     pod = client.V1Pod(metadata=client.V1ObjectMeta(name="caller"),
                        spec=client.V1PodSpec(containers=[caller], restart_policy="Never"))
     return api, service, pod
@@ -255,7 +264,7 @@ def test_pod_reaches_another_service_by_its_dns_name(
     phase = wait_for("the caller pod to finish", finished, POD_READY_TIMEOUT_SECONDS)
     logs = core.read_namespaced_pod_log("caller", k8s_namespace)
     assert phase == "Succeeded", logs
-    assert logs.strip() == "api-ok"
+    assert logs.splitlines()[-1] == "api-ok", logs
     # The pod's resolver is the cluster's: the kube-dns Service, with the cluster search path.
     dns = core.read_namespaced_service("kube-dns", "kube-system")
     assert dns.spec.cluster_ip == "10.0.0.10"
