@@ -25,7 +25,7 @@ from devloop.tiltfile.isolated import ChildEvaluator, evaluate_in_child
 
 ROOT = Path(__file__).resolve().parents[1]
 TILTFILES = [ROOT / "examples" / "shop" / "Tiltfile", ROOT / "Tiltfile.example"]
-SPARE_IDLE_WAIT = 1.0  # seconds: longer than the spare's imports take on this machine
+SPARE_IDLE_WAIT = 2.0  # seconds: longer than the spare takes to import and warm up here
 
 
 def _measure(runs: int, once: Callable[[], Evaluation], pause: float = 0.0
