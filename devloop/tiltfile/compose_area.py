@@ -467,7 +467,8 @@ class ComposeArea:
 
     def _compose_builds(self, draft: PlanDraft, project: _Project) -> None:
         """An image target for each `build:` section that no docker_build/custom_build
-        replaces, named as Tilt names it; Compose builds it (`docker compose build`)."""
+        replaces, named as Tilt names it (the service's image, else `<project>_<service>`);
+        Compose builds it (`docker compose build`)."""
         for service, config in project.services.items():
             build = config.get("build")
             if build is None:
@@ -488,7 +489,8 @@ class ComposeArea:
                          (str(a).partition("=")[0], str(a).partition("=")[2]) for a in args))
             inline = spec.get("dockerfile_inline")
             draft.images.append(p.DockerBuild(
-                ref=compose_build_ref(project.name, service), context=context,
+                ref=candidates[0] if len(candidates) == 1 else compose_build_ref(
+                    project.name, service), context=context,
                 dockerfile=os.path.join(context, str(spec.get("dockerfile") or "Dockerfile")),
                 dockerfile_contents=str(inline) if inline is not None else None,
                 build_args=pairs, target=str(spec.get("target") or ""),

@@ -251,3 +251,36 @@ def test_dotenv_and_project_name_rules():
     assert parse_dotenv("export A=1\nB='two words'\nC=x # note\n#D=4\n") == {
         "A": "1", "B": "two words", "C": "x"}
     assert normalize_project_name("_My.Project-1") == "myproject-1"
+
+
+def test_a_build_section_no_build_replaces_is_an_image_target_named_as_tilt_does(tiltfile,
+                                                                                  tmp_path):
+    result = tiltfile("""
+        docker_build('shop/api', 'api')
+        docker_compose('compose.yaml', project_name='shop')
+    """, files=FILES | {"compose.yaml": SHOP.replace(
+        "      context: ./web\n",
+        "      context: ./web\n      dockerfile: Dockerfile.dev\n      target: dev\n"
+        "      args:\n        MODE: debug\n")})
+    plan = result.plan
+    assert [(image.ref, image.kind) for image in plan.images] == [
+        ("shop/api", "docker_build"), ("shop_web", "docker_compose")]
+    web = plan.image("shop_web")
+    assert isinstance(web, p.DockerBuild)
+    assert web.context == str(tmp_path / "web")
+    assert web.dockerfile == str(tmp_path / "web" / "Dockerfile.dev")
+    assert (web.target, web.build_args) == ("dev", (("MODE", "debug"),))
+    assert plan.resource("web").image_refs == ("shop_web",)
+    # api's build: is replaced by the docker_build that matches its image.
+    assert plan.resource("api").image_refs == ("shop/api",)
+
+
+def test_a_docker_build_named_like_compose_replaces_the_build_section(tiltfile):
+    result = tiltfile("""
+        docker_build('shop_web', 'web')
+        docker_compose('compose.yaml', project_name='shop')
+    """, files=FILES)
+    assert [(image.ref, image.kind) for image in result.plan.images] == [
+        ("shop_web", "docker_build"), ("shop/api", "docker_compose")]  # api names its image
+    assert result.plan.resource("api").image_refs == ("shop/api",)
+    assert result.plan.resource("web").image_refs == ("shop_web",)
