@@ -129,9 +129,11 @@ class CustomBuilder:
         return BuiltImage(ref=f"{repo}:{tag}", image_id=image_id, repo=repo, tag=tag)
 
     async def _run(self, target: plan.CustomBuild, env: dict[str, str], log: LogFn) -> None:
-        # A string command is already `("sh", "-c", text)`: it runs through the shell once,
-        # a list runs as argv without one, exactly as local() does.
+        # A string command runs through the shell once, a list as argv without one,
+        # exactly as local() does. The Tiltfile gives a string as ("sh", "-c", text).
         argv = list(target.command)
+        if target.shell and argv[:2] != ["sh", "-c"]:
+            argv = ["sh", "-c", " ".join(argv)]
         if not argv:
             raise BuildError(f"custom_build {target.ref!r}: empty command")
         shown = _shown(target)
@@ -163,8 +165,9 @@ class CustomBuilder:
 
 def _shown(target: plan.CustomBuild) -> str:
     """The command as the user wrote it: the shell text, or the argv joined for a shell."""
-    if target.shell and len(target.command) == 3:
-        return target.command[2]
+    if target.shell:
+        return target.command[2] if target.command[:2] == ("sh", "-c") else " ".join(
+            target.command)
     return shlex.join(target.command)
 
 

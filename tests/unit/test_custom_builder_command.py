@@ -42,3 +42,10 @@ def test_a_list_command_runs_without_a_shell(tmp_path: Path):
     lines = build(p.CustomBuild(ref="app", command=("echo", "$EXPECTED_REF", "a b"),
                                 shell=False, deps=(), dir=str(tmp_path)))
     assert "$EXPECTED_REF a b" in lines
+
+
+def test_a_shell_command_given_as_its_text_alone_runs_through_the_shell_once(tmp_path: Path):
+    out = tmp_path / "out.txt"
+    build(p.CustomBuild(ref="app", command=(f"echo a b > {out}",), shell=True, deps=(),
+                        dir=str(tmp_path)))
+    assert out.read_text() == "a b\n"
