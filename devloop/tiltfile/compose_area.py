@@ -509,7 +509,8 @@ class ComposeArea:
             resource_deps=tuple(sorted(deps)), trigger_mode=options.trigger_mode,
             auto_init=options.auto_init, links=tuple(links),
             image_refs=self._image_refs(service, config, options, draft, project),
-            compose_service=service)
+            compose_service=service, compose_config_hash=hashlib.sha256(json.dumps(
+                config, sort_keys=True, default=str).encode()).hexdigest()[:16])
 
     @staticmethod
     def _image_refs(service: str, config: Mapping[str, Any], options: _Options,

@@ -257,6 +257,8 @@ class Resource:
     container_selector: str = ""
     # docker_compose
     compose_service: str = ""
+    # Digest of the service's resolved config: a reload that changes it re-runs `up`.
+    compose_config_hash: str = ""
 
 
 # ---------------------------------------------------------------------------- settings

@@ -284,3 +284,12 @@ def test_a_docker_build_named_like_compose_replaces_the_build_section(tiltfile):
         ("shop_web", "docker_build"), ("shop/api", "docker_compose")]  # api names its image
     assert result.plan.resource("api").image_refs == ("shop/api",)
     assert result.plan.resource("web").image_refs == ("shop_web",)
+
+
+def test_a_change_to_a_services_config_changes_only_that_resource(tiltfile, tmp_path):
+    first = tiltfile("docker_compose('compose.yaml')\n", files=FILES).plan
+    second = tiltfile("docker_compose('compose.yaml')\n", files=FILES | {
+        "compose.yaml": SHOP.replace("    depends_on: [api]\n",
+                                     "    depends_on: [api]\n    environment: {A: b}\n")}).plan
+    changed = [r.name for r in second.resources if r != first.resource(r.name)]
+    assert changed == ["web"]
