@@ -67,7 +67,11 @@ class Reloader:
         while True:
             await self._reload_wanted.wait()
             self._reload_wanted.clear()
-            await self.reload()
+            try:
+                await self.reload()
+            except Exception as exc:  # the loop must outlive any one reload
+                self.logs.append(TILTFILE_RESOURCE, f"ERROR: reload failed: "
+                                 f"{type(exc).__name__}: {exc}", source="tiltfile")
 
     async def reload(self) -> None:
         self.logs.append(TILTFILE_RESOURCE, "Tiltfile changed: re-evaluating", source="tiltfile")

@@ -184,3 +184,9 @@ def test_missing_attribute_error_has_no_internal_prefix(tiltfile):
     with pytest.raises(TiltfileError) as info:
         tiltfile('y = getattr("abc", "zz")\n')
     assert info.value.message == "getattr: string has no .zz field or method"
+
+
+def test_print_with_a_non_string_separator_names_the_parameter(tiltfile):
+    with pytest.raises(TiltfileError) as info:
+        tiltfile("print(1, sep=2)\n")
+    assert info.value.message == "print: for parameter sep: got int, want string"

@@ -60,10 +60,12 @@ def test_endless_loop_stops_at_the_time_limit(tmp_path: Path) -> None:
 
 def test_a_slow_local_names_its_command_and_dies_with_the_evaluation(tmp_path: Path) -> None:
     marker = tmp_path / "still-running"
-    path = _tiltfile(tmp_path, f'local("sleep 1.5 && touch {marker}; sleep 600")\n')
-    error = _error(path, Limits(timeout_secs=1, memory_bytes=SMALL.memory_bytes))
-    assert "last output: 'local: sleep 1.5" in str(error)
-    time.sleep(1)
+    # The limit leaves the child time to start even on a busy machine; the command would
+    # leave its marker 2 s after the limit if it outlived the evaluation.
+    path = _tiltfile(tmp_path, f'local("sleep 7 && touch {marker}; sleep 600")\n')
+    error = _error(path, Limits(timeout_secs=5, memory_bytes=SMALL.memory_bytes))
+    assert "last output: 'local: sleep 7" in str(error)
+    time.sleep(3)
     assert not marker.exists(), "the command must be killed with the evaluation"
 
 
