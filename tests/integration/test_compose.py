@@ -261,6 +261,13 @@ def test_up_live_updates_disables_and_survives_a_broken_compose_file(testenv, tm
         action(api_port, "enable", "web")
         _wait_for(lambda: _get(url) == "v2\n" or _get(url) == "v1\n", 120, "web back")
 
+        # Editing one service's config re-runs `up` for it: Compose recreates its container.
+        side = containers(project)["side"]["Id"]
+        (directory / "compose.yaml").write_text(LIVE.replace("echo side up", "echo side v2"))
+        _wait_for(lambda: "side v2" in log.read_text(), 90, "side recreated with its new command")
+        assert containers(project)["side"]["Id"] != side
+        assert containers(project)["web"]["State"]["Status"] == "running"
+
         # A broken compose file: a clear error naming file and line; the rest keeps running.
         (directory / "compose.yaml").write_text(LIVE.replace("  side:\n", "  side: [\n"))
         _wait_for(lambda: "compose.yaml:8:12: expected" in log.read_text(), 60,
