@@ -279,21 +279,9 @@ def make_build_context(target: plan.DockerBuild) -> BuildContext:
     count = 0
     try:
         with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for rel, full in flt.walk():
-                if rel in (df_name, DOCKERIGNORE):
-                    continue  # added below from what was read
-                info = tar.gettarinfo(full, arcname=rel)
-                _own_by_root(info)
-                digest.update(f"{rel}\0{info.type!r}\0{info.mode:o}\0{info.linkname}\0".encode())
-                if info.isreg():
-                    with open(full, "rb") as f:
-                        hashing = _HashingReader(f, digest)
-                        tar.addfile(info, hashing)
-                        if hashing.size != info.size:
-                            raise OSError(f"{full} changed size while the context was being sent")
-                else:
-                    tar.addfile(info)
-                count += 1
+            # The Dockerfile (a short name, a whole-second mtime) goes first: buildx peeks at
+            # the start of stdin to tell a tar from a Dockerfile, and a PAX header there
+            # (a long or non-ASCII path) would make it fail with "ambiguous Dockerfile source".
             extra = [(df_name, df_contents)]
             if dockerignore:
                 extra.append((DOCKERIGNORE, dockerignore.encode()))
@@ -305,6 +293,21 @@ def make_build_context(target: plan.DockerBuild) -> BuildContext:
                 digest.update(f"{name}\0{len(data)}\0".encode())
                 digest.update(data)
                 tar.addfile(info, io.BytesIO(data))
+                count += 1
+            for rel, full in flt.walk():
+                if rel in (df_name, DOCKERIGNORE):
+                    continue  # added above from what was read
+                info = tar.gettarinfo(full, arcname=rel)
+                _own_by_root(info)
+                digest.update(f"{rel}\0{info.type!r}\0{info.mode:o}\0{info.linkname}\0".encode())
+                if info.isreg():
+                    with open(full, "rb") as f:
+                        hashing = _HashingReader(f, digest)
+                        tar.addfile(info, hashing)
+                        if hashing.size != info.size:
+                            raise OSError(f"{full} changed size while the context was being sent")
+                else:
+                    tar.addfile(info)
                 count += 1
     except BaseException:
         out.close()

@@ -266,3 +266,14 @@ def test_syntax_line_build_keeps_only_ignore_and_dockerignore(
         only=("keep.txt", "ignored.txt", "dockerignored.txt"), ignore=("ignored.txt",))
     built = build(target, Log(), engine)
     assert run(engine, built.ref, "ls", "/ctx").split() == ["keep.txt"]
+
+
+def test_context_with_long_and_non_ascii_paths_reaches_buildkit(
+        engine: Engine, tmp_path: Path) -> None:
+    # Such paths need PAX headers in the tar; buildx must still see a tar on stdin.
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    (deep / "caf\u00e9-long-name.txt").write_text("deep\n")
+    built = build(target_in(tmp_path, "FROM busybox\nCOPY . /ctx/\n"), Log(), engine)
+    listing = run(engine, built.ref, "find", "/ctx", "-name", "caf*")
+    assert listing.strip().endswith("-long-name.txt")
