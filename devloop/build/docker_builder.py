@@ -128,8 +128,9 @@ def _buildkit_error(target: plan.DockerBuild, failure: buildkit.BuildxFailed) ->
     failed = failure.renderer.failed
     message = failure.message
     image = build_errors.image_from_failure(failed.name, failed.error) if failed else None
-    if image:
-        return BuildError(build_errors.missing_base_image_message(target, image, message))
+    if image and failed:
+        # The step's own error is the short form of buildx's rpc-wrapped closing line.
+        return BuildError(build_errors.missing_base_image_message(target, image, failed.error))
     tail = "\n".join(failed.tail) if failed else ""
     return BuildError(f"docker_build {target.ref!r} failed: {message}", tail)
 
