@@ -1,0 +1,159 @@
+"""K8sRunner's runtime reading against a fake cluster: pod events, log follows, forwards."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from devloop.engine.k8s_runner import K8sRunner
+from devloop.engine.runner import RunnerHooks
+from devloop.engine.scheduler import RuntimeState
+from devloop.k8s.events import EventHub
+from devloop.tiltfile import plan as p
+
+POD: dict[str, Any] = {
+    "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "ns"},
+    "spec": {"containers": [{"name": "main", "image": "busybox"}]}}
+
+
+def pod_status(*, ready: bool, running: bool = True, restarts: int = 0) -> dict[str, Any]:
+    state = {"running": {}} if running else {"terminated": {"exitCode": 0}}
+    return {**POD, "status": {
+        "phase": "Running" if running else "Succeeded",
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        "containerStatuses": [{"name": "main", "ready": ready, "restartCount": restarts,
+                               "state": state}]}}
+
+
+class Silent:
+    async def watch_pod_events(self, namespace: str) -> AsyncIterator[Any]:
+        await asyncio.Event().wait()
+        yield None
+
+
+class Cluster:
+    namespace = "ns"
+
+    def __init__(self) -> None:
+        self.events = EventHub(Silent(), since=0)
+        self.live = pod_status(ready=False)
+        self.follows: list[tuple[str, str]] = []
+
+    async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
+        return {}
+
+    async def build_images(self, plan: p.Plan, refs: tuple[str, ...], log: Any) -> dict:
+        return {}
+
+    def prepare(self, resource: p.Resource, images: dict[str, str]) -> list[dict[str, Any]]:
+        return [dict(POD)]
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        return manifest
+
+    async def read(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        return self.live
+
+    async def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        return [self.live]
+
+    async def follow_logs(self, namespace: str, pod: str, container: str, log: Any) -> None:
+        self.follows.append((pod, container))
+
+    async def forward(self, *args: Any) -> Any:
+        raise AssertionError("no port-forwards here")
+
+
+def warning(uid: str, reason: str, message: str) -> dict[str, Any]:
+    return {"metadata": {"uid": uid}, "type": "Warning", "reason": reason, "message": message,
+            "count": 1, "lastTimestamp": "2030-01-01T00:00:00Z",
+            "involvedObject": {"kind": "Pod", "name": "web", "namespace": "ns"}}
+
+
+def make() -> tuple[K8sRunner, Cluster, list[str]]:
+    cluster = Cluster()
+    lines: list[str] = []
+    hooks = RunnerHooks(log=lambda resource, text, source, prefix: lines.append(text),
+                        changed=lambda: None)
+    resource = p.Resource(name="web", type=p.ResourceType.K8S)
+    plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,))
+    runner = K8sRunner(resource, plan=plan, cluster=cluster, hooks=hooks)  # type: ignore[arg-type]
+    runner.applied = [dict(POD)]
+    return runner, cluster, lines
+
+
+def test_warnings_about_an_unready_pod_are_alerts_and_every_event_is_logged_and_kept():
+    async def run() -> None:
+        runner, cluster, lines = make()
+        await runner._observe()
+        cluster.events.deliver(warning("1", "Unhealthy", "Readiness probe failed: no"))
+        await runner._observe()
+        report = runner.runtime()
+        assert report.state == RuntimeState.PENDING
+        assert report.alerts == ["pod web: Unhealthy: Readiness probe failed: no"]
+        assert "[event: pod web] Unhealthy: Readiness probe failed: no" in lines
+        assert report.details["events"][0]["reason"] == "Unhealthy"
+        cluster.live = pod_status(ready=True)
+        await runner._observe()
+        assert runner.runtime().alerts == []  # a ready pod's warnings are history
+        assert runner.runtime().details["events"][0]["reason"] == "Unhealthy"
+        await runner.stop()
+        await cluster.events.close()
+
+    asyncio.run(run())
+
+
+def test_a_stopped_container_is_followed_once_a_new_instance_again():
+    async def run() -> None:
+        runner, cluster, _ = make()
+        cluster.live = pod_status(ready=False, running=False)
+        for _ in range(3):
+            await runner._observe()
+            await asyncio.sleep(0)  # let the follow task end
+        assert cluster.follows == [("web", "main")]
+        cluster.live = pod_status(ready=True, restarts=1)
+        await runner._observe()
+        await asyncio.sleep(0)
+        assert cluster.follows == [("web", "main"), ("web", "main")]
+        await runner.stop()
+        await cluster.events.close()
+
+    asyncio.run(run())
+
+
+def test_changed_files_whose_content_hashes_as_deployed_update_nothing():
+    class Digests(Cluster):
+        def __init__(self) -> None:
+            super().__init__()
+            self.digest = "sha256:1"
+            self.builds = 0
+
+        async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
+            return {"app": self.digest}
+
+        async def build_images(self, plan: p.Plan, refs: tuple[str, ...], log: Any) -> dict:
+            self.builds += 1
+            return {"app": f"reg/app:{self.builds}"}
+
+    async def run() -> None:
+        cluster = Digests()
+        lines: list[str] = []
+        hooks = RunnerHooks(log=lambda resource, text, source, prefix: lines.append(text),
+                            changed=lambda: None)
+        resource = p.Resource(name="web", type=p.ResourceType.K8S, image_refs=("app",))
+        plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,), images=(
+            p.DockerBuild(ref="app", context="/p/app", dockerfile="Dockerfile"),))
+        runner = K8sRunner(resource, plan=plan, cluster=cluster,  # type: ignore[arg-type]
+                           hooks=hooks)
+        await runner.update(())
+        await runner.update(("/p/app/main.py",))
+        assert cluster.builds == 1
+        assert "1 changed file, same content as deployed: nothing to update" in lines
+        cluster.digest = "sha256:2"
+        await runner.update(("/p/app/main.py",))
+        assert cluster.builds == 2
+        await runner.stop()
+        await cluster.events.close()
+
+    asyncio.run(run())
