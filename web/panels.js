@@ -186,6 +186,9 @@ export function renderFacets(panel, state, name, cache) {
     section("compose-config", "Compose config (effective)",
       el("pre", { class: "yaml" }, details.composeConfig)),
   ];
-  panel.replaceChildren(summary, yaml, ...composeSections, lastLog, history, podSection,
-    forwardSection, liveSection);
+  // A Compose service applies nothing to a cluster and has no pods or port-forwards.
+  const k8sSections = composeSections.length ? [] : [yaml];
+  const runtimeSections = composeSections.length ? [] : [podSection, forwardSection];
+  panel.replaceChildren(summary, ...k8sSections, ...composeSections, lastLog, history,
+    ...runtimeSections, liveSection);
 }
