@@ -12,6 +12,7 @@ from devloop.build.context import (
     GENERATED_DOCKERFILE,
     ContextFilter,
     PatternMatcher,
+    buildkit_ignore_patterns,
     context_digest,
     make_build_context,
 )
@@ -191,3 +192,24 @@ def test_excluded_directory_with_exception_inside_is_descended(tmp_path):
     names = _names(_target(tmp_path))
     assert "vendor/keep/a.txt" in names
     assert "vendor/drop/b.txt" not in names
+
+
+def test_buildkit_ignore_file_matches_the_tar_filter(project):
+    # The same filter as one ignore file, for builds where BuildKit reads the directory.
+    target = _target(project, only=("src", "main.py", "debug.log", "secrets"), ignore=("docs",))
+    patterns = buildkit_ignore_patterns(target)
+    assert patterns[:5] == ["*", "!src", "!main.py", "!debug.log", "!secrets"]
+    matcher = PatternMatcher(patterns)
+    sent = {n for n in _names(target) if n not in ("Dockerfile", ".dockerignore")}
+    for rel in ("main.py", "debug.log", "secrets/key.pem", "secrets/public.txt",
+                "src/lib.py", "docs/index.md"):
+        assert (rel in sent) == (not matcher.matches(rel)), rel
+
+
+def test_tar_starts_with_the_dockerfile(project):
+    ctx = make_build_context(_target(project))
+    try:
+        with tarfile.open(fileobj=ctx.tar) as tar:
+            assert tar.getmembers()[0].name == "Dockerfile"
+    finally:
+        ctx.close()
