@@ -7,6 +7,7 @@ Routes (all JSON unless said otherwise):
   GET  /api/v1/{kind}/{name}         one object
   GET  /api/v1/watch                 events of every kind (also /api/v1/all?watch=1)
   GET  /api/v1/logs                  see logs_api
+  GET  /api/v1/openapi.json          the API's OpenAPI description (see openapi)
   POST /api/v1/actions/...           see actions (token required)
   GET  /                             the dashboard page, with the token in a <meta> tag
   GET  /static/...                   the rest of the dashboard's files
@@ -33,9 +34,10 @@ from devloop.engine.store import Store
 from devloop.server.actions import Actions, ActionsApi
 from devloop.server.daemon_file import daemon_file, remove_daemon_file, write_daemon_file
 from devloop.server.logs_api import LogsApi
+from devloop.server.openapi import describe
 from devloop.server.outbox import StreamSettings
 from devloop.server.security import WILDCARD_HOSTS, Guard, add_security_headers
-from devloop.server.watch import ALL_KINDS, ChangeFeed, stream_changes
+from devloop.server.watch import ALL_KINDS, ChangeFeed, resume_version, stream_changes
 
 DEFAULT_PORT = 10350
 # Kinds the engine publishes; a plural of one of them (`pods`) names the same kind.
@@ -144,9 +146,11 @@ class ResourceApi:
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/api/v1", self.kinds), web.get("/api/v1/", self.kinds),
+                web.get("/api/v1/openapi.json", self.openapi),
                 web.get("/api/v1/watch", self.watch_all),
                 web.get("/api/v1/{kind}", self.list),
-                web.get("/api/v1/{kind}/{name}", self.get)]
+                # /api/v1/actions/... are POST-only: a GET there is a 405, not a lookup.
+                web.get(r"/api/v1/{kind:(?!actions/)[^/]+}/{name}", self.get)]
 
     async def kinds(self, request: web.Request) -> web.Response:
         return web.json_response({
@@ -154,6 +158,9 @@ class ResourceApi:
             "kinds": [{"kind": kind, "count": len(self.store.list(kind))}
                       for kind in self.store.kinds()],
             "openStreams": len(self.streams)})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(describe())
 
     async def _stream(self, request: web.Request, kind: str) -> web.StreamResponse:
         with self.streams.track():
@@ -167,6 +174,7 @@ class ResourceApi:
         kind = normalize_kind(request.match_info["kind"], self.store.kinds())
         if request.query.get("watch", "") not in ("", "0", "false"):
             return await self._stream(request, kind)
+        resume_version(request, "resourceVersion")  # unused by a list, but never wrong
         objects = list(self.store) if kind == ALL_KINDS else self.store.list(kind)
         return web.json_response({"kind": kind, "resourceVersion": str(self.store.version),
                                   "items": [obj.to_json() for obj in objects]})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from devloop.server.outbox import (
     send_stream,
     write_within,
 )
-from devloop.server.watch import parse_version
+from devloop.server.watch import parse_version, resume_version
 
 SOURCES = frozenset({"build", "runtime", "local", "tiltfile"})
 # A page of 1,000 lines is a few hundred KB of JSON; 10,000 (about 3 MB) is serialised in a
@@ -71,15 +72,16 @@ class LogQuery:
         if unknown:
             raise _bad_request(f"unknown source {sorted(unknown)[0]!r}: use one of "
                                + ", ".join(sorted(SOURCES)))
-        since = parse_version(params.get("since") or request.headers.get("Last-Event-ID"))
-        limit = parse_version(params.get("limit"))
-        if limit is not None and not 0 <= limit <= MAX_LIMIT:
+        since = resume_version(request, "since")
+        raw_limit = params.get("limit")
+        limit = int(raw_limit) if raw_limit and re.fullmatch("[0-9]{1,9}", raw_limit) else -1
+        if raw_limit is not None and not 0 <= limit <= MAX_LIMIT:
             raise _bad_request(f"limit must be from 0 to {MAX_LIMIT}; page back with "
                                "before=<seq of the oldest line received>")
         wanted = LogFilter(resource=params.get("resource") or None, query=params.get("q", ""),
                            sources=sources, since=max(since or 0, 0),
                            before=parse_version(params.get("before")))
-        return cls(wanted=wanted, limit=DEFAULT_LIMIT if limit is None else limit)
+        return cls(wanted=wanted, limit=DEFAULT_LIMIT if raw_limit is None else limit)
 
     async def select(self, logs: LogStore) -> tuple[list[LogLine], bool]:
         """The newest `limit` matching lines in order, and whether older ones match too."""

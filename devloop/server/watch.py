@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,22 +136,34 @@ def event_cost(event: WatchEvent) -> int:
     return len(event.wire) + 8
 
 
+# A version or seq as we send it: decimal digits only (int() would also take "-1", " 7",
+# "1_000" and other scripts' digits), at most 18, so it fits the store's 64-bit arrays.
+VERSION_DIGITS = "[0-9]{1,18}"
+
+
 def parse_version(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"not a version: {value!r}"}),
-                                 content_type="application/json") from exc
+    if not re.fullmatch(VERSION_DIGITS, value):
+        raise web.HTTPBadRequest(text=json.dumps({
+            "error": f"not a version: {value[:40]!r} (a number from an earlier answer)"}),
+            content_type="application/json")
+    return int(value)
+
+
+def resume_version(request: web.Request, param: str) -> int | None:
+    """Where a stream resumes: the `param` query value, else the `Last-Event-ID` header an
+    EventSource sends on reconnecting. Both are checked, so a bad one is never ignored."""
+    given = parse_version(request.query.get(param))
+    header = parse_version(request.headers.get("Last-Event-ID"))
+    return given if given is not None else header
 
 
 async def stream_changes(request: web.Request, feed: ChangeFeed, kind: str, *,
                          settings: StreamSettings, closing: asyncio.Event,
                          ) -> web.StreamResponse:
     """`GET /api/v1/{kind}?watch=1`: replay, then live changes, until either side stops."""
-    since = parse_version(request.query.get("resourceVersion")
-                          or request.headers.get("Last-Event-ID"))
+    since = resume_version(request, "resourceVersion")
     response = web.StreamResponse()
     try:
         response = await open_event_stream(request)

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import schemathesis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
 from devloop.server.app import RunningServer, ServerSettings, start_server
+from devloop.server.openapi import describe
 from devloop.server.security import TOKEN_HEADER
 from tests.unit.server_support import FakeActions
 
@@ -183,4 +185,33 @@ def test_actions_never_fail_on_the_server(served: Served, action: str, body: byt
     check(status, kind, data, path)
     for name, value in served.actions.calls:
         assert isinstance(value, (str, list)), (name, value)
+    served.actions.calls.clear()
+
+
+# -- the same server against its own OpenAPI description (schemathesis)
+
+API = schemathesis.openapi.from_dict(describe())
+SCHEMA_CASES = 60  # per operation; 12 operations
+
+
+def test_the_served_description_is_the_one_checked(served: Served) -> None:
+    status, kind, data = exchange(served, "GET", "/api/v1/openapi.json")
+    assert status == 200 and json.loads(data) == json.loads(json.dumps(describe()))
+
+
+@API.parametrize()
+@settings(max_examples=SCHEMA_CASES, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_every_answer_matches_the_openapi_description(case, served: Served) -> None:
+    # A stream answers for as long as the client stays: its head is checked by the read
+    # fuzzer above; here only answers with an end.
+    if case.query:
+        for name in ("watch", "follow"):
+            case.query.pop(name, None)
+    kind = (case.path_parameters or {}).get("kind", "")
+    if case.path == "/api/v1/watch" or kind in ("watch", "logs", "openapi.json", "actions"):
+        return  # a stream, or another operation's path
+    response = case.call(base_url=f"http://127.0.0.1:{served.port}",
+                         headers={TOKEN_HEADER: served.token}, timeout=TIMEOUT_SECONDS)
+    case.validate_response(response)
     served.actions.calls.clear()

@@ -55,7 +55,8 @@ async def test_refused_action_is_409(tmp_path):
 async def test_actions_are_post_only(tmp_path):
     async with running_daemon(tmp_path) as daemon:
         async with daemon.http.get(f"{daemon.url}/api/v1/actions/trigger") as response:
-            assert response.status == 404
+            assert response.status == 405 and response.headers["Allow"] == "POST"
+            assert "error" in await response.json()
         assert daemon.actions.calls == []
 
 

@@ -89,7 +89,9 @@ async def test_an_existing_open_state_directory_is_made_private(tmp_path):
 async def test_malformed_query_values_are_400_not_500(tmp_path):
     async with running_daemon(tmp_path) as daemon:
         for path in ("/api/v1/logs?limit=" + "9" * 5000, "/api/v1/logs?limit=1000000",
-                     "/api/v1/logs?before=%F0%9F%92%A9", "/api/v1/pod?watch=1&resourceVersion=-"):
+                     "/api/v1/logs?before=%F0%9F%92%A9", "/api/v1/pod?watch=1&resourceVersion=-",
+                     "/api/v1/logs?since=-1", "/api/v1/logs?limit=", "/api/v1/logs?since=1_0",
+                     "/api/v1/pod?resourceVersion=x"):
             async with daemon.http.get(URL(daemon.url + path, encoded=True)) as response:
                 assert response.status == 400, path
                 assert json.loads(await response.read())["error"]
