@@ -11,7 +11,7 @@ import socket
 import yaml
 
 from devloop import cli
-from devloop.client import ClientError, age, run
+from devloop.client import LOG_PAGE, ClientError, age, run
 from tests.unit.server_support import running_daemon
 
 
@@ -98,6 +98,16 @@ async def test_logs_prints_prefixed_lines(tmp_path, monkeypatch):
         daemon.logs.append("web", "GET /")
         text = await client(daemon, "logs", "api")
     assert text.splitlines() == [f"{'api':>14} │ [api-7f] api v1 listening"]
+
+
+async def test_logs_pages_back_to_print_every_kept_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEVLOOP_STATE_DIR", str(tmp_path / "state"))
+    async with running_daemon(tmp_path) as daemon:
+        for index in range(LOG_PAGE + 1500):  # more than one page of the daemon's answer
+            daemon.logs.append("api", f"line {index}")
+        lines = (await client(daemon, "logs", "api")).splitlines()
+    assert len(lines) == LOG_PAGE + 1500
+    assert lines[0].endswith("│ line 0") and lines[-1].endswith(f"│ line {LOG_PAGE + 1499}")
 
 
 async def test_logs_follow_prints_new_lines_until_the_daemon_stops(tmp_path, monkeypatch):
