@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     tiltfile_options(ci)
     server_options(ci)
     ci.add_argument("--timeout", default="", help="e.g. 30m, 90s (default: ci_settings or 30m)")
+    ci.add_argument("--junit-xml", default="", metavar="FILE",
+                    help="write a JUnit XML report: one test case per resource")
+    ci.add_argument("--report-json", default="", metavar="FILE",
+                    help="write a JSON report: per-resource timings, builds and alerts")
 
     down = sub.add_parser("down", help="delete what up/ci deployed")
     tiltfile_options(down)

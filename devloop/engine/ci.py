@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from devloop.engine.engine import Engine
 from devloop.engine.scheduler import RuntimeState, UpdateState
@@ -21,6 +24,11 @@ class CiOutcome:
     ok: bool
     failed_resource: str = ""
     message: str = ""
+    # For the reports: seconds from the start of the wait until each resource was first seen
+    # ready, and the wall-clock start and end of the wait.
+    ready_after: Mapping[str, float] = field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
 
 
 def judge(engine: Engine) -> CiOutcome | None:
@@ -42,10 +50,26 @@ def judge(engine: Engine) -> CiOutcome | None:
 
 async def wait_for_outcome(engine: Engine, timeout: float,
                            settle: float = SETTLE_SECONDS) -> CiOutcome:
+    started = time.time()
+    ready_after: dict[str, float] = {}
+
+    def note_ready() -> None:
+        for view in engine.views():
+            if view.ready and not view.dirty and view.name not in ready_after:
+                ready_after[view.name] = round(time.time() - started, 3)
+
+    outcome = await _wait(engine, timeout, settle, note_ready)
+    return dataclasses.replace(outcome, ready_after=ready_after, started=started,
+                               finished=time.time())
+
+
+async def _wait(engine: Engine, timeout: float, settle: float,
+                note_ready: Callable[[], None]) -> CiOutcome:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     healthy_since: float | None = None
     while True:
+        note_ready()
         outcome = judge(engine)
         if outcome is not None and not outcome.ok:
             return outcome

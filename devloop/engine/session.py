@@ -117,6 +117,7 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
         server = await _start_server(options, mode, store, logs, actions)
         if reloader is None:
             outcome = await wait_for_outcome(engine, _timeout(options, plan))
+            _write_ci_reports(options, engine, logs, outcome)
             return _report_ci(engine, logs, outcome)
         reloader.start()
         stop = asyncio.Event()
@@ -179,3 +180,16 @@ def _report_ci(engine: Engine, logs: LogStore, outcome: CiOutcome) -> int:
     print(flush=True)
     print(ci_summary(engine.views(), engine.store, logs, outcome), end="", flush=True)
     return 0 if outcome.ok else 1
+
+
+def _write_ci_reports(options: argparse.Namespace, engine: Engine, logs: LogStore,
+                      outcome: CiOutcome) -> None:
+    """--junit-xml, --report-json and GitHub annotations (devloop.reports)."""
+    from devloop.reports import write_ci_reports
+
+    write_ci_reports(store=engine.store, logs=logs, ok=outcome.ok,
+                     failed_resource=outcome.failed_resource, message=outcome.message,
+                     started=outcome.started, finished=outcome.finished,
+                     ready_after=outcome.ready_after, names=[v.name for v in engine.views()],
+                     junit_xml=getattr(options, "junit_xml", ""),
+                     report_json=getattr(options, "report_json", ""))
