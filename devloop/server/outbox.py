@@ -133,10 +133,9 @@ async def send_stream(request: web.Request, response: web.StreamResponse, outbox
             if outbox.overflowed:
                 await _drop(request, response, outbox, resume_hint(), settings)
                 return
-            items = outbox.take()
-            if items:
-                await write_within(response, b"".join(render(item) for item in items),
-                             settings.send_timeout_seconds)
+            data = b"".join(render(item) for item in outbox.take())
+            if data:
+                await write_within(response, data, settings.send_timeout_seconds)
                 last_write = time.monotonic()
                 continue
             idle = time.monotonic() - last_write
@@ -164,8 +163,9 @@ async def _drop(request: web.Request, response: web.StreamResponse, outbox: Outb
     message = (f"client too slow: more than {outbox.limit_bytes} bytes waited to be sent to "
                f"it, so the stream is closed; {hint}")
     try:
+        # A short wait: this client is already known to be behind.
         await write_within(response, event_bytes({"error": message}, event="error"),
-                     min(settings.send_timeout_seconds, 5.0))
+                           min(settings.send_timeout_seconds, 5.0))
     except ClientTooSlow:
         abort(request, response)
         return
@@ -177,5 +177,5 @@ def abort(request: web.Request, response: web.StreamResponse) -> None:
     response.force_close()
     transport = request.transport
     if transport is not None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(OSError, RuntimeError):
             transport.abort()
