@@ -11,6 +11,7 @@ to `error` until a probe succeeds again.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,20 @@ ALERT_AFTER_SECONDS = 5.0
 # Broken this long, the forward fails its resource: the same patience as for a container
 # stuck in a retried error (k8s_runner.STUCK_SECONDS).
 FAIL_AFTER_SECONDS = 30.0
+# The kubelet's refusal names network namespaces and container IDs around the one fact
+# that matters: "dial tcp4 127.0.0.1:9999: connect: connection refused".
+_DIAL_ERROR = re.compile(r"dial tcp4? [^\s]*?:(\d+): connect: ([a-z ]+)")
+
+
+def summarize(message: str) -> str:
+    """The kubelet's port-forward error said briefly; other messages as they are."""
+    found = _DIAL_ERROR.search(message)
+    if found is None:
+        return message
+    port, reason = found.group(1), found.group(2).strip()
+    if reason == "connection refused":
+        return f"connection refused: nothing listens on port {port} in the pod"
+    return f"cannot connect to port {port} in the pod: {reason}"
 
 
 class Forwarding(Protocol):
@@ -132,6 +147,7 @@ class ForwardKeeper:
                 fw.state, fw.message, fw.failing_since = "active", "", None
 
     def _fail(self, fw: _Forward, message: str) -> None:
+        message = summarize(message)
         if fw.state != "error" or fw.message != message:
             self._log(f"port-forward {fw.spec.local_port} -> {fw.pod or '?'}:"
                       f"{fw.container_port or fw.spec.container_port}: {message}")

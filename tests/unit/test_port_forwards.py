@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from devloop.engine.forwards import ALERT_AFTER_SECONDS, FAIL_AFTER_SECONDS, ForwardKeeper
+from devloop.engine.forwards import (
+    ALERT_AFTER_SECONDS,
+    FAIL_AFTER_SECONDS,
+    ForwardKeeper,
+    summarize,
+)
 from devloop.engine.runner import RunnerHooks
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.portforward import container_port_for
@@ -120,3 +125,12 @@ def test_a_forward_moves_to_another_ready_pod():
     asyncio.run(fwd.keep([("ns", pod("web-2", 8000))]))
     assert len(started) == 1
     assert fwd._forwards[8000].handle.target == ("ns", "web-2")
+
+
+def test_the_kubelets_refusal_is_said_briefly():
+    raw = ('error forwarding port 9999 to pod 2d8f, uid : failed to execute portforward in '
+           'network namespace "/var/run/netns/cni-b2": failed to connect to localhost:9999 '
+           'inside namespace "2d8f", IPv4: dial tcp4 127.0.0.1:9999: connect: connection '
+           'refused IPv6 dial tcp6: address localhost: no suitable address found')
+    assert summarize(raw) == "connection refused: nothing listens on port 9999 in the pod"
+    assert summarize("pods \"web-1\" not found") == "pods \"web-1\" not found"
