@@ -163,8 +163,16 @@ export function renderFacets(panel, state, name, cache) {
     forwards.map((f) => {
       const s = f.status || {};
       return [String(f.spec.localPort ?? ""), String(f.spec.containerPort ?? ""), s.pod || "",
-        s.state || "", s.url ? el("a", { href: s.url, target: "_blank", rel: "noopener" }, s.url) : ""];
+        s.message ? el("span", { class: "error-text" }, `${s.state}: ${s.message}`) : s.state || "",
+        s.url ? el("a", { href: s.url, target: "_blank", rel: "noopener" }, s.url) : ""];
     }), "No port-forwards."));
+
+  // Pod events (scheduling, pulls, probes, kills, mounts), newest first.
+  const eventSection = section("events", "Pod events", table(
+    ["time", "pod", "type", "reason", "message", "count"],
+    (details.events || []).slice().reverse().map((e) => [clockTime(e.time), e.pod,
+      e.type === "Warning" ? el("span", { class: "error-text" }, e.type) : e.type, e.reason,
+      e.message, String(e.count ?? 1)]), "No pod events."));
 
   const liveSection = section("live-updates", "Live updates", table(
     ["files", "containers", "steps", "duration", "result"],
@@ -188,7 +196,7 @@ export function renderFacets(panel, state, name, cache) {
   ];
   // A Compose service applies nothing to a cluster and has no pods or port-forwards.
   const k8sSections = composeSections.length ? [] : [yaml];
-  const runtimeSections = composeSections.length ? [] : [podSection, forwardSection];
+  const runtimeSections = composeSections.length ? [] : [podSection, eventSection, forwardSection];
   panel.replaceChildren(summary, ...k8sSections, ...composeSections, lastLog, history,
     ...runtimeSections, liveSection);
 }
