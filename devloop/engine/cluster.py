@@ -80,7 +80,9 @@ class Cluster:
             if isinstance(image, p.DockerBuild) and image.image_deps:
                 # FROM an image of this Tiltfile: build from what was just built.
                 image = await asyncio.to_thread(inject_built_refs, image, local)
-            result[image.ref], local[image.ref] = await self._build_one(image, result, log)
+            # A custom build's TILT_IMAGE_i are refs of this machine's engine, where its
+            # command builds (Tilt: "relative to the current build environment").
+            result[image.ref], local[image.ref] = await self._build_one(image, local, log)
         return result
 
     async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
