@@ -22,7 +22,7 @@ from devloop.hud.wiring import run_ui
 from devloop.server.app import RunningServer, start_server
 from devloop.server.engine_actions import EngineActions
 from devloop.tiltfile import plan as p
-from devloop.tiltfile.isolated import evaluate_in_child
+from devloop.tiltfile.isolated import evaluate_in_child_async
 
 
 def make_runner_factory(hooks: RunnerHooks, cluster: object | None
@@ -63,7 +63,8 @@ def _timeout(options: argparse.Namespace, plan: p.Plan) -> float:
 
 async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...]) -> int:
     mode = options.command
-    evaluation = evaluate_in_child(options.file, args=tiltfile_args, subcommand=mode)
+    evaluation = await evaluate_in_child_async(options.file, args=tiltfile_args,
+                                               subcommand=mode)
     plan = evaluation.plan
     store, logs = Store(), LogStore()
     if mode == "ci":

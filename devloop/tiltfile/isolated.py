@@ -6,7 +6,8 @@ cannot be interrupted from Python either. In a child process the daemon survives
 wall-clock limit is a kill, the memory limit is an rlimit, and `local()` commands started
 by the Tiltfile die with it (the child leads its own process group).
 
-Protocol: the parent writes one pickled `_Request` to the child's stdin; the child answers
+Protocol: the parent writes one pickled `_Request` to the child's stdin (kept open: its
+end, when the parent reaps the child or dies, kills the child's group); the child answers
 on its original stdout with length-prefixed pickled frames: `("output", line)` as the
 Tiltfile prints (so `local()` shows what it runs while it runs), then one `("result",
 Evaluation)` or `("error", (message, location, backtrace))`. Anything else the child or
@@ -206,8 +207,10 @@ class ChildEvaluator:
               on_output: Callable[[str], None]) -> Evaluation:
         assert child.process.stdin and child.process.stdout and child.process.stderr
         try:
+            # stdin stays open until the child is reaped: its end tells the child that
+            # this process is gone (see _die_with_parent).
             child.process.stdin.write(pickle.dumps(request))
-            child.process.stdin.close()
+            child.process.stdin.flush()
         except BrokenPipeError:
             pass  # the child died first; its stderr says why
         out, err = child.process.stdout.fileno(), child.process.stderr.fileno()
@@ -284,6 +287,27 @@ def evaluate_in_child(path: str, *, args: tuple[str, ...] = (), subcommand: str 
                                      on_output=on_output)
 
 
+async def evaluate_in_child_async(path: str, *, args: tuple[str, ...] = (),
+                                  subcommand: str = "up",
+                                  on_output: Callable[[str], None] | None = None
+                                  ) -> Evaluation:
+    """`evaluate_in_child` for a coroutine: the event loop stays free (Ctrl-C under
+    asyncio.run cancels the task instead of raising in blocking code), and cancelling
+    kills the child and the commands it started."""
+    import asyncio
+
+    evaluator = ChildEvaluator()
+    running = asyncio.ensure_future(asyncio.to_thread(
+        evaluator.evaluate, path, args=args, subcommand=subcommand, on_output=on_output))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        evaluator.cancel()
+        with contextlib.suppress(Exception):
+            await running
+        raise
+
+
 # ------------------------------------------------------------------------------- child side
 
 
@@ -332,6 +356,22 @@ def _warm_up(evaluate: Callable[..., Any]) -> None:
                 pickle.dumps(evaluate(os.path.join(directory, "Tiltfile"), subcommand="up"))
 
 
+def _die_with_parent(limits: Limits) -> None:
+    """Kill this process group (the evaluation and the commands it started) when the
+    parent closes our stdin or dies without cleaning up (SIGKILL, SIGTERM before its
+    handlers are set), or, as a backstop, a little after the parent's own time limit."""
+    timer = threading.Timer(limits.timeout_secs + 10, _kill_group)
+    timer.daemon = True
+    timer.start()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdin.buffer.read()
+    _kill_group()
+
+
+def _kill_group() -> None:
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
 def _child_main() -> int:
     protocol = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the frames
@@ -339,7 +379,11 @@ def _child_main() -> int:
 
     if "--warm" in sys.argv[1:]:
         _warm_up(evaluator.evaluate)
-    request: _Request = pickle.load(sys.stdin.buffer)
+    try:
+        request: _Request = pickle.load(sys.stdin.buffer)
+    except EOFError:
+        return 0  # a spare whose parent is gone
+    threading.Thread(target=_die_with_parent, args=(request.limits,), daemon=True).start()
     limit = request.limits.memory_bytes
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))

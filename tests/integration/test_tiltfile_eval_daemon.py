@@ -95,3 +95,20 @@ def test_an_edit_during_a_hanging_load_time_local_applies_at_once(tmp_path: Path
         _wait_for_log(log, "tick-v3", 60, after=waiting)
         assert "tick-v2" not in log.read_text()[waiting:]
         assert process.poll() is None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_up_during_the_first_evaluation_leaves_no_command_behind(
+        tmp_path: Path, sig: signal.Signals) -> None:
+    tiltfile, log = tmp_path / "Tiltfile", tmp_path / "up.log"
+    marker = tmp_path / "sleep-survived"
+    tiltfile.write_text(f'local("echo started; sleep 3 && touch {marker}; sleep 600")\n')
+    with _up(tmp_path, log, {}) as process:
+        deadline = time.monotonic() + 60
+        while not subprocess.run(["pgrep", "-f", str(marker)], capture_output=True).stdout:
+            assert time.monotonic() < deadline, "the load-time command never started"
+            time.sleep(0.1)
+        os.killpg(process.pid, sig)
+        process.wait(timeout=20)
+        time.sleep(4)
+        assert not marker.exists(), "the load-time command must stop with devloop"
