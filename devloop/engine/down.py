@@ -19,7 +19,7 @@ from devloop.engine.custom_deploy_runner import run_delete_cmd
 from devloop.engine.runner import UpdateError
 from devloop.k8s.client import KubeClient, KubeError, ObjectRef
 from devloop.tiltfile import plan as p
-from devloop.tiltfile.isolated import evaluate_in_child
+from devloop.tiltfile.isolated import evaluate_in_child_async
 
 OWNER_LABEL = "app.kubernetes.io/managed-by"
 OWNER_VALUE = "devloop"
@@ -72,7 +72,7 @@ async def delete_owned(kube: KubeClient, resource: p.Resource, *, delete_namespa
 
 async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: bool,
                    volumes: bool = False, wait: bool = True) -> int:
-    plan = evaluate_in_child(tiltfile, args=args, subcommand="down").plan
+    plan = (await evaluate_in_child_async(tiltfile, args=args, subcommand="down")).plan
     if plan.compose is not None:
         from devloop.engine.compose_runner import compose_down
 
