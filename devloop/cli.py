@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
                       metavar="true|false", help="wait until the objects are gone "
                       "(default true; --wait=false returns once deletion is requested)")
 
+    snapshot = sub.add_parser("snapshot", help="write the running session's dashboard, logs "
+                              "included, to one self-contained HTML file")
+    server_options(snapshot)
+    snapshot.add_argument("-o", "--output", default="", metavar="FILE.html",
+                          help="where to write it (default: devloop-snapshot-<time>.html)")
+
     result = sub.add_parser("tiltfile-result", help="print the evaluated Tiltfile as JSON")
     tiltfile_options(result)
 
@@ -126,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_down(options.file, tuple(tiltfile_args),
                                         delete_namespaces=options.delete_namespaces,
                                         volumes=options.volumes, wait=options.wait))
+        if options.command == "snapshot":
+            from devloop.snapshot.client import run_snapshot
+
+            return run_snapshot(options)
         from devloop.client import run_client
 
         return run_client(options, tiltfile_args)

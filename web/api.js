@@ -1,9 +1,13 @@
 // The daemon's HTTP API as the dashboard uses it: reads, actions with the token, streams.
+// In a snapshot file the same calls are answered from the embedded data (snapshot.js).
+
+import { answer, replay, snapshot } from "./snapshot.js";
 
 const tokenMeta = document.querySelector('meta[name="devloop-token"]');
 const token = tokenMeta ? tokenMeta.content : "";
 
 export async function getJSON(path, { signal } = {}) {
+  if (snapshot) return answer(path);
   const response = await fetch(path, { signal, headers: { Accept: "application/json" } });
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
@@ -11,6 +15,7 @@ export async function getJSON(path, { signal } = {}) {
 
 // Every mutation goes through here: POST with the per-session token the page was served with.
 export async function action(name, body) {
+  if (snapshot) throw new Error(`${name}: this is a snapshot, nothing can change`);
   const response = await fetch(`/api/v1/actions/${name}`, {
     method: "POST",
     headers: { "Content-Type": "application/json", "X-Devloop-Token": token },
@@ -64,6 +69,7 @@ export async function loadLogs(options, onPage, signal, pageSizes = [5000, 10000
 // An EventSource over one of the API's streams; it reconnects by itself and resumes with
 // Last-Event-ID. `onEvent` gets each parsed `data:` payload.
 export function stream(url, onEvent, onState) {
+  if (snapshot) return replay(url, onEvent, onState);
   const source = new EventSource(url);
   source.onopen = () => onState && onState("open");
   source.onerror = () => onState && onState(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");

@@ -4,6 +4,7 @@
 import { action, stream } from "./api.js";
 import { LogView } from "./logview.js";
 import { buildsOf, renderAlerts, renderFacets } from "./panels.js";
+import { snapshot } from "./snapshot.js";
 import { ago, clockTime, duration, el, statusOf } from "./util.js";
 
 const TABS = ["logs", "alerts", "facets"];
@@ -61,6 +62,9 @@ async function act(name, body, button) {
 
 // -- resource list
 
+// "Now" is when the snapshot was taken when showing one, so ages read as they did then.
+const now = () => (snapshot ? snapshot.createdAt : Date.now() / 1000);
+
 function latestBuild(name) { return buildsOf(state, name)[0]; }
 
 function resourceRow(resource) {
@@ -95,7 +99,7 @@ function resourceRow(resource) {
         }))),
     el("div", { class: "resource-meta" },
       finished ? el("span", { class: "updated", title: clockTime(finished), dataset: { time: finished } },
-        `updated ${ago(finished)}`) : el("span", { class: "muted" }, "not updated yet"),
+        `updated ${ago(finished, now())}`) : el("span", { class: "muted" }, "not updated yet"),
       buildStatus.duration !== undefined ? el("span", { class: "duration" }, duration(buildStatus.duration)) : "",
       pendingFiles.length ? el("span", { class: "pending-changes", title: pendingFiles.join("\n") },
         `${pendingFiles.length} pending change${pendingFiles.length === 1 ? "" : "s"}`) : "",
@@ -202,6 +206,9 @@ function connect() {
   }, (status) => {
     indicator.dataset.state = status;
     indicator.textContent = status === "open" ? "live" : status;
+    if (status === "snapshot") {
+      indicator.textContent = `snapshot of ${new Date(snapshot.createdAt * 1000).toLocaleString()}`;
+    }
   });
 }
 
@@ -227,12 +234,13 @@ function wireArgs() {
 
 // "updated 12s ago" ages without asking the server anything.
 setInterval(() => {
-  const now = Date.now() / 1000;
   for (const node of document.querySelectorAll(".updated[data-time]")) {
-    node.textContent = `updated ${ago(Number(node.dataset.time), now)}`;
+    node.textContent = `updated ${ago(Number(node.dataset.time), now())}`;
   }
 }, 5000);
 
+// A snapshot is read-only: its controls are hidden (style.css) and it offers no snapshot.
+if (snapshot) document.body.dataset.mode = "snapshot";
 window.addEventListener("hashchange", onRoute);
 wireLogControls();
 wireArgs();

@@ -7,6 +7,7 @@ Routes (all JSON unless said otherwise):
   GET  /api/v1/{kind}/{name}         one object
   GET  /api/v1/watch                 events of every kind (also /api/v1/all?watch=1)
   GET  /api/v1/logs                  see logs_api
+  GET  /api/v1/snapshot              the dashboard as one HTML file (devloop.snapshot)
   GET  /api/v1/openapi.json          the API's OpenAPI description (see openapi)
   POST /api/v1/actions/...           see actions (token required)
   GET  /                             the dashboard page, with the token in a <meta> tag
@@ -38,6 +39,7 @@ from devloop.server.openapi import describe
 from devloop.server.outbox import StreamSettings
 from devloop.server.security import WILDCARD_HOSTS, Guard, add_security_headers
 from devloop.server.watch import ALL_KINDS, ChangeFeed, resume_version, stream_changes
+from devloop.snapshot.route import snapshot_handler
 
 DEFAULT_PORT = 10350
 # Kinds the engine publishes; a plural of one of them (`pods`) names the same kind.
@@ -236,6 +238,8 @@ def build_app(*, store: Store, logs: LogStore, actions: Actions, guard: Guard,
             return await logs_api.handle(request)
 
     app.add_routes([web.get("/api/v1/logs", logs_handler), *ActionsApi(actions).routes(),
+                    web.get("/api/v1/snapshot", snapshot_handler(  # devloop.snapshot.route
+                        store, logs, actions, lambda: web_dir or web_root())),
                     *ResourceApi(store, feed, settings, streams).routes(),
                     *DashboardFiles(guard.token, web_dir or web_root()).routes()])
     return app

@@ -1,0 +1,68 @@
+"""What a snapshot holds: every object the API serves and every kept log line, scrubbed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from devloop.engine.logs import LogLine, LogStore
+from devloop.engine.store import Store
+from devloop.snapshot.secrets import Scrubber, SecretValue, secrets_in_manifest, secrets_in_yaml
+from devloop.tiltfile import plan as p
+
+FORMAT_VERSION = 1
+
+
+def session_secrets(store: Store, plan: p.Plan | None) -> list[SecretValue]:
+    """The Secrets the Tiltfile declares (the Plan) and those applied (each resource's applied
+    YAML, which the API serves in the resource's status)."""
+    found: list[SecretValue] = []
+    if plan is not None:
+        for resource in plan.resources:
+            for obj in resource.objects:
+                if obj.kind == "Secret":
+                    found += secrets_in_manifest(obj.manifest())
+    for obj in store.list("resource"):
+        applied = (obj.status.get("details") or {}).get("appliedYaml")
+        if isinstance(applied, str):
+            found += secrets_in_yaml(applied)
+    return found
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The session at one moment, read on the loop; scrubbing happens later, in a thread."""
+
+    objects: list[dict[str, Any]]
+    lines: list[LogLine]
+    dropped: dict[str, int]
+    secrets: list[SecretValue]
+    scrub_disabled: bool
+    tiltfile: str
+    time: float
+
+
+def take(store: Store, logs: LogStore, plan: p.Plan | None, *,
+         now: float | None = None) -> Taken:
+    """With secret_settings(disable_scrub=True) nothing will be scrubbed, as Tilt then leaves
+    the values in its logs too."""
+    disabled = plan is not None and plan.settings.secrets.disable_scrub
+    return Taken(objects=[obj.to_json() for obj in store], lines=logs.lines(),
+                 dropped={name: logs.dropped(name) for name in logs.resources()
+                          if logs.dropped(name)},
+                 secrets=[] if disabled else session_secrets(store, plan),
+                 scrub_disabled=disabled, tiltfile=plan.tiltfile if plan is not None else "",
+                 time=time.time() if now is None else now)
+
+
+def snapshot_data(taken: Taken) -> dict[str, Any]:
+    """The snapshot's data, every string scrubbed."""
+    scrubber = Scrubber(taken.secrets)
+    lines = [{"seq": line.seq, "time": line.time, "resource": line.resource,
+              "source": line.source, "prefix": line.prefix, "text": scrubber.text(line.text)}
+             for line in taken.lines]
+    return {"version": FORMAT_VERSION, "createdAt": taken.time, "tiltfile": taken.tiltfile,
+            "objects": [scrubber.data(obj) for obj in taken.objects], "logs": lines,
+            "dropped": taken.dropped,
+            "scrub": {"disabled": taken.scrub_disabled, "values": len(scrubber.forms)}}
