@@ -151,14 +151,17 @@ class _Sources:
                     self.broken[target] = exc
 
     def add_siblings(self, path: str) -> None:
-        """Prepare the small text files next to `path` that are valid Starlark."""
+        """Prepare the small files next to `path` that are valid Starlark and are named
+        like Starlark or like `path` (same extension, or none)."""
         directory = os.path.dirname(path)
+        suffix = os.path.splitext(path)[1]
         try:
             names = sorted(os.listdir(directory))[:_SIBLING_LIMIT]
         except OSError:
             return
         for name in names:
-            if not _STARLARK_NAMES.fullmatch(name):
+            if not _STARLARK_NAMES.fullmatch(name) and (
+                    name.startswith(".") or os.path.splitext(name)[1] != suffix):
                 continue
             candidate = os.path.join(directory, name)
             try:

@@ -147,3 +147,15 @@ def test_undefined_name_in_a_loaded_file_fails_at_that_name(tiltfile, tmp_path) 
         tiltfile('print("before")\nload("bad.star", "x")\n',
                  files={"bad.star": "\nx = undefined_name\n"})
     assert str(info.value) == f"{tmp_path / 'bad.star'}:2:5: undefined: undefined_name"
+
+
+def test_a_directory_of_extensionless_files_included_in_a_loop_needs_few_runs(
+        tiltfile, tmp_path) -> None:
+    files = {f"tilt.d/svc{i:02}": f'print("svc{i:02}")\n' for i in range(60)}
+    files["tilt.d/README"] = "this is not starlark\n"
+    result = tiltfile("""
+        for name in sorted(listdir("tilt.d")):
+            if not name.endswith("README"):
+                include(name)
+    """, files=files)
+    assert result.output == tuple(f"svc{i:02}" for i in range(60))
