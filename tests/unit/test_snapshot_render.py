@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from devloop.cli import main
+from devloop.engine.logs import LogStore
+from devloop.engine.store import Store
+from devloop.server.app import start_server
 from devloop.snapshot.bundle import BundleError, bundle
 from devloop.snapshot.render import CONTENT_POLICY, DATA_ELEMENT_ID, render_html
-from tests.unit.server_support import running_daemon
+from devloop.tiltfile import plan as p
+from tests.unit.server_support import FakeActions, running_daemon
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 
@@ -90,3 +97,39 @@ def test_the_command_says_when_no_daemon_runs(tmp_path, capsys, unused_tcp_port)
     assert code == 1
     assert "no devloop daemon on" in capsys.readouterr().err
     assert not (tmp_path / "s.html").exists()
+
+
+async def test_the_command_writes_the_daemons_snapshot(tmp_path, capsys):
+    async with running_daemon(tmp_path, web_dir=WEB) as daemon:
+        daemon.logs.append("api", "kept line 1")
+        target = tmp_path / "out" / "bug.html"
+        target.parent.mkdir()
+        code = await asyncio.to_thread(
+            main, ["snapshot", "--port", str(daemon.server.port), "-o", str(target)])
+    assert code == 0, capsys.readouterr().err
+    assert "kept line 1" in target.read_text()
+    assert f"wrote {target}" in capsys.readouterr().out
+
+
+@dataclass
+class _Engine:
+    plan: p.Plan
+
+
+@dataclass
+class _ActionsWithEngine(FakeActions):
+    engine: _Engine = field(default_factory=lambda: _Engine(p.Plan(
+        tiltfile="Tiltfile", settings=p.Settings(snapshots_disabled=True))))
+
+
+async def test_disable_snapshots_makes_the_daemon_refuse(tmp_path):
+    store, logs = Store(), LogStore()
+    server = await start_server(store=store, logs=logs, actions=_ActionsWithEngine(), port=0,
+                                web_dir=WEB, state_dir=tmp_path / "state")
+    try:
+        async with aiohttp.ClientSession() as http, http.get(
+                server.url + "/api/v1/snapshot") as response:
+            assert response.status == 409
+            assert "disable_snapshots()" in (await response.json())["error"]
+    finally:
+        await server.stop()
