@@ -70,19 +70,25 @@ class Cluster:
         return self.kube.namespace
 
     # -- images
-    async def build_images(self, plan: p.Plan, refs: tuple[str, ...],
-                           log: LogFn) -> dict[str, str]:
+    async def build_images(self, plan: p.Plan, refs: tuple[str, ...], log: LogFn, *,
+                           inputs: dict[str, str] | None = None) -> dict[str, str]:
         """Build (or reuse) every image in `refs` and their image_deps; map ref -> the ref
-        the cluster pulls."""
+        the cluster pulls. `inputs` receives the digest of each docker_build's inputs as
+        the build read them (see `input_digests`)."""
         result: dict[str, str] = {}
         local: dict[str, str] = {}  # the same images as this machine's engine knows them
         for image in plan.images_for(refs):
+            original = ""
             if isinstance(image, p.DockerBuild) and image.image_deps:
+                original = await asyncio.to_thread(context_digest, image)
                 # FROM an image of this Tiltfile: build from what was just built.
                 image = await asyncio.to_thread(inject_built_refs, image, local)
             # A custom build's TILT_IMAGE_i are refs of this machine's engine, where its
             # command builds (Tilt: "relative to the current build environment").
-            result[image.ref], local[image.ref] = await self._build_one(image, local, log)
+            result[image.ref], local[image.ref], digest = await self._build_one(
+                image, local, log)
+            if inputs is not None and digest:
+                inputs[image.ref] = original or digest
         return result
 
     async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
@@ -98,7 +104,8 @@ class Cluster:
         return digests
 
     async def _build_one(self, image: p.ImageTarget, deps: dict[str, str],
-                         log: LogFn) -> tuple[str, str]:
+                         log: LogFn) -> tuple[str, str, str]:
+        """(cluster ref, local ref, digest of the inputs built: '' for a custom build)."""
         lock = self._locks.setdefault(image.ref, asyncio.Lock())
         async with lock:
             if isinstance(image, p.DockerBuild):
@@ -106,7 +113,7 @@ class Cluster:
                 cached = self._built.get((image.ref, digest))
                 if cached:
                     log(f"Image {image.ref} unchanged: reusing {cached[0]}")
-                    return cached
+                    return (*cached, digest)
                 log(f"Building image {image.ref}")
                 try:
                     built = await self.builder.build(image, log=log, registry=self.registry)
@@ -118,7 +125,7 @@ class Cluster:
                     raise UpdateError(f"image {image.ref}: {exc}") from None
                 cluster_ref = reg.cluster_ref_for_local(ref, self.registry)
                 self._built[(image.ref, digest)] = (cluster_ref, ref)
-                return cluster_ref, ref
+                return cluster_ref, ref, digest
             try:
                 built = await self.custom.build(image, log=log, registry=self.registry,
                                                 image_deps=deps)
@@ -128,7 +135,7 @@ class Cluster:
                     ref = await self.builder.push(built, self.registry, log=log)
             except BuildError as exc:
                 raise UpdateError(f"custom_build {image.ref}: {exc}") from None
-            return reg.cluster_ref_for_local(ref, self.registry), ref
+            return reg.cluster_ref_for_local(ref, self.registry), ref, ""
 
     # -- objects
     def prepare(self, resource: p.Resource, images: dict[str, str]) -> list[dict[str, Any]]:

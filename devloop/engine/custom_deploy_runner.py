@@ -59,7 +59,9 @@ async def run_capturing(spec: p.CommandSpec, env: dict[str, str], log: Any,
 
 
 class CustomDeployRunner(K8sRunner):
-    async def _full_update(self) -> None:
+    async def _full_update(self) -> dict[str, str]:
+        """Build, run apply_cmd, watch. Returns no input digests: apply_cmd reads files of
+        its own (`deps`), so unchanged images never mean an unchanged deploy."""
         images = await self.cluster.build_images(self.plan, self.resource.image_refs,
                                                  self._log)
         spec = self.resource.apply_cmd
@@ -77,6 +79,7 @@ class CustomDeployRunner(K8sRunner):
             doc.get("items", []) if doc.get("kind", "").endswith("List") else [doc])]
         self._log(f"apply_cmd deployed {len(manifests)} objects")
         await self._watch_deployed(manifests, images, output)
+        return {}
 
 
 async def run_delete_cmd(plan: p.Plan, resource: p.Resource, log: Any) -> None:

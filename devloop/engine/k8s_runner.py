@@ -46,8 +46,8 @@ class ClusterSeam(Protocol):
 
     namespace: str  # where objects without a namespace go (the kube context's)
 
-    async def build_images(self, plan: p.Plan, refs: tuple[str, ...],
-                           log: Any) -> dict[str, str]: ...
+    async def build_images(self, plan: p.Plan, refs: tuple[str, ...], log: Any, *,
+                           inputs: dict[str, str] | None = None) -> dict[str, str]: ...
 
     async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]: ...
 
@@ -119,7 +119,8 @@ class K8sRunner:
         files = tuple(sorted(self._pending))
         started = time.monotonic()
         digests = await self.cluster.input_digests(self.plan, self.resource.image_refs)
-        if files and self._deployed and not self._rebuild_next and self._unchanged(digests):
+        if files and self._deployed and not self._rebuild_next and self._unchanged(
+                files, digests):
             # A save that rewrote the same bytes, a file written before the last build
             # read it: the running containers already have this content.
             self._log(f"{_count(len(files), 'changed file')}, same content as deployed: "
@@ -143,21 +144,28 @@ class K8sRunner:
                     self._digests = digests
                     return
         self._rebuild_next = True  # until a full update succeeds
-        await self._full_update()
+        # The inputs as the build read them: a file written after this update started
+        # but before its build (a local_resource writing into the context) is in them.
+        self._digests = await self._full_update() or {}
         self._rebuild_next = False
         self._pending.clear()
-        self._digests = digests
 
-    def _unchanged(self, digests: dict[str, str]) -> bool:
-        """Every image is a docker_build whose inputs hash as deployed."""
+    def _unchanged(self, files: tuple[str, ...], digests: dict[str, str]) -> bool:
+        """Every changed file is in a build context, and every image is a docker_build
+        whose inputs hash as deployed."""
         images = self._images()
+        contexts = [os.path.join(os.path.abspath(i.context), "") for i in images
+                    if isinstance(i, p.DockerBuild)]
         return bool(images) and all(
+            any(os.path.abspath(f).startswith(c) for c in contexts) for f in files) and all(
             image.ref in digests and self._digests.get(image.ref) == digests[image.ref]
             for image in images)
 
-    async def _full_update(self) -> None:
+    async def _full_update(self) -> dict[str, str]:
+        """Build, apply, watch; returns the digests of the image inputs built."""
+        inputs: dict[str, str] = {}
         images = await self.cluster.build_images(self.plan, self.resource.image_refs,
-                                                 self._log)
+                                                 self._log, inputs=inputs)
         manifests = self.cluster.prepare(self.resource, images)
         self._log(f"Applying {len(manifests)} objects")
         for manifest in manifests:
@@ -166,6 +174,7 @@ class K8sRunner:
             self._log(f"  {manifest.get('kind')}/{meta.get('name')} applied")
         await self._watch_deployed(manifests, images,
                                    yaml.safe_dump_all(manifests, sort_keys=False))
+        return inputs
 
     async def _watch_deployed(self, manifests: list[dict[str, Any]], images: dict[str, str],
                               applied_yaml: str) -> None:

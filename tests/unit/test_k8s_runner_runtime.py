@@ -43,7 +43,8 @@ class Cluster:
     async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
         return {}
 
-    async def build_images(self, plan: p.Plan, refs: tuple[str, ...], log: Any) -> dict:
+    async def build_images(self, plan: p.Plan, refs: tuple[str, ...], log: Any,
+                           inputs: Any = None) -> dict:
         return {}
 
     def prepare(self, resource: p.Resource, images: dict[str, str]) -> list[dict[str, Any]]:
@@ -132,8 +133,10 @@ def test_changed_files_whose_content_hashes_as_deployed_update_nothing():
         async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
             return {"app": self.digest}
 
-        async def build_images(self, plan: p.Plan, refs: tuple[str, ...], log: Any) -> dict:
+        async def build_images(self, plan: p.Plan, refs: tuple[str, ...], log: Any,
+                               inputs: Any = None) -> dict:
             self.builds += 1
+            inputs["app"] = self.digest  # what the build read
             return {"app": f"reg/app:{self.builds}"}
 
     async def run() -> None:
@@ -150,9 +153,11 @@ def test_changed_files_whose_content_hashes_as_deployed_update_nothing():
         await runner.update(("/p/app/main.py",))
         assert cluster.builds == 1
         assert "1 changed file, same content as deployed: nothing to update" in lines
+        await runner.update(("/p/Tiltfile.extra",))  # outside every build context
+        assert cluster.builds == 2
         cluster.digest = "sha256:2"
         await runner.update(("/p/app/main.py",))
-        assert cluster.builds == 2
+        assert cluster.builds == 3
         await runner.stop()
         await cluster.events.close()
 

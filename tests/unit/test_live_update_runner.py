@@ -49,7 +49,7 @@ class FakeCluster:
         self.answer = lambda argv: ExecResult(0, b"", b"")
 
     async def build_images(self, plan: p.Plan, refs: tuple[str, ...],
-                           log: Any) -> dict[str, str]:
+                           log: Any, inputs: Any = None) -> dict[str, str]:
         self.builds += 1
         self.image = f"reg/app:{self.builds}"
         self.pods = [self.pod(f"app-{self.builds}")]
@@ -269,7 +269,7 @@ async def test_a_failed_full_build_makes_the_next_update_a_full_build_too(projec
     main = str(project / "src" / "main.py")
     builds = cluster.build_images
 
-    async def broken(*args: Any) -> dict[str, str]:
+    async def broken(*args: Any, **kwargs: Any) -> dict[str, str]:
         raise UpdateError("image app: build failed")
 
     try:
