@@ -59,8 +59,6 @@ STATUS: dict[tuple[str, str], tuple[str, str]] = {
     ("experimental_metrics_settings", "**kwargs"): (IGNORED, "deprecated in Tilt too"),
     ("experimental_telemetry_cmd", "*"): (IGNORED, "devloop records no telemetry"),
     ("experimental_analytics_report", "*"): (IGNORED, "devloop sends no analytics"),
-    ("exit", "code"): (REFUSED, "stops the run, for now as an error: the evaluator is to "
-                                "treat it as success (messages_area.stopped_by_exit)"),
     ("local_git_repo", "paths"): (REFUSED, "the value's .paths() method cannot cross the "
                                            "Starlark binding; use os.path.join"),
     ("k8s_kind", "image_object"): (REFUSED, "image injection by repo/tag fields is not "

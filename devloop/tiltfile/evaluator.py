@@ -35,6 +35,7 @@ from devloop.tiltfile import plan as p
 from devloop.tiltfile.context import DEFAULT_MAX_READ_BYTES, Area, EvalContext, PlanDraft
 from devloop.tiltfile.errors import BuiltinError, Location, ResolutionError, TiltfileError
 from devloop.tiltfile.loader import ExtensionSettings, resolve
+from devloop.tiltfile.messages_area import stopped_by_exit
 from devloop.tiltfile.program import Program
 from devloop.tiltfile.source import RewrittenFile, rewrite
 
@@ -394,7 +395,10 @@ def _run(ctx: EvalContext, areas: list[Area], sources: _Sources, replay: _Replay
     except TiltfileError:
         if needed:
             raise _NeedsFile() from None
-        raise
+        environ_at_exit = stopped_by_exit(areas)
+        if environ_at_exit is None:
+            raise
+        final_environ.update(environ_at_exit)  # exit(): what ran so far is the result
     try:
         for area in areas:
             area.contribute(draft)

@@ -2,9 +2,10 @@
 
 warn(msg) prints `WARNING: msg` among the Tiltfile's output, in order, as Tilt logs it; it
 is not an error. exit(code) stops the Tiltfile where it is called, as a success: what was
-declared so far is the result (Tilt's `ErrStopExecution`). Starlark has no way to unwind
-but an error, so exit() raises one that says so and records that it did; the evaluator
-asks `stopped_by_exit` before treating the error as a failure.
+declared so far is the result (Tilt's `ErrStopExecution`), and os.environ as changed so
+far is the Tiltfile's environment. Starlark has no way to unwind but an error, so exit()
+raises one that says so and records that it did; the evaluator asks `stopped_by_exit`
+before treating the error as a failure.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ class MessagesArea:
     def __init__(self, ctx: EvalContext) -> None:
         self.ctx = ctx
         self.exited = False
+        # The Tiltfile's os.environ when exit() ran (the program's end, which hands it
+        # over otherwise, is never reached).
+        self.environ: dict[str, str] = {}
 
     def builtins(self) -> Mapping[str, Any]:
-        return {"warn": self.warn, "exit": self.exit}
+        return {"warn": self.warn}
 
     def environ_builtins(self) -> Mapping[str, Callable[..., Any]]:
-        return {}
+        return {"exit": self.exit}
 
     def contribute(self, draft: PlanDraft) -> None:
         return None
@@ -51,7 +55,7 @@ class MessagesArea:
         """warn(msg): print `WARNING: msg` in the Tiltfile log; evaluation goes on."""
         self.ctx.print(f"WARNING: {want_str('warn', 'msg', msg)}")
 
-    def exit(self, code: Any = None) -> None:
+    def exit(self, environ: dict[str, str], code: Any = None) -> None:
         """exit(code=None): stop running the Tiltfile here, successfully; resources declared
         so far are kept. A `code` other than None is printed first (a string as is)."""
         if code is not None:
@@ -59,9 +63,14 @@ class MessagesArea:
             if text:
                 self.ctx.print(text)
         self.exited = True
+        self.environ = dict(environ)
         raise BuiltinError(EXIT_MESSAGE)
 
 
-def stopped_by_exit(areas: Iterable[object]) -> bool:
-    """True when the error that ended evaluation was exit(): the run succeeded."""
-    return any(isinstance(area, MessagesArea) and area.exited for area in areas)
+def stopped_by_exit(areas: Iterable[object]) -> dict[str, str] | None:
+    """The Tiltfile's os.environ when the error that ended evaluation was exit() (the run
+    succeeded), else None."""
+    for area in areas:
+        if isinstance(area, MessagesArea) and area.exited:
+            return area.environ
+    return None

@@ -50,11 +50,38 @@ def test_warn_wants_a_string(tiltfile):
 def test_exit_prints_its_code_and_stops_with_a_marker_the_evaluator_recognises(code, printed):
     ctx = EvalContext(main_path="/nowhere/Tiltfile")
     area = MessagesArea(ctx)
-    assert not stopped_by_exit([area])
+    assert stopped_by_exit([area]) is None
     with pytest.raises(BuiltinError, match=re.escape(EXIT_MESSAGE)):
-        area.exit(code)
+        area.exit({"A": "1"}, code)
     assert ctx.output == printed
-    assert stopped_by_exit([object(), area])
+    assert stopped_by_exit([object(), area]) == {"A": "1"}
+
+
+def test_exit_ends_the_tiltfile_successfully_keeping_what_ran_before(tiltfile):
+    result = tiltfile("""
+        local_resource('before', 'true')
+        os.putenv('SET_BEFORE_EXIT', 'yes')
+        exit('stopping here')
+        local_resource('after', 'true')
+        print('never printed')
+    """)
+    assert [r.name for r in result.plan.resources] == ["before"]
+    assert result.output == ("stopping here",)
+    assert ("SET_BEFORE_EXIT", "yes") in result.plan.environ
+
+
+def test_exit_in_a_loaded_file_stops_the_whole_tiltfile(tiltfile):
+    result = tiltfile("""
+        load('lib.star', 'x')
+        local_resource('never', 'true')
+    """, files={"lib.star": "x = 1\nlocal_resource('lib', 'true')\nexit()\n"})
+    assert [r.name for r in result.plan.resources] == ["lib"]
+    assert result.output == ()
+
+
+def test_an_error_before_exit_is_still_an_error(tiltfile):
+    with pytest.raises(TiltfileError, match="bang"):
+        tiltfile("fail('bang')\nexit()\n")
 
 
 # ---------------------------------------------------------------------------- trigger_mode
