@@ -331,8 +331,8 @@ class ComposeRunner:
                                 details=self._details))
 
     def _follow(self, container: ContainerState) -> None:
-        """Stream a container's logs; after it restarts, from the new run's start (Docker
-        ends a follow stream when the container stops)."""
+        """Stream a container's logs from its current run's start; after it restarts, again
+        from the new run's start (Docker ends a follow stream when the container stops)."""
         if container.status not in ("running", "restarting", "exited", "dead"):
             return
         started = started_at(container)
@@ -340,7 +340,9 @@ class ComposeRunner:
         if current is not None and (current[0] == started or container.id not in self._ended):
             return  # this run is being streamed, or the last run's stream is still draining
         self._ended.discard(container.id)
-        since = started if current is not None else None
+        # From the start of the current run: a container devloop finds already running (from
+        # an earlier session) shows this run's output, not its whole history.
+        since = started or None
         prefix = container.name if len(self._deployed_containers) > 1 else ""
 
         def on_line(text: str) -> None:

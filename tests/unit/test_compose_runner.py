@@ -224,7 +224,7 @@ def test_logs_are_followed_again_from_the_start_of_a_restarted_run(tmp_path):
         await h.runner.stop()
 
     asyncio.run(go())
-    assert h.containers.followers == [("c1", None), ("c1", 1767225660.25)]
+    assert h.containers.followers == [("c1", 1767225600.0), ("c1", 1767225660.25)]
     assert h.runner.runtime().alerts == [
         "container proj-web-c1 restarted 1 time"]
 
