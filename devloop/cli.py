@@ -54,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     down = sub.add_parser("down", help="delete what up/ci deployed")
     tiltfile_options(down)
     down.add_argument("--delete-namespaces", action="store_true")
-    down.add_argument("--volumes", action="store_true",
-                      help="also remove the named volumes of the Compose project")
+    down.add_argument("--volumes", "--delete-volumes", action="store_true",
+                      help="also remove the named volumes of the Compose project "
+                      "(--delete-volumes is Tilt's name)")
     down.add_argument("--wait", type=_boolean, nargs="?", const=True, default=True,
                       metavar="true|false", help="wait until the objects are gone "
                       "(default true; --wait=false returns once deletion is requested)")
