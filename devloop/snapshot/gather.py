@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from devloop.engine.logs import LogLine, LogStore
+from devloop.engine.logs import LogFilter, LogLine, LogStore
 from devloop.engine.store import Store
 from devloop.snapshot.secrets import Scrubber, SecretValue, secrets_in_manifest, secrets_in_yaml
 from devloop.tiltfile import plan as p
@@ -43,12 +44,36 @@ class Taken:
     time: float
 
 
-def take(store: Store, logs: LogStore, plan: p.Plan | None, *,
-         now: float | None = None) -> Taken:
+# Stored chunks read between pauses for the rest of the loop: one chunk (some thousand
+# lines) takes a few ms.
+CHUNKS_PER_PAUSE = 1
+
+
+async def read_lines(logs: LogStore) -> list[LogLine]:
+    """Every kept line (by resource, newest chunk first: `snapshot_data` puts them in order),
+    read a chunk at a time so that a full log budget (a few hundred thousand lines) never
+    holds the daemon's loop for long."""
+    lines: list[LogLine] = []
+    for name in logs.resources():
+        for count, batch in enumerate(logs.scan(name, LogFilter()), start=1):
+            lines += (_as_line(logs, item) for item in batch)
+            if count % CHUNKS_PER_PAUSE == 0:
+                await asyncio.sleep(0)
+    return lines
+
+
+def _as_line(logs: LogStore, item: Any) -> LogLine:
+    """`scan` yields LogLines, or references that `LogStore.line` makes into LogLines."""
+    return item if isinstance(item, LogLine) else logs.line(item)  # type: ignore[attr-defined]
+
+
+def take(store: Store, logs: LogStore, plan: p.Plan | None, *, now: float | None = None,
+         lines: list[LogLine] | None = None) -> Taken:
     """With secret_settings(disable_scrub=True) nothing will be scrubbed, as Tilt then leaves
-    the values in its logs too."""
+    the values in its logs too. `lines` (read with `read_lines`) default to every kept line."""
     disabled = plan is not None and plan.settings.secrets.disable_scrub
-    return Taken(objects=[obj.to_json() for obj in store], lines=logs.lines(),
+    return Taken(objects=[obj.to_json() for obj in store],
+                 lines=logs.lines() if lines is None else lines,
                  dropped={name: logs.dropped(name) for name in logs.resources()
                           if logs.dropped(name)},
                  secrets=[] if disabled else session_secrets(store, plan),
@@ -61,7 +86,7 @@ def snapshot_data(taken: Taken) -> dict[str, Any]:
     scrubber = Scrubber(taken.secrets)
     lines = [{"seq": line.seq, "time": line.time, "resource": line.resource,
               "source": line.source, "prefix": line.prefix, "text": scrubber.text(line.text)}
-             for line in taken.lines]
+             for line in sorted(taken.lines, key=lambda line: line.seq)]
     return {"version": FORMAT_VERSION, "createdAt": taken.time, "tiltfile": taken.tiltfile,
             "objects": [scrubber.data(obj) for obj in taken.objects], "logs": lines,
             "dropped": taken.dropped,

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
-from devloop.snapshot.gather import snapshot_data, take
+from devloop.snapshot.gather import read_lines, snapshot_data, take
 from devloop.snapshot.render import render_html
 from devloop.tiltfile import plan as p
 
@@ -43,8 +43,10 @@ def snapshot_handler(store: Store, logs: LogStore, actions: Any,
             raise web.HTTPConflict(text='{"error": "snapshots are off: the Tiltfile calls '
                                    'disable_snapshots()"}', content_type="application/json")
         now = time.time()
-        # Taken on the loop (one consistent moment); scrubbed and rendered in a thread.
-        taken = take(store, logs, plan, now=now)
+        # Read on the loop (lines appended meanwhile are in or out, never half in); scrubbed
+        # and rendered in a thread.
+        lines = await read_lines(logs)
+        taken = take(store, logs, plan, now=now, lines=lines)
         page = await asyncio.to_thread(lambda: render_html(snapshot_data(taken), root))
         return web.Response(text=page, content_type="text/html", headers={
             "Cache-Control": "no-store",
