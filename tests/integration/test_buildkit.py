@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import signal
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -277,3 +280,33 @@ def test_context_with_long_and_non_ascii_paths_reaches_buildkit(
     built = build(target_in(tmp_path, "FROM busybox\nCOPY . /ctx/\n"), Log(), engine)
     listing = run(engine, built.ref, "find", "/ctx", "-name", "caf*")
     assert listing.strip().endswith("-long-name.txt")
+
+
+def test_pull_fetches_the_base_image_from_the_registry(
+        engine: Engine, tmp_path: Path, testenv: K8sTestEnv) -> None:
+    dockerfile = f"FROM {testenv.registry}/busybox:latest\nRUN echo pulled > /f\n"
+    target = plan.DockerBuild(ref=f"devloop-bk-{uuid.uuid4().hex[:8]}", context=str(tmp_path),
+                              dockerfile="Dockerfile", dockerfile_contents=dockerfile, pull=True)
+    log = Log()
+    built = build(target, log, engine)
+    assert run(engine, built.ref, "cat", "/f") == "pulled\n"
+
+
+def test_ssh_forwards_the_agent_into_run_mounts(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = subprocess.run(["ssh-agent", "-s", "-a", str(tmp_path / "agent.sock")],
+                           capture_output=True, text=True, check=True)
+    pid = re.search(r"SSH_AGENT_PID=(\d+)", agent.stdout)
+    assert pid, agent.stdout
+    try:
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "agent.sock"))
+        dockerfile = ("FROM busybox\n"
+                      "RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo forwarded > /f\n")
+        target = plan.DockerBuild(ref=f"devloop-bk-{uuid.uuid4().hex[:8]}",
+                                  context=str(tmp_path), dockerfile="Dockerfile",
+                                  dockerfile_contents=dockerfile, ssh=("default",),
+                                  ignore=("agent.sock",))
+        built = build(target, Log(), engine)
+        assert run(engine, built.ref, "cat", "/f") == "forwarded\n"
+    finally:
+        os.kill(int(pid.group(1)), signal.SIGTERM)
