@@ -115,6 +115,10 @@ class _Chunk:
                 yield index
 
 
+# A kept line not yet made into a LogLine: (seq, resource, chunk, index in the chunk).
+LineRef = tuple[int, str, _Chunk, int]
+
+
 @dataclass
 class _ResourceLog:
     chunks: deque[_Chunk] = field(default_factory=deque)
@@ -194,6 +198,12 @@ class LogStore:
         """The resource's kept lines that `wanted` matches, newest first, one list per chunk
         (possibly empty), so a caller can stop early or pause between chunks. It reads the
         chunks present when it starts: appends and drops meanwhile do not disturb it."""
+        for batch in self.scan_refs(resource, wanted):
+            yield [self.line(ref) for ref in batch]
+
+    def scan_refs(self, resource: str, wanted: LogFilter) -> Iterator[list[LineRef]]:
+        """As `scan`, with references (seq first) instead of lines: `line()` makes a LogLine
+        of one, so a reader that needs a few of many matches makes only those."""
         log = self._logs.get(resource)
         if log is None:
             return
@@ -210,12 +220,15 @@ class LogStore:
             begin = max(start, bisect.bisect_right(chunk.seqs, wanted.since, 0, end))
             if wanted.before is not None:
                 end = bisect.bisect_left(chunk.seqs, wanted.before, begin, end)
-            found = []
-            for index in chunk.matching(wanted.query, begin, end):
-                if wanted.sources and self._metas[chunk.metas[index]][0] not in wanted.sources:
-                    continue
-                found.append(self._line(resource, chunk, index))
-            yield found
+            seqs, metas = chunk.seqs, chunk.metas
+            yield [(seqs[index], resource, chunk, index)
+                   for index in chunk.matching(wanted.query, begin, end)
+                   if not wanted.sources
+                   or self._metas[metas[index]][0] in wanted.sources]
+
+    def line(self, ref: LineRef) -> LogLine:
+        _, resource, chunk, index = ref
+        return self._line(resource, chunk, index)
 
     def lines(self, resource: str | None = None, *, since: int = 0,
               query: str = "") -> list[LogLine]:
@@ -223,9 +236,10 @@ class LogStore:
         API pages through `scan` instead."""
         names = [resource] if resource is not None else list(self._logs)
         wanted = LogFilter(query=query, since=since)
-        out = [line for name in names for batch in self.scan(name, wanted) for line in batch]
-        out.sort(key=lambda line: line.seq)
-        return out
+        refs = [ref for name in names for batch in self.scan_refs(name, wanted)
+                for ref in batch]
+        refs.sort(key=lambda ref: ref[0])
+        return [self.line(ref) for ref in refs]
 
     def dropped(self, resource: str) -> int:
         log = self._logs.get(resource)
@@ -235,13 +249,13 @@ class LogStore:
         log = self._logs.get(resource)
         if not log or count <= 0:
             return []
-        kept: list[LogLine] = []
-        for batch in self.scan(resource, LogFilter()):
+        kept: list[LineRef] = []
+        for batch in self.scan_refs(resource, LogFilter()):
             kept[:0] = reversed(batch)
             if len(kept) >= count:
                 break
         lines = [f"{line.prefix} {line.text}".strip() if line.prefix else line.text
-                 for line in kept[-count:]]
+                 for line in map(self.line, kept[-count:])]
         if log.dropped and len(lines) == log.count:
             lines.insert(0, f"[... {log.dropped} older lines dropped ...]")
         return lines

@@ -14,13 +14,14 @@ import asyncio
 import heapq
 import json
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from devloop.engine.logs import LogFilter, LogLine, LogStore
+from devloop.engine.logs import LineRef, LogFilter, LogLine, LogStore
 from devloop.server.outbox import (
     ClientTooSlow,
     Outbox,
@@ -84,25 +85,41 @@ class LogQuery:
         return cls(wanted=wanted, limit=DEFAULT_LIMIT if raw_limit is None else limit)
 
     async def select(self, logs: LogStore) -> tuple[list[LogLine], bool]:
-        """The newest `limit` matching lines in order, and whether older ones match too."""
+        """The newest `limit` matching lines in order, and whether older ones match too.
+
+        A k-way merge, newest first, of each resource's matches: a resource is read one chunk
+        at a time and only as far as the page needs, and only the lines of the page are made
+        into LogLines. Every CHUNKS_PER_PAUSE chunks read, the loop gets a turn."""
         wanted = self.wanted
         names = [wanted.resource] if wanted.resource is not None else logs.resources()
-        newest: list[list[LogLine]] = []
+        scans = [logs.scan_refs(name, wanted) for name in names]
+        waiting: list[deque[LineRef]] = [deque() for _ in scans]
         scanned = 0
-        for name in names:
-            found: list[LogLine] = []
-            for batch in logs.scan(name, wanted):
-                found.extend(batch)
+
+        async def refill(which: int) -> bool:
+            nonlocal scanned
+            for batch in scans[which]:  # resumes where the last refill stopped
                 scanned += 1
-                if len(found) > self.limit:
-                    break
                 if scanned % CHUNKS_PER_PAUSE == 0:
                     await asyncio.sleep(0)
-            newest.append(found)
-        merged = list(heapq.merge(*newest, key=lambda line: -line.seq))
-        page = merged[:self.limit]
-        page.reverse()
-        return page, len(merged) > self.limit
+                if batch:
+                    waiting[which].extend(batch)
+                    return True
+            return False
+
+        heap: list[tuple[int, int]] = []  # (-seq, which) of each resource's newest waiting
+        for which in range(len(scans)):
+            if await refill(which):
+                heap.append((-waiting[which][0][0], which))
+        heapq.heapify(heap)
+        page: list[LineRef] = []
+        while heap and len(page) <= self.limit:
+            _, which = heapq.heappop(heap)
+            page.append(waiting[which].popleft())
+            if waiting[which] or await refill(which):
+                heapq.heappush(heap, (-waiting[which][0][0], which))
+        more = len(page) > self.limit
+        return [logs.line(ref) for ref in reversed(page[:self.limit])], more
 
 
 class LogsApi:

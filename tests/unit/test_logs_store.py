@@ -62,7 +62,7 @@ LINES = st.lists(st.tuples(st.sampled_from(["api", "web"]),
 
 @settings(max_examples=60, deadline=None, database=None)
 @given(lines=LINES, budget=st.integers(30, 3000), query=WORDS,
-       since=st.integers(0, 300), before=st.none() | st.integers(0, 320))
+       since=st.integers(0, 40), before=st.none() | st.integers(0, 320))
 def test_reads_match_a_plain_list_model(lines, budget, query, since, before):
     logs = LogStore(budget_bytes=budget)
     model: dict[str, list[tuple[int, str, str, str]]] = {}
