@@ -7,36 +7,55 @@ context; it registers its builtins and keeps its own declarations. Nothing is mo
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from devloop.tiltfile import plan as p
 from devloop.tiltfile.errors import BuiltinError, Location
 
-STRUCT_TYPE_KEY = "__dl_type__"
+# Structs are dicts with this key (Python objects with attributes cannot cross into
+# Starlark). Its name is random per process, so a user's dict (decoded JSON, a literal)
+# can never be taken for a struct; it starts with `__` like every internal key.
+STRUCT_TYPE_KEY = f"__dl_type_{secrets.token_hex(8)}__"
 DEFAULT_MAX_READ_BYTES = 64 * 1024 * 1024
 
 
-def read_limited(path: str, limit: int = DEFAULT_MAX_READ_BYTES) -> str:
-    """The UTF-8 text of a regular file of at most `limit` bytes. A device, FIFO or
-    socket (`/dev/zero`, `/dev/stdin`) is refused: reading it whole never ends or blocks.
-    Raises BuiltinError for those, for larger files and for text that is not UTF-8;
-    FileNotFoundError and IsADirectoryError pass through for the caller to word."""
-    with open(path, "rb") as handle:
-        info = os.fstat(handle.fileno())
+def open_regular(path: str) -> BinaryIO:
+    """`path` opened for reading in binary, if it is a regular file. Opened without
+    blocking, so that a FIFO with no writer is refused instead of waiting forever.
+    Raises BuiltinError for a device, FIFO or socket, IsADirectoryError for a directory."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(path)
         if not stat.S_ISREG(info.st_mode):
             raise BuiltinError(f"{path} is not a regular file (a device, pipe or socket "
                                "cannot be read)")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def read_limited(path: str, limit: int = DEFAULT_MAX_READ_BYTES, *,
+                 errors: str = "strict") -> str:
+    """The UTF-8 text of a regular file of at most `limit` bytes. A device, FIFO or
+    socket (`/dev/zero`, `/dev/stdin`) is refused: reading it whole never ends or blocks.
+    Raises BuiltinError for those, for larger files and for text that is not UTF-8
+    (unless `errors="replace"`); FileNotFoundError and IsADirectoryError pass through for
+    the caller to word."""
+    with open_regular(path) as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise BuiltinError(f"{path} is larger than {limit // 2**20} MB, the limit for a "
                            "file read whole (DEVLOOP_TILTFILE_MAX_READ_MB)")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8", errors)
     except UnicodeDecodeError as exc:
         raise BuiltinError(f"{path} is not UTF-8 text (invalid byte at offset "
                            f"{exc.start})") from None
@@ -120,9 +139,9 @@ class EvalContext:
         except OSError as exc:
             raise BuiltinError(f"{what}: cannot read {absolute}: {exc.strerror}") from None
 
-    def read_limited(self, path: str) -> str:
+    def read_limited(self, path: str, *, errors: str = "strict") -> str:
         """`read_limited` with this evaluation's size limit."""
-        return read_limited(path, self.max_read_bytes)
+        return read_limited(path, self.max_read_bytes, errors=errors)
 
     def print(self, text: str) -> None:
         self.output.append(text)

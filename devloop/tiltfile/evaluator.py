@@ -32,7 +32,14 @@ from typing import Any
 import starlark_go
 
 from devloop.tiltfile import plan as p
-from devloop.tiltfile.context import DEFAULT_MAX_READ_BYTES, Area, EvalContext, PlanDraft
+from devloop.tiltfile.context import (
+    DEFAULT_MAX_READ_BYTES,
+    STRUCT_TYPE_KEY,
+    Area,
+    EvalContext,
+    PlanDraft,
+    open_regular,
+)
 from devloop.tiltfile.errors import BuiltinError, Location, ResolutionError, TiltfileError
 from devloop.tiltfile.loader import ExtensionSettings, resolve
 from devloop.tiltfile.messages_area import stopped_by_exit
@@ -84,8 +91,10 @@ def _syntax_check_alone(path: str, text: str) -> None:
 
 def _read_source(path: str, location: Location | None, max_bytes: int) -> str:
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             data = handle.read(max_bytes + 1)
+    except BuiltinError as exc:
+        raise TiltfileError(str(exc), location) from None
     except FileNotFoundError:
         raise TiltfileError(f"file not found: {path}", location) from None
     except IsADirectoryError:
@@ -244,7 +253,7 @@ def _wrap(function: Callable[..., Any], name: str = "") -> Callable[..., Any]:
     return builtin
 
 
-def _globals(areas: list[Area], ctx: EvalContext, hooks: Mapping[str, Callable[..., Any]],
+def _globals(areas: list[Area], ctx: EvalContext, hooks: Mapping[str, Any],
              replay: _Replay) -> tuple[dict[str, Any], list[str], set[str]]:
     """Starlark globals, program lines that build modules and environ wrappers, and the
     names whose calls are located."""
@@ -279,12 +288,12 @@ def _globals(areas: list[Area], ctx: EvalContext, hooks: Mapping[str, Callable[.
 
 
 def _nest(module: str, members: dict[str, Any]) -> dict[str, Any]:
-    root: dict[str, Any] = {"__dl_type__": "module"}
+    root: dict[str, Any] = {STRUCT_TYPE_KEY: "module"}
     for dotted, value in members.items():
         node = root
         parts = dotted.split(".")
         for part in parts[:-1]:
-            node = node.setdefault(part, {"__dl_type__": "module"})
+            node = node.setdefault(part, {STRUCT_TYPE_KEY: "module"})
         node[parts[-1]] = value
     return root
 
@@ -358,13 +367,19 @@ def _run(ctx: EvalContext, areas: list[Area], sources: _Sources, replay: _Replay
             raise BuiltinError(f"{kind}: {target} cannot run")
         if not os.path.exists(target):
             raise BuiltinError(f"{kind}: file not found: {target}")
+        if os.path.isdir(target):
+            raise BuiltinError(f"{kind}: {target} is a directory, want a Starlark file")
+        if not os.path.isfile(target):
+            raise BuiltinError(f"{kind}: {target} is not a regular file (a device, pipe or "
+                               "socket cannot be read)")
         needed.append((kind, target))
         raise BuiltinError(f"{kind}: {target} is not prepared yet")
 
     def cycle(keys: list[int]) -> str:
         return " -> ".join(sources.files[key].path for key in keys)
 
-    hooks: dict[str, Callable[..., Any]] = {
+    hooks: dict[str, Any] = {
+        "__DL_TYPE": STRUCT_TYPE_KEY,
         "__dl_py_push_location": ctx.push_location,
         "__dl_py_pop_location": ctx.pop_location,
         "__dl_py_environ": lambda: dict(ctx.environ),

@@ -116,7 +116,7 @@ class LiveUpdateSteps:
 
 def describe(step: Mapping[str, Any]) -> str:
     """How an error names a step: the call as written-ish plus where it was written."""
-    kind = step.get("__dl_type__")
+    kind = struct_kind(step)
     if kind == SYNC:
         text = f"sync('{step['local_path']}', '{step['remote_path']}')"
     elif kind == RUN:

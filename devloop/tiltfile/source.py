@@ -11,6 +11,8 @@ this module rewrites only what the binding cannot do otherwise:
   resolves the path when the statement runs and runs the file once;
 * `x.name` becomes `__dl_attr(x, "name")`, so that structs and modules (plain dicts with
   a type marker) have attributes while strings, lists and dicts keep their methods;
+* `x.name = v` becomes `__dl_settable(x, "name").name = v`, so that assigning to a
+  struct's field fails naming a struct, not the dict behind it;
 * `a - b` becomes `__dl_sub(a, b)`: the bundled starlark-go lacks set difference;
 * calls of builtins become `__dl_at("<loc>", name)(...)`, so a builtin knows its call site.
 
@@ -141,6 +143,14 @@ class _Rewriter(ast.NodeVisitor):
                 for line in range(end_line + 1, attr_line):
                     self._add(line, 0, len(self.lines[line - 1]), "")
                 self._add(attr_line, 0, attr_end, f'"{node.attr}")')
+        elif isinstance(node.ctx, ast.Store):
+            # `x.name = v`: x goes through __dl_settable, which refuses structs and
+            # modules by their own type name; anything else fails as Starlark says.
+            value_line, value_col = self._pos(node.value)
+            end_line, end_col = self._pos(node.value, end=True)
+            # An error of the call belongs to the assignment's target.
+            self._add(value_line, value_col, value_col, "__dl_settable(", statement=True)
+            self._add(end_line, end_col, end_col, f', "{node.attr}")')
         self.generic_visit(node)
 
     def visit_BinOp(self, node: ast.BinOp) -> None:

@@ -327,6 +327,9 @@ SPECIAL: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
         f"config.define_{kind}('flag', args=True)\nprint('parsed', config.parse())", (v,),
         f"parsed {{\"flag\": {r}}}") for kind, v, r in (
             ("string_list", "a", '["a"]'), ("string", "a", '"a"'), ("bool", "true", "True"))},
+    # A step prints as Tilt's text, which leaves echo_off out: the Plan shows it.
+    ("run", "echo_off"): ("k8s_yaml('app.yaml')\ndocker_build('app', 'app', live_update=["
+                          "run('make', echo_off=True)])", (), '"echo_off": true'),
     ("dc_resource", "name"): ("docker_compose('compose.yaml')\n"
                               "dc_resource('db', labels=['picked'])", (), '"picked"'),
     ("k8s_resource", "workload"): (

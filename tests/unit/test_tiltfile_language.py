@@ -190,3 +190,62 @@ def test_print_with_a_non_string_separator_names_the_parameter(tiltfile):
     with pytest.raises(TiltfileError) as info:
         tiltfile("print(1, sep=2)\n")
     assert info.value.message == "print: for parameter sep: got int, want string"
+
+
+def test_a_user_dict_with_the_old_marker_key_is_just_a_dict(tiltfile):
+    result = tiltfile("""
+        d = {"__dl_type__": "struct", "a": 1}
+        print(type(d), len(d), sorted(d.keys()), hasattr(d, "a"), d["a"])
+        print(str(d))
+        e = decode_json('{"__dl_type__": "blob", "__text": "t"}')
+        print(type(e), len(e))
+    """)
+    assert result.output == (
+        'dict 2 ["__dl_type__", "a"] False 1',
+        '{"__dl_type__": "struct", "a": 1}',
+        "dict 2",
+    )
+
+
+def test_structs_hide_their_marker_from_every_view(tiltfile):
+    result = tiltfile("""
+        s = struct(a=1)
+        print(dir(s), hasattr(s, "a"), type(s), s)
+    """)
+    assert result.output == ('["a"] True struct struct(a = 1)',)
+    assert "__dl_type" not in result.output[0]
+
+
+def test_assigning_to_a_struct_field_names_a_struct(tiltfile):
+    with pytest.raises(TiltfileError) as info:
+        tiltfile("s = struct(a=1)\ns.a = 2\n")
+    assert info.value.message == "can't assign to .a field of struct"
+    assert (info.value.location.line, info.value.location.column) == (2, 1)
+    with pytest.raises(TiltfileError) as info:
+        tiltfile("s = struct(a=struct(b=1))\nif True:\n    s.a.b += 1\n")
+    assert info.value.message == "can't assign to .b field of struct"
+    assert info.value.location.line == 3
+    with pytest.raises(TiltfileError) as info:
+        tiltfile("os.x = 1\n")
+    assert info.value.message == "can't assign to .x field of module"
+
+
+def test_assigning_to_a_field_of_other_values_fails_as_starlark_says(tiltfile):
+    with pytest.raises(TiltfileError) as info:
+        tiltfile("d = {}\nd.a = 1\n")
+    assert info.value.message == "can't assign to .a field of dict"
+    assert (info.value.location.line, info.value.location.column) == (2, 2)
+
+
+def test_str_and_print_of_a_live_update_step_give_tilts_text(tiltfile, tmp_path):
+    result = tiltfile("""
+        s = sync('src', '/app')
+        print(s)
+        print(str(s).split("'")[3], str(run('make')), str(restart_container()))
+        print(str(fall_back_on(['a.txt'])), str(initial_sync()))
+    """)
+    assert result.output == (
+        f"sync step: '{tmp_path}/src'->'/app'",
+        '/app run step: "make" restart_container step',
+        f"fall_back_on step: [{tmp_path}/a.txt] initial_sync step",
+    )
