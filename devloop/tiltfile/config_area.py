@@ -208,8 +208,7 @@ class ConfigArea:
 
     def _read_file(self, path: str, values: dict[str, _Value]) -> None:
         try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
+            text = self.ctx.read_limited(path)
         except FileNotFoundError:
             return
         except OSError as exc:

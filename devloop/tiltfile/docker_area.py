@@ -73,6 +73,8 @@ class DockerArea:
         self._declared: list[tuple[ImageRef, str]] = []
         self.registry: dict[str, Any] = {}
         self.steps = LiveUpdateSteps(ctx)
+        # Dockerfile texts by path, read when docker_build() is called.
+        self._dockerfiles: dict[str, str] = {}
 
     def builtins(self) -> Mapping[str, Any]:
         return {"docker_build": self.docker_build, "custom_build": self.custom_build,
@@ -85,7 +87,10 @@ class DockerArea:
         refs = [image.ref for image in self.images]
         for n, image in enumerate(self.images):
             if isinstance(image, p.DockerBuild):
-                deps = dockerfile_image_deps(_dockerfile_text(image), dict(image.build_args),
+                text = image.dockerfile_contents
+                if text is None:
+                    text = self._dockerfiles.get(image.dockerfile, "")
+                deps = dockerfile_image_deps(text, dict(image.build_args),
                                              refs, own=image.ref)
                 self.images[n] = dataclasses.replace(image, image_deps=tuple(deps))
         draft.images.extend(self.images)
@@ -147,8 +152,17 @@ class DockerArea:
                     want_str(fn, "dockerfile", dockerfile, allow_blob=False))
             # Recorded even when missing: creating the file later reloads the Tiltfile.
             self.ctx.record_read(dockerfile_path)
-            if not os.path.isfile(dockerfile_path):
-                raise BuiltinError(f"{fn}: dockerfile not found: {dockerfile_path}")
+            try:
+                # Read now, through the capped reader: the image dependencies come from it.
+                self._dockerfiles[dockerfile_path] = self.ctx.read_limited(dockerfile_path,
+                                                                           errors="replace")
+            except (FileNotFoundError, IsADirectoryError):
+                raise BuiltinError(f"{fn}: dockerfile not found: {dockerfile_path}") from None
+            except BuiltinError as exc:
+                raise BuiltinError(f"{fn}: dockerfile: {exc}") from None
+            except OSError as exc:
+                raise BuiltinError(f"{fn}: cannot read dockerfile {dockerfile_path}: "
+                                   f"{exc.strerror}") from None
         # Docker reads the context's .dockerignore; a change to it changes the build.
         self.ctx.record_read(os.path.join(context_dir, ".dockerignore"))
         only_paths = _str_or_list(fn, "only", only)
@@ -271,16 +285,6 @@ class DockerArea:
 # ---------------------------------------------------------------------------- image deps
 
 _ARG_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-
-
-def _dockerfile_text(image: p.DockerBuild) -> str:
-    if image.dockerfile_contents is not None:
-        return image.dockerfile_contents
-    try:
-        with open(image.dockerfile, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return ""
 
 
 def _instructions(text: str) -> list[tuple[str, list[str]]]:

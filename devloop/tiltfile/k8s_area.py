@@ -22,6 +22,7 @@ from devloop.tiltfile.context import (
     PlanDraft,
     command_spec,
     is_blob,
+    read_limited,
     struct,
     type_name,
     want_bool,
@@ -68,16 +69,18 @@ def yaml_objects(ctx: EvalContext, fn: str, value: Any) -> list[p.K8sObject]:
     return out
 
 
-def _kubeconfig(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The merged view kubectl has: the first file setting current-context wins."""
+def _kubeconfig(environ: Mapping[str, str], limit: int) -> dict[str, Any]:
+    """The merged view kubectl has: the first file setting current-context wins. Files
+    are read through the capped reader; a device among them is an error."""
     paths = [x for x in environ.get("KUBECONFIG", "").split(os.pathsep) if x]
     if not paths:
         paths = [os.path.join(os.path.expanduser("~"), ".kube", "config")]
     merged: dict[str, Any] = {"current-context": "", "contexts": []}
     for path in paths:
         try:
-            with open(path, encoding="utf-8") as handle:
-                data = yaml.safe_load(handle) or {}
+            data = yaml.safe_load(read_limited(path, limit)) or {}
+        except BuiltinError as exc:
+            raise BuiltinError(f"kubeconfig: {exc}") from None
         except (OSError, yaml.YAMLError):
             continue
         if not isinstance(data, dict):
@@ -339,9 +342,21 @@ class K8sArea:
             if item not in self.allowed_contexts:
                 self.allowed_contexts.append(item)
 
+    def _dockerfile_text(self, target: p.ImageTarget) -> str:
+        """A build's Dockerfile, for the unused-image check (docker_build() has already
+        refused one that cannot be read; a file gone since reads as empty)."""
+        if not isinstance(target, p.DockerBuild):
+            return ""
+        if target.dockerfile_contents is not None:
+            return target.dockerfile_contents
+        try:
+            return self.ctx.read_limited(target.dockerfile, errors="replace")
+        except (OSError, BuiltinError):
+            return ""
+
     def _config(self) -> dict[str, Any]:
         if self._kubeconfig is None:
-            self._kubeconfig = _kubeconfig(self.ctx.environ)
+            self._kubeconfig = _kubeconfig(self.ctx.environ, self.ctx.max_read_bytes)
         return self._kubeconfig
 
     def k8s_context(self) -> str:
@@ -380,7 +395,7 @@ class K8sArea:
         draft.resources.extend(resources)
         suppressed = draft.update_settings.get("suppress_unused_image_warnings") or ()
         for warning in unused_image_warnings(builds, draft.resources, self.objects,
-                                             tuple(suppressed), _dockerfile_text):
+                                             tuple(suppressed), self._dockerfile_text):
             self.ctx.warn(warning)
         for target in self.live_update_only:
             # Tilt refuses an image_selector that another build also declares; devloop
@@ -410,15 +425,3 @@ def check_live_updates(draft: PlanDraft) -> None:
                                 image_tree_paths(ref, images))
         except BuiltinError as exc:
             raise TiltfileError(str(exc)) from None
-
-
-def _dockerfile_text(target: p.ImageTarget) -> str:
-    if not isinstance(target, p.DockerBuild):
-        return ""
-    if target.dockerfile_contents is not None:
-        return target.dockerfile_contents
-    try:
-        with open(target.dockerfile, encoding="utf-8") as handle:
-            return handle.read()
-    except OSError:
-        return ""
