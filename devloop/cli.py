@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from devloop.engine.runner import UpdateError
@@ -120,6 +121,7 @@ def parse_duration(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     own, tiltfile_args = _split_tiltfile_args(sys.argv[1:] if argv is None else argv)
     options = _parser().parse_args(own)
+    started = time.time()
     try:
         if options.command == "tiltfile-result":
             return _tiltfile_result(options.file, tuple(tiltfile_args))
@@ -142,12 +144,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_client(options, tiltfile_args)
     except TiltfileError as exc:
         print(exc.render(), file=sys.stderr)
+        _setup_failure_reports(options, started, "(Tiltfile)", str(exc), exc.render())
         return 1
     except UpdateError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
+        _setup_failure_reports(options, started, "(devloop)", str(exc), str(exc))
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _setup_failure_reports(options: argparse.Namespace, started: float, what: str,
+                           message: str, detail: str) -> None:
+    """`devloop ci` asked for reports but failed before any resource ran: report that."""
+    if options.command != "ci":
+        return
+    from devloop.reports import write_setup_failure_reports
+
+    write_setup_failure_reports(what=what, message=message, detail=detail, started=started,
+                                finished=time.time(), junit_xml=options.junit_xml,
+                                report_json=options.report_json)
 
 
 def _tiltfile_result(path: str, args: tuple[str, ...]) -> int:
@@ -158,6 +174,9 @@ def _tiltfile_result(path: str, args: tuple[str, ...]) -> int:
     evaluation = evaluate_in_child(path, args=args, subcommand="tiltfile-result",
                                    on_output=lambda line: print(line, file=sys.stderr,
                                                                 flush=True))
+    # Warnings (ignored parameters, unused images) are not printed lines: say them too.
+    for warning in evaluation.plan.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr, flush=True)
     json.dump(to_jsonable(evaluation.plan), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -208,6 +208,9 @@ function connect() {
     indicator.textContent = status === "open" ? "live" : status;
     if (status === "snapshot") {
       indicator.textContent = `snapshot of ${new Date(snapshot.createdAt * 1000).toLocaleString()}`;
+      const scrub = snapshot.scrub || {};
+      indicator.title = scrub.disabled ? "secret values not scrubbed (secret_settings(disable_scrub=True))"
+        : `${scrub.values || 0} secret value forms scrubbed`;
     }
   });
 }

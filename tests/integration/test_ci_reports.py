@@ -88,3 +88,20 @@ def test_a_crashing_pod_is_a_junit_failure_and_a_github_annotation(testenv, k8s_
     assert len(annotations) == 1, result.stdout
     assert annotations[0].startswith("::error title=devloop ci%3A crasher::")
     assert "about to crash: config missing" in annotations[0]
+
+
+def test_a_tiltfile_that_does_not_evaluate_still_gets_a_report(tmp_path):
+    project = tmp_path / "broken"
+    project.mkdir()
+    (project / "Tiltfile").write_text('local_resource("a", "true")\nfail("no config for ci")\n')
+    junit, report = tmp_path / "junit.xml", tmp_path / "run.json"
+    result = _ci(project, "--junit-xml", str(junit), "--report-json", str(report),
+                 env={"GITHUB_ACTIONS": "true"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    cases = _cases(junit)
+    assert list(cases) == ["(Tiltfile)"]
+    failure = cases["(Tiltfile)"].find("failure")
+    assert "no config for ci" in failure.get("message")
+    assert "Tiltfile:2" in failure.text
+    assert json.loads(report.read_text())["failedResource"] == "(Tiltfile)"
+    assert "::error title=devloop ci%3A (Tiltfile)::" in result.stdout

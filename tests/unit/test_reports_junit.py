@@ -154,3 +154,18 @@ def test_an_unwritable_report_path_is_reported_not_raised(failed_run, tmp_path, 
                      started=STARTED, finished=STARTED, ready_after={}, names=[],
                      junit_xml=str(blocker / "junit.xml"), environ={}, out=io.StringIO())
     assert "cannot write the JUnit XML report to" in capsys.readouterr().err
+
+
+def test_a_run_that_failed_before_any_resource_reports_one_failure(tmp_path):
+    from devloop.reports import write_setup_failure_reports
+
+    target = tmp_path / "junit.xml"
+    write_setup_failure_reports(what="(Tiltfile)", message="Tiltfile:3: boom",
+                                detail="Traceback\n  Tiltfile:3\nTiltfile:3: boom",
+                                started=STARTED, finished=STARTED + 0.5,
+                                junit_xml=str(target), environ={}, out=io.StringIO())
+    data = target.read_text()
+    SCHEMA.validate(data)
+    case = ET.fromstring(data).find("testsuite/testcase")
+    assert case.get("name") == "(Tiltfile)" and case.get("time") == "0.500"
+    assert case.find("failure").get("message") == "Tiltfile:3: boom"
