@@ -241,6 +241,23 @@ class LogStore:
         refs.sort(key=lambda ref: ref[0])
         return [self.line(ref) for ref in refs]
 
+    def recent(self, resource: str | None, count: int) -> list[LogLine]:
+        """The newest `count` kept lines (of one resource, or all), in order. Reads only the
+        newest chunks of each resource, so a terminal redraw costs the screen, not the log."""
+        if count <= 0:
+            return []
+        names = [resource] if resource is not None else list(self._logs)
+        refs: list[LineRef] = []
+        for name in names:
+            taken = 0
+            for batch in self.scan_refs(name, LogFilter()):
+                refs.extend(batch)
+                taken += len(batch)
+                if taken >= count:
+                    break
+        refs.sort(key=lambda ref: ref[0])
+        return [self.line(ref) for ref in refs[-count:]]
+
     def dropped(self, resource: str) -> int:
         log = self._logs.get(resource)
         return log.dropped if log else 0

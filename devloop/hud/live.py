@@ -209,7 +209,7 @@ class Hud:
         self.selected = current.name if current else None
         source = None if self.show_all or current is None else current.name
         if self._tail_key != (source, height):
-            self._tail = deque(self.logs.lines(source)[-height:], maxlen=height)
+            self._tail = deque(self.logs.recent(source, height), maxlen=height)
             self._tail_key = (source, height)
         view = View(self.selected, source is None, self.dashboard_url, self.flash)
         dropped = self.logs.dropped(source) if source else 0

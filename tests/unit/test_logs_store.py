@@ -53,6 +53,18 @@ def test_tail_shows_the_newest_lines_and_the_drop_marker():
         f"line {index:05d}" for index in range(7, 12)]
 
 
+def test_recent_is_the_newest_lines_of_one_or_all_resources_in_order():
+    logs = LogStore()
+    for index in range(3000):  # several chunks per resource
+        logs.append("api" if index % 3 else "web", f"line {index}")
+    assert [line.text for line in logs.recent("web", 2)] == ["line 2994", "line 2997"]
+    assert [line.text for line in logs.recent(None, 4)] == [
+        f"line {index}" for index in range(2996, 3000)]
+    assert [line.text for line in logs.recent(None, 10**6)] == [
+        line.text for line in logs.lines()]
+    assert logs.recent("nobody", 5) == [] and logs.recent("api", 0) == []
+
+
 WORDS = st.sampled_from(["", "error", "Error", "ÉCHEC", "é", "x" * 70, "GET /", "ß", "İ"])
 LINES = st.lists(st.tuples(st.sampled_from(["api", "web"]),
                            st.lists(WORDS, max_size=4).map(" ".join),
