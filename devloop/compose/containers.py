@@ -43,6 +43,7 @@ class ContainerState:
     health_log: str = ""  # the last healthcheck's output
     restarts: int = 0
     started_at: str = ""
+    finished_at: str = ""  # while running: when the previous run ended ("0001-..." if none)
     error: str = ""
     ports: tuple[str, ...] = field(default=())  # "127.0.0.1:8080->80/tcp"
 
@@ -59,7 +60,15 @@ class ExecOutput:
 
 def started_at(state: ContainerState) -> float:
     """When the container's current run started, as unix seconds (0 when never)."""
-    text = state.started_at
+    return _unix(state.started_at)
+
+
+def finished_at(state: ContainerState) -> float:
+    """When the container's last run ended, as unix seconds (0 when never)."""
+    return _unix(state.finished_at)
+
+
+def _unix(text: str) -> float:
     if not text or text.startswith("0001-"):
         return 0.0
     main, _, fraction = text.rstrip("Z").partition(".")
@@ -87,7 +96,8 @@ def state_of(inspected: dict[str, Any]) -> ContainerState:
         image=str(inspected.get("Image", "")), status=str(state.get("Status", "")),
         exit_code=int(state.get("ExitCode") or 0), health=str(health.get("Status", "")),
         health_log=last_check, restarts=int(inspected.get("RestartCount") or 0),
-        started_at=str(state.get("StartedAt", "")), error=str(state.get("Error", "")),
+        started_at=str(state.get("StartedAt", "")),
+        finished_at=str(state.get("FinishedAt", "")), error=str(state.get("Error", "")),
         ports=tuple(ports))
 
 

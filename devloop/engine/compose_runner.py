@@ -32,6 +32,7 @@ from devloop.compose.containers import (
     ContainerError,
     ContainerState,
     DockerContainers,
+    finished_at,
     started_at,
 )
 from devloop.compose.status import Health, assess
@@ -331,8 +332,8 @@ class ComposeRunner:
                                 details=self._details))
 
     def _follow(self, container: ContainerState) -> None:
-        """Stream a container's logs from its current run's start; after it restarts, again
-        from the new run's start (Docker ends a follow stream when the container stops)."""
+        """Stream a container's logs, this run's only; after it restarts, the new run's
+        (Docker ends a follow stream when the container stops)."""
         if container.status not in ("running", "restarting", "exited", "dead"):
             return
         started = started_at(container)
@@ -340,9 +341,11 @@ class ComposeRunner:
         if current is not None and (current[0] == started or container.id not in self._ended):
             return  # this run is being streamed, or the last run's stream is still draining
         self._ended.discard(container.id)
-        # From the start of the current run: a container devloop finds already running (from
-        # an earlier session) shows this run's output, not its whole history.
-        since = started or None
+        # A running container's output from the end of its previous run on: exactly this
+        # run's lines (StartedAt itself is recorded after the process may have printed), so
+        # one found running from an earlier session does not replay its history. A stopped
+        # one shows everything, its last words included.
+        since = (finished_at(container) or None) if container.status == "running" else None
         prefix = container.name if len(self._deployed_containers) > 1 else ""
 
         def on_line(text: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -78,11 +79,16 @@ def write_project(directory: Path, compose: str, tiltfile: str, files: dict[str,
 
 @pytest.fixture
 def cleanup():
-    """Projects a test started are removed afterwards, whatever happened."""
+    """Projects a test started are removed afterwards, whatever happened: `devloop down`,
+    and Compose itself by project name when the test left a broken compose file behind."""
     projects: list[Path] = []
     yield projects
     for directory in projects:
-        devloop(["down", "--volumes"], cwd=directory)
+        down = devloop(["down", "--volumes"], cwd=directory)
+        name = re.search(r"project_name='([^']+)'", (directory / "Tiltfile").read_text())
+        if down.returncode != 0 and name:
+            subprocess.run(["docker", "compose", "-p", name.group(1), "down", "--volumes",
+                            "--remove-orphans"], capture_output=True, check=False, timeout=120)
 
 
 # `db` turns healthy only after a few seconds; `web` waits for that (depends_on with
@@ -275,5 +281,6 @@ def test_up_live_updates_disables_and_survives_a_broken_compose_file(testenv, tm
         time.sleep(2)
         assert _get(url) in ("v1\n", "v2\n")
         assert resource_status(api_port, "side")["runtimeStatus"] == "ok"
+        (directory / "compose.yaml").write_text(LIVE)  # fixed again: `down` can read it
     text = log.read_text()
     assert "side up" in text  # each service's log streamed into its resource

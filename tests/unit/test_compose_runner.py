@@ -90,10 +90,11 @@ class FakeBuilder:
 
 
 def running(cid: str = "c1", *, health: str = "", restarts: int = 0, status: str = "running",
-            exit_code: int = 0, started: str = "2026-01-01T00:00:00Z") -> ContainerState:
+            exit_code: int = 0, started: str = "2026-01-01T00:00:00Z",
+            finished: str = "0001-01-01T00:00:00Z") -> ContainerState:
     return ContainerState(id=cid, name=f"proj-web-{cid}", image="sha256:1", status=status,
                           health=health, restarts=restarts, exit_code=exit_code,
-                          started_at=started)
+                          started_at=started, finished_at=finished)
 
 
 @dataclass
@@ -219,12 +220,14 @@ def test_logs_are_followed_again_from_the_start_of_a_restarted_run(tmp_path):
         await settle(h)
         await settle(h)  # same run: no second stream
         h.runner._ended.add("c1")  # Docker ended the stream when the container stopped
-        h.containers.states = [running(restarts=1, started="2026-01-01T00:01:00.250Z")]
+        h.containers.states = [running(restarts=1, started="2026-01-01T00:01:00.250Z",
+                                       finished="2026-01-01T00:00:59.5Z")]
         await settle(h)
         await h.runner.stop()
 
     asyncio.run(go())
-    assert h.containers.followers == [("c1", 1767225600.0), ("c1", 1767225660.25)]
+    # The first run from its beginning; the second from the end of the first.
+    assert h.containers.followers == [("c1", None), ("c1", 1767225659.5)]
     assert h.runner.runtime().alerts == [
         "container proj-web-c1 restarted 1 time"]
 
