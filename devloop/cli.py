@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 
 from devloop.engine.runner import UpdateError
-from devloop.tiltfile.errors import TiltfileError
+from devloop.tiltfile.errors import Location, TiltfileError
 
 DEFAULT_PORT = 10350
 
@@ -144,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_client(options, tiltfile_args)
     except TiltfileError as exc:
         print(exc.render(), file=sys.stderr)
-        _setup_failure_reports(options, started, "(Tiltfile)", str(exc), exc.render())
+        _setup_failure_reports(options, started, "(Tiltfile)", str(exc), exc.render(),
+                               exc.location)
         return 1
     except UpdateError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
@@ -155,15 +156,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _setup_failure_reports(options: argparse.Namespace, started: float, what: str,
-                           message: str, detail: str) -> None:
-    """`devloop ci` asked for reports but failed before any resource ran: report that."""
+                           message: str, detail: str, location: Location | None = None,
+                           ) -> None:
+    """`devloop ci` asked for reports but failed before any resource ran: report that, with
+    the file relative to here (annotations want the repository's paths)."""
     if options.command != "ci":
         return
     from devloop.reports import write_setup_failure_reports
 
+    file = ""
+    if location is not None and location.path:
+        try:
+            file = os.path.relpath(location.path)
+        except ValueError:  # another drive (Windows)
+            file = location.path
     write_setup_failure_reports(what=what, message=message, detail=detail, started=started,
-                                finished=time.time(), junit_xml=options.junit_xml,
-                                report_json=options.report_json)
+                                finished=time.time(), file=file,
+                                line=location.line if location is not None else 0,
+                                junit_xml=options.junit_xml, report_json=options.report_json)
 
 
 def _tiltfile_result(path: str, args: tuple[str, ...]) -> int:

@@ -26,6 +26,10 @@ def annotations(report: RunReport) -> list[str]:
         if result.verdict != Verdict.FAILED:
             continue
         body = "\n".join([result.message, *result.log_excerpt[-ANNOTATION_LOG_LINES:]])
-        out.append(f"::error title={escape_property(f'devloop ci: {result.name}')}::"
+        where = ""
+        if result.file:
+            where = f"file={escape_property(result.file)},"
+            where += f"line={result.line}," if result.line > 0 else ""
+        out.append(f"::error {where}title={escape_property(f'devloop ci: {result.name}')}::"
                    f"{escape_data(body)}")
     return out

@@ -47,6 +47,9 @@ class ResourceResult:
     builds: tuple[BuildRecord, ...]
     alerts: tuple[str, ...]
     log_excerpt: tuple[str, ...] = ()
+    # Where the failure is in the user's files (a Tiltfile error), for annotations.
+    file: str = ""
+    line: int = 0
 
     @property
     def build_seconds(self) -> float:
@@ -100,6 +103,17 @@ def _verdict(name: str, status: Mapping[str, Any], *, ok: bool, failed_resource:
                              if failed_resource else "not finished")
 
 
+def _ready_after(seen: float | None, status: Mapping[str, Any],
+                 builds: Sequence[BuildRecord], started: float) -> float | None:
+    """`seen` is when ci's poll (every 0.25 s) first saw the resource ready; a resource with
+    no runtime (a local_resource's cmd) was ready when its last good build ended, exactly."""
+    if seen is None or status.get("runtimeStatus") != "not_applicable":
+        return seen
+    ends = [b.start_time + b.duration - started for b in builds if not b.error]
+    ended = [end for end in ends if 0 <= end <= seen]
+    return round(max(ended), 3) if ended else seen
+
+
 def collect(store: Store, logs: LogStore, *, ok: bool, failed_resource: str, message: str,
             started: float, finished: float, ready_after: Mapping[str, float],
             names: Sequence[str] | None = None) -> RunReport:
@@ -121,7 +135,8 @@ def collect(store: Store, logs: LogStore, *, ok: bool, failed_resource: str, mes
             message=why, update_status=str(status.get("updateStatus", "none")),
             runtime_status=str(status.get("runtimeStatus", "unknown")),
             runtime_reason=str(status.get("runtimeReason", "") or ""),
-            ready_after=ready_after.get(name), builds=builds, alerts=_alerts(store, name),
+            ready_after=_ready_after(ready_after.get(name), status, builds, started),
+            builds=builds, alerts=_alerts(store, name),
             log_excerpt=tuple(logs.tail(name, EXCERPT_LINES))
             if verdict == Verdict.FAILED else ()))
     return RunReport(ok=ok, failed_resource=failed_resource, message=message, started=started,

@@ -51,7 +51,8 @@ def write_ci_reports(*, store: Store, logs: LogStore, ok: bool, failed_resource:
 
 
 def write_setup_failure_reports(*, what: str, message: str, detail: str, started: float,
-                                finished: float, junit_xml: str = "", report_json: str = "",
+                                finished: float, file: str = "", line: int = 0,
+                                junit_xml: str = "", report_json: str = "",
                                 environ: Mapping[str, str] = os.environ,
                                 out: TextIO = sys.stdout) -> None:
     """The reports of a run that failed before any resource ran (the Tiltfile did not
@@ -62,7 +63,8 @@ def write_setup_failure_reports(*, what: str, message: str, detail: str, started
     result = ResourceResult(
         name=what, type="setup", labels=(), verdict=Verdict.FAILED, message=message,
         update_status="error", runtime_status="not_applicable", runtime_reason="",
-        ready_after=None, builds=(), alerts=(), log_excerpt=tuple(detail.splitlines()))
+        ready_after=None, builds=(), alerts=(), log_excerpt=tuple(detail.splitlines()),
+        file=file, line=line)
     report = RunReport(ok=False, failed_resource=what, message=message, started=started,
                        duration=max(0.0, finished - started), resources=(result,))
     _emit(report, junit_xml=junit_xml, report_json=report_json, environ=environ, out=out)

@@ -104,4 +104,4 @@ def test_a_tiltfile_that_does_not_evaluate_still_gets_a_report(tmp_path):
     assert "no config for ci" in failure.get("message")
     assert "Tiltfile:2" in failure.text
     assert json.loads(report.read_text())["failedResource"] == "(Tiltfile)"
-    assert "::error title=devloop ci%3A (Tiltfile)::" in result.stdout
+    assert "::error file=Tiltfile,line=2,title=devloop ci%3A (Tiltfile)::" in result.stdout

@@ -62,7 +62,8 @@ def test_junit_report_is_valid_and_holds_one_case_per_resource(failed_run):
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "1", "2")
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert list(cases) == ["compile", "api", "web", "docs"]
-    assert cases["compile"].get("time") == "3.500"
+    # Seen ready by the poll at 3.5 s; its build (no runtime) ended at 2.25 s, exactly.
+    assert cases["compile"].get("time") == "2.250"
     assert cases["compile"].get("classname") == "devloop.local"
     assert cases["compile"].find("failure") is None and cases["compile"].find("skipped") is None
     failure = cases["api"].find("failure")
@@ -121,7 +122,7 @@ def test_json_report_has_timings_builds_and_alerts(failed_run, tmp_path):
     assert api["builds"] == [{"name": "api-1", "startTime": STARTED + 1, "duration": 1.25,
                               "cause": "initial", "files": [], "error": ""}]
     assert api["alerts"] == ["api: container main crash-looping (exit 3)"]
-    assert data["resources"][0]["readyAfter"] == 3.5
+    assert data["resources"][0]["readyAfter"] == 2.25
     assert not list(tmp_path.glob("out/.*partial"))
 
 
@@ -169,3 +170,16 @@ def test_a_run_that_failed_before_any_resource_reports_one_failure(tmp_path):
     case = ET.fromstring(data).find("testsuite/testcase")
     assert case.get("name") == "(Tiltfile)" and case.get("time") == "0.500"
     assert case.find("failure").get("message") == "Tiltfile:3: boom"
+
+
+def test_an_annotation_names_the_file_and_line_when_known():
+    from devloop.reports.model import ResourceResult, RunReport, Verdict
+
+    result = ResourceResult(name="(Tiltfile)", type="setup", labels=(), verdict=Verdict.FAILED,
+                            message="boom", update_status="error", runtime_status="",
+                            runtime_reason="", ready_after=None, builds=(), alerts=(),
+                            file="deploy/Tiltfile,v2", line=7)
+    report = RunReport(ok=False, failed_resource="(Tiltfile)", message="boom", started=0,
+                       duration=0, resources=(result,))
+    assert annotations(report) == [
+        "::error file=deploy/Tiltfile%2Cv2,line=7,title=devloop ci%3A (Tiltfile)::boom"]
