@@ -246,6 +246,9 @@ def _wrap(function: Callable[..., Any], name: str = "") -> Callable[..., Any]:
             raise RuntimeError(str(exc)) from None
         except MemoryError:
             raise RuntimeError("out of memory (DEVLOOP_TILTFILE_MEMORY_MB)") from None
+        except KeyboardInterrupt:
+            # starlark-go turns any exception of a builtin into an error of the program.
+            raise RuntimeError("interrupted") from None
 
     # starlark-go prefixes errors with the function's name; the prefix of a __dl_ name
     # is dropped when the error is reported (program.py).

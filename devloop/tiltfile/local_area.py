@@ -11,7 +11,6 @@ import dataclasses
 import re
 import shlex
 import signal
-import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,6 +32,7 @@ from devloop.tiltfile.context import (
 )
 from devloop.tiltfile.errors import BuiltinError, Location, TiltfileError
 from devloop.tiltfile.links import link, parse_links
+from devloop.tiltfile.local_command import run_streaming
 
 TRIGGER_MODE_AUTO = int(p.TriggerMode.AUTO)
 TRIGGER_MODE_MANUAL = int(p.TriggerMode.MANUAL)
@@ -154,7 +154,8 @@ class LocalArea:
         Blob. A string runs with `sh -c`, a list as argv; it runs in `dir` (default, or None:
         this file's directory) with the Tiltfile's os.environ plus `env`, and `stdin` (string
         or Blob) as input. `command_bat` (string or list) is the Windows form, unused here
-        as in Tilt off Windows. The command is echoed unless `echo_off`, its output unless `quiet`.
+        as in Tilt off Windows. The command is echoed unless `echo_off`, its output (line by
+        line, while it runs) unless `quiet`.
         A non-zero exit fails the Tiltfile with the command, exit status and output."""
         fn = "local"
         _windows_form(fn, "command_bat", command_bat)
@@ -173,20 +174,22 @@ class LocalArea:
         echo = not want_bool(fn, "echo_off", echo_off)
         if echo:
             self.ctx.print(f"local: {display}")
+        printed = 0
+
+        def on_line(line: str) -> None:
+            nonlocal printed
+            if not quiet:
+                printed += 1
+                self.ctx.print(f" → {line}")
+
         try:
-            done = subprocess.run(
-                list(spec.argv), cwd=cwd, env={**environ, **extra}, input=input_text,
-                stdin=subprocess.DEVNULL if input_text is None else None,
-                capture_output=True, text=True, errors="replace", check=False)
+            done = run_streaming(spec.argv, cwd=cwd, env={**environ, **extra},
+                                 input_text=input_text, on_line=on_line)
         except OSError as exc:
             raise BuiltinError(f"{fn}: Command {display!r} failed.\nerror: "
                                f"{exc.strerror}: {exc.filename or spec.argv[0]}") from None
-        if not quiet:
-            output = (done.stdout + done.stderr).splitlines()
-            for line in output:
-                self.ctx.print(f" → {line}")
-            if not output and echo:
-                self.ctx.print(" → [no output]")
+        if not quiet and not printed and echo:
+            self.ctx.print(" → [no output]")
         if done.returncode != 0:
             raise BuiltinError(
                 f'{fn}: Command "{display}" failed.\nerror: {_exit_reason(done.returncode)}'
