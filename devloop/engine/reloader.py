@@ -3,7 +3,8 @@
 A reload evaluates in a child process (`tiltfile/isolated.py`), waited for in a thread: a
 Tiltfile that recurses forever, loops or eats memory is stopped there and the daemon lives
 on. What the Tiltfile prints (`local()` echoes its command before running it) reaches the
-log as it happens. On success the engine adopts the new plan and only changed resources
+log as it happens, and its warnings (ignored parameters, unused images) once it is done. On
+success the engine adopts the new plan and only changed resources
 update; on any error the running state stays as it was and the error is shown with its
 file:line. Stopping the reloader kills a running evaluation and its commands, and so does
 a new change while one runs (the loop then starts over with the new files).
@@ -116,6 +117,8 @@ class Reloader:
                                   status={"message": self.last_error})
             self.engine.store.put("session", "tiltfile", status={"error": self.last_error})
             return
+        for warning in evaluation.plan.warnings:  # once per evaluation, like its output
+            self.logs.append(TILTFILE_RESOURCE, f"WARNING: {warning}", source="tiltfile")
         self.last_error = ""
         self.engine.store.delete(ALERT_KIND, "tiltfile")
         self.engine.store.put("session", "tiltfile", status={"error": ""})

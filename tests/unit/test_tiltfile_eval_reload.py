@@ -99,3 +99,37 @@ async def test_a_change_during_a_hanging_evaluation_stops_it(tmp_path: Path) -> 
     finally:
         await reloader.stop()
         await engine.close()
+
+
+async def test_each_reload_logs_its_warnings_once(tmp_path: Path) -> None:
+    engine, logs, reloader, tiltfile = _setup(tmp_path)
+    warning = ("WARNING: docker_prune_settings: parameter 'max_age_mins' is ignored: "
+               "devloop prunes by `disable` only")
+    try:
+        tiltfile.write_text("docker_prune_settings(max_age_mins=60)\nwarn('careful')\n"
+                            + RESOURCE.format(name="second"))
+        await reloader.reload()
+        lines = _log(logs)
+        assert lines.count(warning) == 1 and lines.count("WARNING: careful") == 1
+        assert lines.index("WARNING: careful") < lines.index(warning) \
+            < next(i for i, line in enumerate(lines) if line.startswith("Tiltfile loaded"))
+        await reloader.reload()
+        assert _log(logs).count(warning) == 2
+        tiltfile.write_text(RESOURCE.format(name="third"))
+        await reloader.reload()
+        assert _log(logs).count(warning) == 2
+    finally:
+        await reloader.stop()
+        await engine.close()
+
+
+async def test_a_failed_reload_logs_no_warning(tmp_path: Path) -> None:
+    engine, logs, reloader, tiltfile = _setup(tmp_path)
+    try:
+        tiltfile.write_text("docker_prune_settings(max_age_mins=60)\nfail('broken')\n")
+        await reloader.reload()
+        assert not any(line.startswith("WARNING") for line in _log(logs))
+        assert "broken" in reloader.last_error
+    finally:
+        await reloader.stop()
+        await engine.close()
