@@ -14,11 +14,13 @@ are answered from the first run's record so that no command runs twice, and prin
 already streamed are not streamed again.
 
 What is still rewritten, and why (source.py): `load()` statements (the binding has no
-loader hook), attribute access (structs and modules are dicts with a type marker, since
-Python objects with attributes cannot cross into Starlark), `-` (the bundled starlark-go
-lacks set difference) and calls of builtins (to give them their call site). Not done:
-freezing a loaded module's values (the binding freezes only at the end of an `exec`, and
-all files share one `exec`), so `L.append(3)` on a loaded list succeeds where Tilt fails.
+loader hook), attribute access and assignment (structs and modules are dicts with a
+type marker, since Python objects with attributes cannot cross into Starlark; the marker's
+key has a random name per process, so no user dict is taken for a struct), `-` (the
+bundled starlark-go lacks set difference) and calls of builtins (to give them their call
+site). Not done: freezing a loaded module's values (the binding freezes only at the end
+of an `exec`, and all files share one `exec`), so `L.append(3)` on a loaded list succeeds
+where Tilt fails.
 """
 
 from __future__ import annotations
