@@ -210,8 +210,8 @@ def render(table: list[Row]) -> str:
         "- **supported**: has its effect, as in Tilt;",
         "- **no-op**: accepted and checked, with no effect here, as in Tilt on Linux and "
         "macOS;",
-        "- **ignored**: accepted, with a warning (in the evaluation's warnings) saying it is "
-        "ignored;",
+        "- **ignored**: accepted, with a warning saying it is ignored (a `WARNING:` line in "
+        "the Tiltfile log after each evaluation, and on `devloop tiltfile-result`'s stderr);",
         "- **refused**: evaluation fails with a message saying what to use instead;",
         "- **missing**: not there yet.",
         "",
