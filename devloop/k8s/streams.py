@@ -183,22 +183,15 @@ def iter_lines(resp: Any) -> Iterator[bytes]:
 
 
 class PodWatcher(_Interruptible):
+    """List, then watch, the namespace's pods; resumes from the last version seen, relists
+    on 410 Gone."""
+
     def __init__(self, client: KubeClient, namespace: str, label_selector: str) -> None:
         super().__init__()
         self.client = client
         self.path = f"/api/v1/namespaces/{namespace}/pods"
         self.selector = [("labelSelector", label_selector)] if label_selector else []
         self.what = f"pods in {namespace}"
-
-
-class PodEventsWatcher(PodWatcher):
-    """The same list-then-watch loop over the namespace's Events about pods."""
-
-    def __init__(self, client: KubeClient, namespace: str) -> None:
-        super().__init__(client, namespace, "")
-        self.path = f"/api/v1/namespaces/{namespace}/events"
-        self.selector = [("fieldSelector", "involvedObject.kind=Pod")]
-        self.what = f"pod events in {namespace}"
 
     def run(self, emit: Callable[[PodEvent], None], stop: threading.Event) -> None:
         known: dict[str, dict[str, Any]] = {}
@@ -263,6 +256,16 @@ class PodEventsWatcher(PodWatcher):
                 known[name] = obj
             emit(PodEvent(str(kind), obj))
         return rv
+
+
+class PodEventsWatcher(PodWatcher):
+    """The same list-then-watch loop over the namespace's Events about pods."""
+
+    def __init__(self, client: KubeClient, namespace: str) -> None:
+        super().__init__(client, namespace, "")
+        self.path = f"/api/v1/namespaces/{namespace}/events"
+        self.selector = [("fieldSelector", "involvedObject.kind=Pod")]
+        self.what = f"pod events in {namespace}"
 
 
 def _ts_key(ts: str) -> tuple[str, int]:
