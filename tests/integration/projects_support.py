@@ -87,13 +87,18 @@ def devloop_up(project: Path, kubeconfig: Path, log_path: Path,
     try:
         yield process
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        interrupt_and_wait(process)
+
+
+def interrupt_and_wait(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C to the process's group, as a user would; SIGKILL only if it ignores that."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def deployment(name: str, command: str, *, image: str = CLUSTER_BUSYBOX, port: int = 0,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.integration.projects_support import interrupt_and_wait
 
 pytestmark = pytest.mark.integration
 
@@ -74,13 +75,7 @@ def chatty_daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str
                  START_TIMEOUT, "the daemon and its chatty resource")
         yield process, base
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        interrupt_and_wait(process)
     assert b"Traceback" not in (tmp_path / "stderr.log").read_bytes()
 
 

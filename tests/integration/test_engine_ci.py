@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client
+
+# Shared with the other daemon tests, which import it from here.
+from tests.integration.projects_support import devloop_up  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -132,27 +133,6 @@ def _wait_for(predicate, timeout: float, what: str):
             last_error = exc
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what} (last error: {last_error})")
-
-
-@contextlib.contextmanager
-def devloop_up(project: Path, kubeconfig: Path, log_path: Path, *args: str):
-    """`devloop up --stream` in its own process group, stopped with Ctrl-C at the end."""
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "devloop", "up", "--stream",
-                                    "--port", "0", *args], cwd=project, env=env,
-                                   stdout=log_file, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    try:
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_up_rebuilds_only_the_edited_image_and_serves_the_new_response(
