@@ -56,15 +56,10 @@ async def read_lines(logs: LogStore) -> list[LogLine]:
     lines: list[LogLine] = []
     for name in logs.resources():
         for count, batch in enumerate(logs.scan(name, LogFilter()), start=1):
-            lines += (_as_line(logs, item) for item in batch)
+            lines += batch
             if count % CHUNKS_PER_PAUSE == 0:
                 await asyncio.sleep(0)
     return lines
-
-
-def _as_line(logs: LogStore, item: Any) -> LogLine:
-    """`scan` yields LogLines, or references that `LogStore.line` makes into LogLines."""
-    return item if isinstance(item, LogLine) else logs.line(item)  # type: ignore[attr-defined]
 
 
 def take(store: Store, logs: LogStore, plan: p.Plan | None, *, now: float | None = None,

@@ -318,8 +318,9 @@ def test_dashboard_against_real_daemon(testenv, k8s_namespace, tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(base)
             resources = page.locator("li.resource")
-            sync_expect(resources).to_have_count(3, timeout=60_000)  # api, web, check
-            for name in ("api", "web", "check"):
+            # api, web, check, and the shop's ConfigMap in `uncategorized`, as Tilt groups it
+            sync_expect(resources).to_have_count(4, timeout=60_000)
+            for name in ("api", "web", "check", "uncategorized"):
                 sync_expect(page.locator(f'li.resource[data-name="{name}"] .badge')).to_have_text(
                     "ready", timeout=420_000)
             page.screenshot(path=str(_artifact("real-resource-list")))
