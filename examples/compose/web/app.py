@@ -34,6 +34,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        # The healthcheck asks every second: log only the other requests.
+        if not self.path.startswith("/healthz"):
+            super().log_message(format, *args)
+
 
 if __name__ == "__main__":
     print(f"web: serving on :8000 ({GREETING!r})")
