@@ -260,6 +260,14 @@ def test_up_live_updates_disables_and_survives_a_broken_compose_file(testenv, tm
         _wait_for(lambda: any(u["status"]["result"] == "ok" for u in api(
             api_port, "liveupdate")["items"]), 30, "the live update recorded as ok")
 
+        # A fall_back_on file rebuilds the image: Compose recreates the container from it.
+        dockerfile = directory / "web/Dockerfile"
+        dockerfile.write_text(dockerfile.read_text() + "LABEL rebuilt=yes\n")
+        _wait_for(lambda: containers(project)["web"]["Id"] != first, 120,
+                  "web recreated from the rebuilt image")
+        _wait_for(lambda: _get(url) == "v2\n", 60, "the rebuilt web answering v2")
+        assert containers(project)["web"]["Config"]["Labels"].get("rebuilt") == "yes"
+
         # Disable removes the container; enable brings it back.
         action(api_port, "disable", "web")
         _wait_for(lambda: "web" not in containers(project), 60, "web's container removed")
