@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from devloop.build import dockerfile_scan as scan
+from devloop import dockerfile
 from devloop.tiltfile import plan
 
 BUILDX_HELP = ("install the docker buildx CLI plugin (Docker Desktop and Docker's own "
@@ -51,7 +51,7 @@ def needs_buildkit_message(target: plan.DockerBuild, why: str) -> str | None:
         reasons.append("docker_build(secret=...) passes secrets")
     if target.ssh:
         reasons.append("docker_build(ssh=...) forwards SSH agents")
-    for feature in scan.buildkit_features(dockerfile_text(target)):
+    for feature in dockerfile.buildkit_features(dockerfile_text(target)):
         reasons.append(f"{dockerfile_label(target)}:{feature.line}: `{feature.text}` uses "
                        f"{feature.what}")
         break
@@ -77,13 +77,13 @@ def image_from_failure(step_name: str, error: str) -> str | None:
 
 def missing_base_image_message(target: plan.DockerBuild, image: str, reason: str) -> str:
     """Name the image, the FROM line that uses it, and what the user can do."""
-    wanted = scan.normalize_image(image)
+    wanted = normalize_image(image)
     where = ""
     shown = image
-    for base in scan.base_images(dockerfile_text(target), dict(target.build_args)):
-        if scan.normalize_image(base.image) == wanted:
-            where = f" ({dockerfile_label(target)}:{base.line}: `{base.text}`)"
-            shown = base.image
+    for use in dockerfile.image_uses(dockerfile_text(target), dict(target.build_args)):
+        if use.keyword == "FROM" and normalize_image(use.ref) == wanted:
+            where = f" ({dockerfile_label(target)}:{use.line}: `{use.text}`)"
+            shown = use.ref
             break
     return (f"docker_build {target.ref!r}: base image {shown}{where} is not in the Docker "
             f"engine and could not be pulled: {reason.strip()}\n"
@@ -93,9 +93,21 @@ def missing_base_image_message(target: plan.DockerBuild, image: str, reason: str
 
 
 def _familiar(image: str) -> str:
-    name = scan.normalize_image(image)
+    name = normalize_image(image)
     for prefix in ("docker.io/library/", "docker.io/"):
         if name.startswith(prefix):
             name = name[len(prefix):]
             break
     return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+def normalize_image(name: str) -> str:
+    """`foo` -> `docker.io/library/foo:latest`, as the engine names images in its errors."""
+    ref, _, digest = name.partition("@")
+    slash, colon = ref.rfind("/"), ref.rfind(":")
+    if colon <= slash and not digest:
+        ref += ":latest"
+    first, _, rest = ref.partition("/")
+    if not rest or not ("." in first or ":" in first or first == "localhost"):
+        ref = "docker.io/" + (ref if rest else "library/" + ref)
+    return ref + ("@" + digest if digest else "")

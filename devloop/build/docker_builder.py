@@ -32,9 +32,10 @@ from typing import Any, Protocol
 import docker
 import docker.errors
 
-from devloop.build import build_errors, buildkit, dockerfile_scan
+from devloop.build import build_errors, buildkit
 from devloop.build import registry as reg
 from devloop.build.context import buildkit_ignore_patterns, dockerfile_source, make_build_context
+from devloop.dockerfile import parse as parse_dockerfile
 from devloop.tiltfile import plan
 
 TAG_PREFIX = "devloop-"
@@ -248,7 +249,7 @@ class DockerBuilder:
             dockerfile = await asyncio.to_thread(dockerfile_source, target)
         except OSError as e:
             raise BuildError(f"docker_build {target.ref!r}: {e}") from e
-        if "syntax" in dockerfile_scan.parse(dockerfile.decode(errors="replace")).directives:
+        if "syntax" in parse_dockerfile(dockerfile.decode(errors="replace")).directives:
             with tempfile.TemporaryDirectory(prefix="devloop-dockerfile-") as tmp:
                 path = os.path.join(tmp, "Dockerfile")
                 await asyncio.to_thread(_write_dockerfile_dir, target, path, dockerfile)

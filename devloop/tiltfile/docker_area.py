@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from devloop import dockerfile as dockerfile_syntax
 from devloop.images import ImageRef, is_registry_host, parse_image_ref
 from devloop.k8s import images as image_match
 from devloop.tiltfile import plan as p
@@ -284,56 +284,17 @@ class DockerArea:
 
 # ---------------------------------------------------------------------------- image deps
 
-_ARG_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-
-
-def _instructions(text: str) -> list[tuple[str, list[str]]]:
-    """(KEYWORD, words) per instruction, continuation lines joined, comments dropped."""
-    out: list[tuple[str, list[str]]] = []
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        words = (pending + line).split()
-        pending = ""
-        if words:
-            out.append((words[0].upper(), words[1:]))
-    return out
-
-
 def dockerfile_image_deps(text: str, build_args: Mapping[str, str], refs: Sequence[str], *,
                           own: str) -> list[str]:
     """Refs (from `refs`, never `own`) that the Dockerfile's FROM and COPY --from name, with
     ARGs declared before the first FROM substituted (build args winning over defaults), as
     Tilt's dockerfile.FindImages does. Stage names are not images."""
-    args: dict[str, str] = {}
-    stages: set[str] = set()
-    named: list[str] = []
-    seen_from = False
-    for keyword, words in _instructions(text):
-        if keyword == "ARG" and not seen_from:
-            for decl in words:
-                name, eq, default = decl.partition("=")
-                args[name] = build_args.get(name, default.strip("\"'") if eq else "")
-        elif keyword == "FROM":
-            seen_from = True
-            plain = [w for w in words if not w.startswith("--")]
-            if plain:
-                named.append(plain[0])
-            if len(plain) >= 3 and plain[1].lower() == "as":
-                stages.add(plain[2].lower())
-        elif keyword == "COPY":
-            named.extend(w.removeprefix("--from=") for w in words if w.startswith("--from="))
+    others = [ref for ref in refs if ref != own]
     deps: list[str] = []
-    for word in named:
-        value = _ARG_REF.sub(lambda m: args.get(m.group(1) or m.group(2), ""), word)
-        if not value or value.lower() in stages or value.isdigit():
+    for use in dockerfile_syntax.image_uses(text, build_args):
+        if use.keyword not in dockerfile_syntax.DEPENDENCY_KEYWORDS or not use.ref:
             continue
-        match = image_match.first_match([r for r in refs if r != own], value)
+        match = image_match.first_match(others, use.ref)
         if match is not None and match not in deps:
             deps.append(match)
     return deps
