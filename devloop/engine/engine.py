@@ -172,7 +172,8 @@ class Engine:
         exclusive = (state.resource.type == p.ResourceType.LOCAL
                      and state.resource.cmd is not None and not state.resource.allow_parallel)
         return ResourceView(name, deps, state.dirty, state.update, runtime, state.enabled,
-                            exclusive)
+                            exclusive, k8s=state.resource.type in (
+                                p.ResourceType.K8S, p.ResourceType.CUSTOM_DEPLOY))
 
     def views(self) -> list[ResourceView]:
         return [self.view(name) for name in self._order]

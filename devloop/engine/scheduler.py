@@ -36,11 +36,19 @@ class ResourceView:
     # A local_resource without allow_parallel runs alone, like Tilt: its command may
     # touch anything (a build directory, a shared cache) another update also uses.
     exclusive: bool = False
+    # Deploys to Kubernetes (k8s_yaml objects or k8s_custom_deploy).
+    k8s: bool = False
 
     @property
     def ready(self) -> bool:
         return self.update == UpdateState.OK and self.runtime in (
             RuntimeState.OK, RuntimeState.NOT_APPLICABLE)
+
+
+# The resource holding the objects no workload claims (Namespaces, ConfigMaps, Secrets,
+# PVCs...): the other Kubernetes resources may need them, so they wait while it applies.
+UNCATEGORIZED = "uncategorized"
+WAIT_UNCATEGORIZED = "waiting for the uncategorized objects to be applied"
 
 
 @dataclass(frozen=True)
@@ -55,14 +63,19 @@ def next_updates(resources: Sequence[ResourceView], max_parallel: int) -> Decisi
     A resource starts when it is dirty, enabled, not already updating, every resource it
     depends on is ready (Tilt waits for deps to be up, not just built), and fewer than
     `max_parallel` updates are in flight.
+
+    Like Tilt, the `uncategorized` Kubernetes resource goes before the other Kubernetes
+    resources, which are held while it updates (it may create their namespace, config
+    or volumes).
     """
     by_name = {resource.name: resource for resource in resources}
     running = [r for r in resources if r.update == UpdateState.IN_PROGRESS]
     in_flight = len(running)
     exclusive_running = any(r.exclusive for r in running)
+    uncategorized_running = any(_is_uncategorized(r) for r in running)
     start: list[str] = []
     waiting: dict[str, str] = {}
-    for resource in resources:
+    for resource in _uncategorized_first(resources):
         if not resource.dirty or not resource.enabled:
             continue
         if resource.update == UpdateState.IN_PROGRESS:
@@ -72,6 +85,9 @@ def next_updates(resources: Sequence[ResourceView], max_parallel: int) -> Decisi
                    if dep in by_name and by_name[dep].enabled and not by_name[dep].ready]
         if blocked:
             waiting[resource.name] = f"waiting for dependencies: {', '.join(blocked)}"
+            continue
+        if resource.k8s and uncategorized_running:
+            waiting[resource.name] = WAIT_UNCATEGORIZED
             continue
         if exclusive_running:
             waiting[resource.name] = "waiting for a local resource that runs alone"
@@ -86,4 +102,20 @@ def next_updates(resources: Sequence[ResourceView], max_parallel: int) -> Decisi
         start.append(resource.name)
         in_flight += 1
         exclusive_running = resource.exclusive
+        uncategorized_running = uncategorized_running or _is_uncategorized(resource)
     return Decision(tuple(start), waiting)
+
+
+def _is_uncategorized(resource: ResourceView) -> bool:
+    return resource.k8s and resource.name == UNCATEGORIZED
+
+
+def _uncategorized_first(resources: Sequence[ResourceView]) -> list[ResourceView]:
+    """Tiltfile order, except that `uncategorized` comes before the first Kubernetes
+    resource (local resources before it keep their place)."""
+    ordered = [r for r in resources if not _is_uncategorized(r)]
+    found = [r for r in resources if _is_uncategorized(r)]
+    if not found:
+        return ordered
+    at = next((i for i, r in enumerate(ordered) if r.k8s), len(ordered))
+    return ordered[:at] + found + ordered[at:]

@@ -11,8 +11,16 @@ OK, NONE, PENDING, RUNNING = (UpdateState.OK, UpdateState.NONE, UpdateState.PEND
 
 
 def view(name, deps=(), dirty=True, update=PENDING, runtime=RuntimeState.UNKNOWN,
-         enabled=True, exclusive=False):
-    return ResourceView(name, tuple(deps), dirty, update, runtime, enabled, exclusive)
+         enabled=True, exclusive=False, k8s=False):
+    return ResourceView(name, tuple(deps), dirty, update, runtime, enabled, exclusive, k8s)
+
+
+def k8s(name, **kwargs):
+    return view(name, k8s=True, **kwargs)
+
+
+UNC = "uncategorized"
+HELD = "waiting for the uncategorized objects to be applied"
 
 
 @pytest.mark.parametrize("resources,max_parallel,start,waiting", [
@@ -39,6 +47,24 @@ def view(name, deps=(), dirty=True, update=PENDING, runtime=RuntimeState.UNKNOWN
      {"b": "runs alone (allow_parallel=False): waiting for others"}),
     ([view("a", update=RUNNING, dirty=False, exclusive=True), view("b")], 3, (),
      {"b": "waiting for a local resource that runs alone"}),
+    # uncategorized goes first among the Kubernetes resources, which wait while it applies
+    ([k8s("api"), k8s("web"), k8s(UNC)], 3, (UNC,), {"api": HELD, "web": HELD}),
+    ([view("tool"), k8s("api"), k8s(UNC)], 3, ("tool", UNC), {"api": HELD}),
+    ([k8s("api"), view("tool"), k8s(UNC)], 3, (UNC, "tool"), {"api": HELD}),
+    ([k8s("api", dirty=False, update=OK), k8s(UNC, update=RUNNING, dirty=False),
+      k8s("web")], 3, (), {"web": HELD}),
+    ([k8s(UNC, update=RUNNING, dirty=False), view("tool")], 3, ("tool",), {}),
+    # not held by an uncategorized that is done, disabled, waiting or out of slots
+    ([k8s(UNC, dirty=False, update=OK, runtime=RuntimeState.NOT_APPLICABLE), k8s("api")], 3,
+     ("api",), {}),
+    ([k8s(UNC, enabled=False), k8s("api")], 3, ("api",), {}),
+    ([view("db"), k8s(UNC, deps=["db"]), k8s("api")], 3, ("db", "api"),
+     {UNC: "waiting for dependencies: db"}),
+    ([view("tool"), k8s(UNC), k8s("api")], 1, ("tool",),
+     {UNC: "waiting for a free slot (max_parallel_updates=1)",
+      "api": "waiting for a free slot (max_parallel_updates=1)"}),
+    # a local resource named uncategorized is an ordinary one
+    ([view(UNC), k8s("api")], 3, (UNC, "api"), {}),
 ])
 def test_next_updates(resources, max_parallel, start, waiting):
     decision = next_updates(resources, max_parallel)
