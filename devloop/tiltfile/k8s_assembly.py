@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from devloop import dockerfile as dockerfile_syntax
 from devloop.k8s import grouping, images
 from devloop.k8s.objects import display_id
 from devloop.tiltfile import plan as p
@@ -302,12 +303,7 @@ def unused_image_warnings(targets: Sequence[p.ImageTarget], resources: Sequence[
 
 
 def _mentions_from(dockerfile: str, ref: str) -> bool:
-    for line in dockerfile.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0].upper() == "FROM" and images.ref_matches(ref, words[1]):
-            return True
-        if len(words) >= 2 and words[0].upper() == "COPY":
-            for word in words[1:]:
-                if word.startswith("--from=") and images.ref_matches(ref, word[7:]):
-                    return True
-    return False
+    """Whether the Dockerfile builds FROM `ref` or copies --from it (Tilt's dependency rule)."""
+    return any(use.keyword in dockerfile_syntax.DEPENDENCY_KEYWORDS
+               and images.ref_matches(ref, use.ref)
+               for use in dockerfile_syntax.image_uses(dockerfile))

@@ -116,6 +116,18 @@ def test_unused_image_warning_can_be_suppressed_and_skips_base_images(tmp_path):
     assert result.plan.warnings == ()
 
 
+def test_a_base_named_in_a_continued_from_line_or_copy_from_is_used(tmp_path):
+    result = run_tiltfile(tmp_path, """
+        docker_build('shop/base', 'base')
+        docker_build('shop/tools', 'base')
+        docker_build('shop/frontend', 'web', dockerfile_contents=(
+            'ARG BASE=shop/base\\nFROM --platform=linux/amd64 \\\\\\n  ${BASE} AS app\\n'
+            + 'COPY --from=shop/tools /bin/x /bin/x'))
+        k8s_yaml('shop.yaml')
+    """, fixtures=("shop.yaml",))
+    assert result.plan.warnings == ()
+
+
 def test_custom_build_image_deps_come_before_the_image(tmp_path):
     plan = run_tiltfile(tmp_path, """
         custom_build('shop/base', 'make base', deps=['.'])
