@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from devloop.engine.engine import Engine
 from devloop.engine.scheduler import RuntimeState, UpdateState
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.05
 DEFAULT_TIMEOUT_SECONDS = 30 * 60
-# A container that exits right after it starts is briefly Running and Ready (there is no
-# readiness probe to say otherwise) before the kubelet notices the exit, which it does on
-# its next relist (about a second). Success must hold this long before `ci` believes it.
+# A process that exits right after it starts is briefly ready. A Kubernetes resource says
+# when its containers have run ready long enough (`RuntimeReport.stable_at`, see
+# K8sRunner); a runner that cannot tell (a serve_cmd, a Compose service) must have stayed
+# ready this long before `ci` believes it.
 SETTLE_SECONDS = 3.0
 
 
@@ -67,17 +68,16 @@ async def _wait(engine: Engine, timeout: float, settle: float,
                 note_ready: Callable[[], None]) -> CiOutcome:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    healthy_since: float | None = None
+    ready_since: dict[str, float] = {}  # resource -> when it was last seen become ready
     while True:
         note_ready()
         outcome = judge(engine)
         if outcome is not None and not outcome.ok:
             return outcome
-        if outcome is None:
-            healthy_since = None
-        elif healthy_since is None:
-            healthy_since = loop.time()
-        elif loop.time() - healthy_since >= settle:
+        now = time.monotonic()
+        ready_since = {view.name: ready_since.get(view.name, now)
+                       for view in engine.views() if view.ready and not view.dirty}
+        if outcome is not None and _settled(engine, ready_since, now, settle):
             return outcome
         if loop.time() >= deadline:
             pending = [v.name for v in engine.views() if v.enabled and not v.ready
@@ -85,3 +85,20 @@ async def _wait(engine: Engine, timeout: float, settle: float,
             return CiOutcome(False, pending[0] if pending else "",
                              f"timeout after {timeout:.0f}s waiting for: {', '.join(pending)}")
         await asyncio.sleep(POLL_SECONDS)
+
+
+def _settled(engine: Engine, ready_since: Mapping[str, float], now: float,
+             settle: float) -> bool:
+    """Every ready resource has been so long enough to be believed: until its runner's
+    `stable_at`, or for `settle` seconds when the runner cannot tell. A resource with no
+    running process (a finished cmd, a Job) has nothing that could still crash."""
+    for name, since in ready_since.items():
+        report = engine.runtime_of(name)
+        if report.state != RuntimeState.OK:
+            continue
+        if report.stable_at is None:
+            if now - since < settle:
+                return False
+        elif now < report.stable_at:
+            return False
+    return True

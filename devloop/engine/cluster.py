@@ -23,7 +23,7 @@ from devloop.k8s.client import ExecResult, KubeClient, KubeError, ObjectRef
 from devloop.k8s.events import EventHub
 from devloop.k8s.inject import inject
 from devloop.k8s.portforward import PortForwarder
-from devloop.k8s.streams import LogCursor
+from devloop.k8s.streams import LogCursor, WatchCache
 from devloop.tiltfile import plan as p
 
 LogFn = Callable[[str], None]
@@ -166,6 +166,11 @@ class Cluster:
             return []
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         return await self.kube.list_pods(namespace, selector)
+
+    def watch(self, kind: str, namespace: str) -> WatchCache:
+        """The session's one watch of a workload kind (or Pod) in a namespace, shared by
+        every resource that reads its runtime there."""
+        return self.kube.watch_cache(kind, namespace)
 
     async def exec(self, namespace: str, pod: str, container: str, argv: list[str],
                    stdin: bytes | None = None) -> ExecResult:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from devloop.build.dockerfile_deps import with_image_deps
 from devloop.engine.logs import LogStore
-from devloop.engine.runner import ResourceRunner, UpdateError
+from devloop.engine.runner import ResourceRunner, RuntimeReport, UpdateError
 from devloop.engine.scheduler import ResourceView, RuntimeState, UpdateState, next_updates
 from devloop.engine.store import Store
 from devloop.tiltfile import plan as p
@@ -177,6 +177,9 @@ class Engine:
 
     def views(self) -> list[ResourceView]:
         return [self.view(name) for name in self._order]
+
+    def runtime_of(self, name: str) -> RuntimeReport:
+        return self._states[name].runner.runtime()
 
     def error_of(self, name: str) -> str:
         state = self._states[name]

@@ -84,8 +84,12 @@ class Verdict:
 class ForwardKeeper:
     def __init__(self, resource: str, forwards: tuple[p.PortForward, ...], *,
                  forward: ForwardFn, hooks: RunnerHooks,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 wake: Callable[[], None] = lambda: None) -> None:
+        """`wake` asks the owner to call `keep` again soon (a forwarded connection
+        failed)."""
         self.resource = resource
+        self._wake = wake
         self._forward = forward
         self._hooks = hooks
         self._clock = clock
@@ -164,6 +168,7 @@ class ForwardKeeper:
         self._fail(fw, message)
         self._publish(fw)
         self._hooks.changed()
+        self._wake()
 
     def _alert_name(self, fw: _Forward) -> str:
         return f"{self.resource}-portforward-{fw.spec.local_port}"

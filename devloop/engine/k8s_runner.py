@@ -3,10 +3,12 @@
 Update: build (and push) every image the resource deploys, inject the new refs, apply
 the objects server-side; or, when the changed files allow it, live update the running
 containers instead (copy the files in, run the `run` steps; see `live_update.py`).
-Runtime: a monitor task reads the workloads and their pods, streams every container's
-logs (each line once, across restarts, reconnects and reloads), shows the pods' events
-(warnings as alerts), turns crash loops and pull errors into alerts, and keeps each
-port-forward on a ready pod, healthy only when it connects (see `forwards.py`).
+Runtime: a monitor task reads the workloads and their pods from the session's shared
+watches (one per kind and namespace, see `WatchCache`) on each change they report,
+streams every container's logs (each line once, across restarts, reconnects and
+reloads), shows the pods' events (warnings as alerts), turns crash loops and pull
+errors into alerts, and keeps each port-forward on a ready pod, healthy only when it
+connects (see `forwards.py`).
 An update whose changed files left every image's inputs as deployed does nothing.
 """
 
@@ -18,6 +20,7 @@ import os
 import shlex
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import yaml
@@ -33,7 +36,16 @@ from devloop.k8s.streams import ExecResult
 from devloop.k8s.sync import Archive, SyncError, apply_in_container, tar_archive
 from devloop.tiltfile import plan as p
 
-MONITOR_PERIOD_SECONDS = 1.0
+# The runtime is read again on every change the watches report; without one, only while
+# something waits on a clock (a stuck pod, a failing port-forward) and then this often.
+RECHECK_SECONDS = 1.0
+# After a change, a short pause gathers the others of the same burst (a rollout changes
+# several pods and the workload within milliseconds) into one reading.
+GATHER_SECONDS = 0.02
+# How long each container of a ready pod must run ready, without a restart, before `ci`
+# trusts it: the kubelet sees a container exit on its next relist (up to a second) and
+# reports it a moment later, so a crash one second after Ready shows within this time.
+STABLE_SECONDS = 2.5
 # How long a pod may stay in a retried container error (CreateContainerConfigError...)
 # before it counts as failed: long enough for the kubelet's caches to catch up.
 STUCK_SECONDS = 30.0
@@ -60,6 +72,8 @@ class ClusterSeam(Protocol):
     async def read(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
 
     async def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+    def watch(self, kind: str, namespace: str) -> Any: ...  # a shared WatchCache
 
     async def follow_logs(self, namespace: str, pod: str, container: str,
                           log: Any) -> None: ...
@@ -92,8 +106,10 @@ class K8sRunner:
         self._report = RuntimeReport(RuntimeState.PENDING, "not deployed yet")
         self._monitor: asyncio.Task[None] | None = None
         self._log_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()  # set by the watches and forwards: read again
         self._forwards = ForwardKeeper(self.name, resource.port_forwards,
-                                       forward=cluster.forward, hooks=hooks)
+                                       forward=cluster.forward, hooks=hooks,
+                                       wake=self._wake.set)
         self._published_pods: set[str] = set()
         # Which container instance (restart count) each log task follows.
         self._followed: dict[tuple[str, str], int] = {}
@@ -102,6 +118,9 @@ class K8sRunner:
         # Content digest of each image's inputs as the running containers have them.
         self._digests: dict[str, str] = {}
         self._stuck_since: dict[str, float] = {}
+        # When each container instance ((pod uid, container, restarts)) was first seen
+        # running in a ready pod: `ci` trusts it STABLE_SECONDS later.
+        self._ready_since: dict[tuple[str, str, int], float] = {}
         # Live update state: the refs deployed (image ref -> reference in the pods), the
         # changed files not yet applied anywhere, and what live updates touched since.
         self._deployed: dict[str, str] = {}
@@ -305,19 +324,51 @@ class K8sRunner:
     def _workloads(self) -> list[dict[str, Any]]:
         return [m for m in self.applied if m.get("kind") in WORKLOAD_KINDS]
 
-    async def _monitor_loop(self) -> None:
-        while True:
-            try:
-                await self._observe()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a flaky API call: say so, look again next period
-                self._set(RuntimeReport(RuntimeState.PENDING, f"cannot read cluster: {exc}",
-                                        details=self._report.details))
-            await asyncio.sleep(MONITOR_PERIOD_SECONDS)
+    def _caches(self) -> list[tuple[dict[str, Any], str, Any]]:
+        """(workload, its namespace, its kind's watch) for each workload."""
+        return [(w, ns, self.cluster.watch(w["kind"], ns)) for w in self._workloads()
+                for ns in [w.get("metadata", {}).get("namespace") or self.cluster.namespace]]
 
-    async def _observe(self) -> None:
-        workloads = self._workloads()
+    async def _monitor_loop(self) -> None:
+        workloads = self._caches()
+        caches = {id(c): c for _, _, c in workloads}
+        for _, namespace, _ in workloads:
+            pods = self.cluster.watch("Pod", namespace)
+            caches[id(pods)] = pods
+        for cache in caches.values():
+            cache.listen(self._wake.set)
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self._observe(workloads)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a port-forward call failed: say so, look again
+                    self._set(RuntimeReport(RuntimeState.PENDING,
+                                            f"cannot read cluster: {exc}",
+                                            details=self._report.details))
+                if self._on_a_clock():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), RECHECK_SECONDS)
+                else:
+                    await self._wake.wait()
+                await asyncio.sleep(GATHER_SECONDS)
+        finally:
+            for cache in caches.values():
+                cache.unlisten(self._wake.set)
+
+    def _on_a_clock(self) -> bool:
+        """Something may change by time alone: a stuck pod escalates, a failing
+        port-forward is tried again, the cluster could not be read."""
+        return bool(self._stuck_since) or self._report.reason.startswith(
+            "cannot read cluster") or any(
+            state not in ("active", "pending") for state in self._forwards.states().values())
+
+    async def _observe(self, workloads: list[tuple[dict[str, Any], str, Any]] | None = None,
+                       ) -> None:
+        """Read the runtime from the watches (`workloads` as `_caches` gives them)."""
+        workloads = self._caches() if workloads is None else workloads
         if not workloads:
             self._set(RuntimeReport(RuntimeState.NOT_APPLICABLE, "no workload",
                                     details=self._report.details))
@@ -325,16 +376,24 @@ class K8sRunner:
         assessments: list[Assessment] = []
         ready_pods: list[tuple[str, dict[str, Any]]] = []
         present: set[str] = set()
-        for workload in workloads:
-            live = await self.cluster.read(workload)
-            pods = await self.cluster.pods_of(workload)
+        for workload, namespace, cache in workloads:
+            pods_cache = self.cluster.watch("Pod", namespace)
+            unread = next((c for c in (cache, pods_cache) if not c.synced), None)
+            if unread is not None:
+                self._set(RuntimeReport(
+                    RuntimeState.PENDING, f"cannot read cluster: {unread.error}"
+                    if unread.error else f"listing {unread.what}",
+                    details=self._report.details))
+                return
+            name = workload.get("metadata", {}).get("name", "")
+            live = cache.get(name)
+            pods = _pods_of(workload, live, pods_cache)
             assessment = assess(workload["kind"], live, pods)
             assessments.append(assessment)
-            namespace = workload.get("metadata", {}).get("namespace") or self.cluster.namespace
             by_name = {pod.get("metadata", {}).get("name", ""): pod for pod in pods}
-            for name, pod in by_name.items():
-                present.add(name)
-                self._watch_events(namespace, name)
+            for pod_name, pod in by_name.items():
+                present.add(pod_name)
+                self._watch_events(namespace, pod_name)
                 self._follow(namespace, pod)
             ready_pods += [(namespace, by_name[s.name]) for s in assessment.pods
                            if s.ready and not s.deleting and s.name in by_name]
@@ -346,7 +405,29 @@ class K8sRunner:
         if verdict.state is not None and report.state in (RuntimeState.OK,
                                                           RuntimeState.PENDING):
             report = RuntimeReport(verdict.state, verdict.reason, report.alerts, report.details)
+        report.stable_at = self._stable_at([pod for _, pod in ready_pods])
         self._set(report)
+
+    def _stable_at(self, ready: list[dict[str, Any]]) -> float:
+        """When every running container of the ready pods will have run ready for
+        STABLE_SECONDS without a restart (monotonic time), counting from when it was
+        first seen so; a container started long before that counts from its start."""
+        now, wall = time.monotonic(), time.time()
+        seen: dict[tuple[str, str, int], float] = {}
+        for pod in ready:
+            uid = str(pod.get("metadata", {}).get("uid") or pod.get("metadata", {}).get("name"))
+            for status in pod.get("status", {}).get("containerStatuses") or []:
+                running = (status.get("state") or {}).get("running")
+                if running is None:
+                    continue
+                key = (uid, str(status.get("name")), int(status.get("restartCount") or 0))
+                since = self._ready_since.get(key, now)
+                started = _epoch(str(running.get("startedAt") or ""))
+                if started and wall - started > STABLE_SECONDS + 1.0:
+                    since = min(since, now - (wall - started))  # up long before we looked
+                seen[key] = since
+        self._ready_since = seen
+        return max((since + STABLE_SECONDS for since in seen.values()), default=0.0)
 
     def _publish_pods(self, assessments: list[Assessment]) -> None:
         """Each pod as its own object in the store (kind `pod`), gone ones removed."""
@@ -393,8 +474,9 @@ class K8sRunner:
         return RuntimeReport(RuntimeState.OK, "ready", alerts, details)
 
     def _set(self, report: RuntimeReport) -> None:
-        changed = (report.state, report.reason, report.alerts) != (
-            self._report.state, self._report.reason, self._report.alerts)
+        changed = (report.state, report.reason, report.alerts, report.stable_at) != (
+            self._report.state, self._report.reason, self._report.alerts,
+            self._report.stable_at)
         self._report = report
         if changed:
             self.hooks.changed()
@@ -460,6 +542,29 @@ class K8sRunner:
         for pod, namespace in self._subscribed.items():
             self.cluster.events.unsubscribe(namespace, pod, self._on_event)
         self._subscribed.clear()
+
+
+def _pods_of(workload: dict[str, Any], live: dict[str, Any] | None,
+             pods: Any) -> list[dict[str, Any]]:
+    """The workload's pods in the namespace's pod watch: a Pod is its own pod; others
+    select theirs by their own selector (or their template's labels)."""
+    kind = workload.get("kind")
+    if kind == "Pod":
+        pod = pods.get(workload.get("metadata", {}).get("name", ""))
+        return [pod] if pod else []
+    if kind == "CronJob":
+        return []
+    spec = (live or {}).get("spec") or workload.get("spec", {})
+    labels = (spec.get("selector") or {}).get("matchLabels") or (
+        (spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    return pods.select(dict(labels)) if labels else []
+
+
+def _epoch(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _count(n: int, noun: str) -> str:

@@ -21,6 +21,9 @@ class RuntimeReport:
     reason: str = ""
     alerts: list[str] = field(default_factory=list)
     details: dict[str, object] = field(default_factory=dict)
+    # When an OK state has held long enough to be trusted (monotonic seconds; see `ci`):
+    # None for runners that cannot tell, whose OK `ci` watches for a fixed time instead.
+    stable_at: float | None = None
 
 
 class ResourceRunner(Protocol):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -28,13 +29,16 @@ from kubernetes.client.exceptions import ApiException
 from devloop.k8s.errors import KubeError, UnknownKindError, error_from_status
 from devloop.k8s.portforward import PortForwarder
 from devloop.k8s.streams import (
+    WATCH_TIMEOUT_SECS,
     ExecResult,
+    KindWatcher,
     LogCursor,
     LogFollower,
     LogLine,
     PodEvent,
     PodEventsWatcher,
     PodWatcher,
+    WatchCache,
     exec_blocking,
     thread_stream,
 )
@@ -53,6 +57,12 @@ DEFAULT_KINDS: tuple[tuple[str, str], ...] = (
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
 )
+
+# The kinds `watch_cache` watches, with their API group's path: the workloads a resource
+# reads its health from, and their pods.
+WATCHED_KINDS = {"Deployment": "/apis/apps/v1", "StatefulSet": "/apis/apps/v1",
+                 "DaemonSet": "/apis/apps/v1", "ReplicaSet": "/apis/apps/v1",
+                 "Job": "/apis/batch/v1", "CronJob": "/apis/batch/v1", "Pod": "/api/v1"}
 
 # Connect and read timeouts of ordinary requests. A read taking over a minute means the
 # API server is in trouble; the caller sees a temporary error and retries.
@@ -105,6 +115,12 @@ class KubeClient:
         self._api = kubernetes.client.ApiClient(configuration)
         self._resources: dict[str, list[ApiResource]] = {}
         self._lock = threading.Lock()
+        self._caches: dict[tuple[str, str], WatchCache] = {}
+        # Server-side length of each watch request of the shared caches; tests shorten it
+        # (DEVLOOP_WATCH_TIMEOUT_SECONDS) to see the runtime outlive watches the API
+        # server ends.
+        self.watch_timeout = int(os.environ.get("DEVLOOP_WATCH_TIMEOUT_SECONDS")
+                                 or WATCH_TIMEOUT_SECS)
 
     @classmethod
     async def create(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
@@ -125,6 +141,9 @@ class KubeClient:
         return cls(cfg, context=chosen["name"], namespace=namespace)
 
     def close(self) -> None:
+        for cache in self._caches.values():
+            cache.cancel()
+        self._caches.clear()
         self._api.close()
 
     # ------------------------------------------------------------------ raw requests
@@ -315,6 +334,20 @@ class KubeClient:
         vanished meanwhile). Stop by leaving the `async for` (or `aclose()`)."""
         watcher = PodWatcher(self, namespace, label_selector)
         return thread_stream(watcher, f"watch pods {namespace} {label_selector}")
+
+    def watch_cache(self, kind: str, namespace: str) -> WatchCache:
+        """The session's one watch of a workload kind (or Pod) in `namespace`, shared by
+        every resource; see `WatchCache`."""
+        key = (kind, namespace)
+        cache = self._caches.get(key)
+        if cache is None:
+            path = f"{WATCHED_KINDS[kind]}/namespaces/{namespace}/{kind.lower()}s"
+            what = f"{kind.lower()}s in {namespace}"
+            timeout = self.watch_timeout
+            cache = WatchCache(lambda: KindWatcher(self, path, what, watch_timeout=timeout),
+                               what)
+            self._caches[key] = cache
+        return cache
 
     async def stream_logs(self, namespace: str, pod: str, container: str,
                           since_time: str | None = None) -> AsyncIterator[str]:

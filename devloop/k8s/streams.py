@@ -34,6 +34,8 @@ WATCH_TIMEOUT_SECS = 300
 # Retry delays for temporary failures: doubling from 0.5 s up to 30 s, reset on success.
 BACKOFF_FIRST_SECS = 0.5
 BACKOFF_MAX_SECS = 30.0
+# The event a watcher with `announce_sync` emits after each complete list.
+SYNCED = "SYNCED"
 # Bytes per stdin frame sent to exec; small enough to keep draining output in between.
 EXEC_STDIN_CHUNK = 64 * 1024
 
@@ -184,14 +186,18 @@ def iter_lines(resp: Any) -> Iterator[bytes]:
 
 class PodWatcher(_Interruptible):
     """List, then watch, the namespace's pods; resumes from the last version seen, relists
-    on 410 Gone."""
+    on 410 Gone. With `announce_sync`, each complete list is followed by a SYNCED event
+    (no object): what was emitted so far is the whole collection."""
 
-    def __init__(self, client: KubeClient, namespace: str, label_selector: str) -> None:
+    def __init__(self, client: KubeClient, namespace: str, label_selector: str, *,
+                 watch_timeout: int = WATCH_TIMEOUT_SECS, announce_sync: bool = False) -> None:
         super().__init__()
         self.client = client
         self.path = f"/api/v1/namespaces/{namespace}/pods"
         self.selector = [("labelSelector", label_selector)] if label_selector else []
         self.what = f"pods in {namespace}"
+        self.watch_timeout = watch_timeout
+        self.announce_sync = announce_sync
 
     def run(self, emit: Callable[[PodEvent], None], stop: threading.Event) -> None:
         known: dict[str, dict[str, Any]] = {}
@@ -201,6 +207,8 @@ class PodWatcher(_Interruptible):
             try:
                 if not rv:
                     rv, known = self._relist(known, emit)
+                    if self.announce_sync:
+                        emit(PodEvent(SYNCED, {}))
                 rv = self._watch(rv, known, emit)
                 backoff.reset()
             except KubeError as e:
@@ -234,9 +242,9 @@ class PodWatcher(_Interruptible):
     def _watch(self, rv: str, known: dict[str, dict[str, Any]],
                emit: Callable[[PodEvent], None]) -> str:
         query = [*self.selector, ("watch", "true"), ("resourceVersion", rv),
-                 ("timeoutSeconds", WATCH_TIMEOUT_SECS), ("allowWatchBookmarks", "true")]
+                 ("timeoutSeconds", self.watch_timeout), ("allowWatchBookmarks", "true")]
         resp = self.client.request("GET", self.path, query=query, stream=True, what=self.what,
-                                   timeout=(10.0, WATCH_TIMEOUT_SECS + 30.0))
+                                   timeout=(10.0, self.watch_timeout + 30.0))
         self.hold(resp)
         for line in iter_lines(resp):
             if not line.strip():
@@ -256,6 +264,84 @@ class PodWatcher(_Interruptible):
                 known[name] = obj
             emit(PodEvent(str(kind), obj))
         return rv
+
+
+class KindWatcher(PodWatcher):
+    """The same list-then-watch loop over any collection (`path`: its API path)."""
+
+    def __init__(self, client: KubeClient, path: str, what: str, *,
+                 watch_timeout: int = WATCH_TIMEOUT_SECS) -> None:
+        super().__init__(client, "", "", watch_timeout=watch_timeout, announce_sync=True)
+        self.path = path
+        self.what = what
+
+
+class WatchCache:
+    """One kind's objects in one namespace, kept current by one list-then-watch that every
+    resource shares. Listeners are called (on the event loop) after each change, after each
+    complete relist and when the watch fails; they then read `get`/`select`."""
+
+    def __init__(self, make_watcher: Callable[[], PodWatcher], what: str) -> None:
+        self._make_watcher = make_watcher
+        self.what = what
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.synced = False  # a complete list arrived since the last failure
+        self.error = ""  # why the watch failed last, until it lists again
+        self._listeners: list[Callable[[], None]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"watch {self.what}")
+
+    def unlisten(self, callback: Callable[[], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self.objects.get(name)
+
+    def select(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The objects carrying every one of `labels`, by name."""
+        return [obj for name, obj in sorted(self.objects.items())
+                if all((obj.get("metadata", {}).get("labels") or {}).get(k) == v
+                       for k, v in labels.items())]
+
+    async def _run(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                async for event in thread_stream(self._make_watcher(), f"watch {self.what}"):
+                    self._take(event)
+                    backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # no permission, API gone: say so, list again later
+                self.synced, self.error = False, str(exc)
+                self._notify()
+            await asyncio.sleep(backoff.next())
+
+    def _take(self, event: PodEvent) -> None:
+        if event.type == SYNCED:
+            self.synced, self.error = True, ""
+        elif event.type == "DELETED":
+            self.objects.pop(event.name, None)
+        else:
+            self.objects[event.name] = event.pod
+        # During a list, the whole of it is told at once (SYNCED), not object by object.
+        if self.synced:
+            self._notify()
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            callback()
+
+    def cancel(self) -> None:
+        """Stop watching (the watch thread ends when its task's stream is closed)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
 
 
 class PodEventsWatcher(PodWatcher):

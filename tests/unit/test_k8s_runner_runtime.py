@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from devloop.engine import k8s_runner
 from devloop.engine.k8s_runner import K8sRunner
 from devloop.engine.runner import RunnerHooks
 from devloop.engine.scheduler import RuntimeState
@@ -39,6 +41,7 @@ class Cluster:
         self.events = EventHub(Silent(), since=0)
         self.live = pod_status(ready=False)
         self.follows: list[tuple[str, str]] = []
+        self.watched = Watched(self)
 
     async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
         return {}
@@ -59,11 +62,42 @@ class Cluster:
     async def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
         return [self.live]
 
+    def watch(self, kind: str, namespace: str) -> Watched:
+        return self.watched
+
+
     async def follow_logs(self, namespace: str, pod: str, container: str, log: Any) -> None:
         self.follows.append((pod, container))
 
     async def forward(self, *args: Any) -> Any:
         raise AssertionError("no port-forwards here")
+
+
+class Watched:
+    """The fake cluster's only watch: its one pod, which is also the workload."""
+
+    synced, error, what = True, "", "pods in ns"
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.listeners: list[Any] = []
+
+    def listen(self, callback: Any) -> None:
+        self.listeners.append(callback)
+
+    def unlisten(self, callback: Any) -> None:
+        self.listeners.remove(callback)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self.cluster.live
+
+    def select(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return [self.cluster.live]
+
+    def changed(self, live: dict[str, Any]) -> None:
+        self.cluster.live = live
+        for callback in list(self.listeners):
+            callback()
 
 
 def warning(uid: str, reason: str, message: str) -> dict[str, Any]:
@@ -158,6 +192,73 @@ def test_changed_files_whose_content_hashes_as_deployed_update_nothing():
         cluster.digest = "sha256:2"
         await runner.update(("/p/app/main.py",))
         assert cluster.builds == 3
+        await runner.stop()
+        await cluster.events.close()
+
+    asyncio.run(run())
+
+
+def running(*, restarts: int = 0, started: str = "") -> dict[str, Any]:
+    live = pod_status(ready=True, restarts=restarts)
+    live["metadata"] = {**live["metadata"], "uid": "u1"}
+    live["status"]["containerStatuses"][0]["state"] = {"running": {"startedAt": started}}
+    return live
+
+
+def test_the_monitor_reads_again_when_the_watch_reports_a_change_not_on_a_clock():
+    async def run() -> None:
+        runner, cluster, _ = make()
+        await runner._restart_monitor()
+        await asyncio.sleep(0.1)
+        assert runner.runtime().state == RuntimeState.PENDING
+        assert cluster.watched.listeners  # the monitor listens to the shared watch
+        cluster.live = running()  # changed without the watch saying so: not seen
+        await asyncio.sleep(0.1)
+        assert runner.runtime().state == RuntimeState.PENDING
+        cluster.watched.changed(running())
+        await asyncio.sleep(0.1)
+        assert runner.runtime().state == RuntimeState.OK
+        await runner.stop()
+        assert cluster.watched.listeners == []
+        await cluster.events.close()
+
+    asyncio.run(run())
+
+
+def test_a_ready_container_is_stable_only_after_running_a_while_without_restart():
+    async def run() -> None:
+        runner, cluster, _ = make()
+        cluster.live = running()
+        before = time.monotonic()
+        await runner._observe()
+        first = runner.runtime().stable_at
+        assert first is not None
+        assert before + k8s_runner.STABLE_SECONDS <= first
+        assert first <= time.monotonic() + k8s_runner.STABLE_SECONDS
+        await asyncio.sleep(0.05)
+        await runner._observe()
+        assert runner.runtime().stable_at == first  # the same instance: same clock
+        cluster.live = running(restarts=1)  # crashed and came back: counts again
+        await asyncio.sleep(0.05)
+        await runner._observe()
+        again = runner.runtime().stable_at
+        assert again is not None and again > first
+        await runner.stop()
+        await cluster.events.close()
+
+    asyncio.run(run())
+
+
+def test_a_container_started_long_before_it_was_seen_is_stable_at_once():
+    async def run() -> None:
+        runner, cluster, _ = make()
+        cluster.live = running(started="2020-01-01T00:00:00Z")
+        await runner._observe()
+        stable_at = runner.runtime().stable_at
+        assert stable_at is not None and stable_at < time.monotonic()
+        cluster.live = pod_status(ready=False)  # no ready pod: nothing to wait for
+        await runner._observe()
+        assert runner.runtime().stable_at == 0.0
         await runner.stop()
         await cluster.events.close()
 

@@ -77,6 +77,9 @@ class FakeCluster:
     async def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
         return self.pods
 
+    def watch(self, kind: str, namespace: str) -> Any:
+        return Watched(self, kind)
+
     async def follow_logs(self, namespace: str, pod: str, container: str, log: Any) -> None:
         return None
 
@@ -282,6 +285,30 @@ async def test_a_failed_full_build_makes_the_next_update_a_full_build_too(projec
         assert cluster.builds == 2 and cluster.execs == []
     finally:
         await runner.stop()
+
+
+class Watched:
+    """The cluster's watch of one kind: the pods, or a workload without a status."""
+
+    synced, error, what = True, "", "fake"
+
+    def __init__(self, cluster: Any, kind: str) -> None:
+        self.cluster, self.kind = cluster, kind
+
+    def listen(self, callback: Any) -> None:
+        return None
+
+    def unlisten(self, callback: Any) -> None:
+        return None
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        if self.kind != "Pod":
+            return {"kind": self.kind, "metadata": {"name": name, "namespace": "ns"}}
+        return next((pod for pod in self.cluster.pods if pod["metadata"]["name"] == name),
+                    None)
+
+    def select(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return list(self.cluster.pods)
 
 
 @pytest.mark.parametrize("stuck_seconds, state", [(3600.0, RuntimeState.PENDING),
