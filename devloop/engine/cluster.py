@@ -17,6 +17,7 @@ from devloop.build.context import context_digest
 from devloop.build.custom_builder import CustomBuilder
 from devloop.build.docker_builder import BuildError, DockerBuilder
 from devloop.build.dockerfile_deps import inject_built_refs
+from devloop.build.restart_wrapper import WrapError, wrap
 from devloop.engine.runner import UpdateError
 from devloop.k8s import contexts
 from devloop.k8s.client import ExecResult, KubeClient, KubeError, ObjectRef
@@ -116,12 +117,14 @@ class Cluster:
                     return (*cached, digest)
                 log(f"Building image {image.ref}")
                 try:
-                    built = await self.builder.build(image, log=log, registry=self.registry)
+                    # restart_container(): the command runs under the restart wrapper.
+                    built = await self.builder.build(await asyncio.to_thread(wrap, image),
+                                                     log=log, registry=self.registry)
                     ref = built.ref
                     if self.push and self.registry is not None:
                         log(f"Pushing {built.ref}")
                         ref = await self.builder.push(built, self.registry, log=log)
-                except BuildError as exc:
+                except (BuildError, WrapError) as exc:
                     raise UpdateError(f"image {image.ref}: {exc}") from None
                 cluster_ref = reg.cluster_ref_for_local(ref, self.registry)
                 self._built[(image.ref, digest)] = (cluster_ref, ref)

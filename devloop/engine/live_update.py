@@ -6,8 +6,10 @@ a deletion). Tilt's semantics:
 - The first deploy is always a full build (`decide` is only asked after one).
 - Every changed file must belong to an image the resource deploys that has live_update
   steps; a file matching `fall_back_on`, or under no `sync` path, rebuilds the image.
-- `restart_container()` cannot be done through the Kubernetes exec API, so it rebuilds, as
-  Tilt's exec updater does on clusters without a Docker runtime.
+- `restart_container()` restarts the container's main process, not the container: a
+  docker_build whose live_update ends with it is built with its command under a wrapper
+  (devloop.build.restart_wrapper), and the update ends by writing the wrapper's marker
+  file. A custom_build's image is not built by devloop, so there it rebuilds.
 - `run` steps run when no triggers are given or a changed file is under one of them.
 - A container that restarted, or a pod that appeared, since the last live update lost the
   synced files (it starts from the image): the next change rebuilds.
@@ -21,6 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from devloop.build import restart_wrapper
 from devloop.build.context import ContextFilter
 from devloop.engine.watcher import matches_any
 from devloop.tiltfile import plan as p
@@ -126,9 +129,10 @@ def _image_update(image: p.ImageTarget, deployed: bool, files: list[str],
                          "build on")
     if not steps:
         return FullBuild(f"{files[0]} changed image {image.ref}, which has no live_update")
-    if any(isinstance(step, p.RestartContainerStep) for step in steps):
-        return FullBuild(f"image {image.ref}: restart_container() cannot run through the "
-                         "Kubernetes exec API; use a process that reloads itself")
+    restart = restart_wrapper.restarts(image)
+    if restart and not isinstance(image, p.DockerBuild):
+        return FullBuild(f"image {image.ref}: restart_container() needs the restart wrapper "
+                         "that only docker_build images get; rebuilding")
     fall_back = [path for step in steps if isinstance(step, p.FallBackOnStep)
                  for path in step.paths]
     syncs = [step for step in steps if isinstance(step, p.SyncStep)]
@@ -146,6 +150,8 @@ def _image_update(image: p.ImageTarget, deployed: bool, files: list[str],
             deletes += targets
     runs = tuple(step for step in steps if isinstance(step, p.RunStep) and (
         not step.triggers or any(_under(path, t) for path in files for t in step.triggers)))
+    if restart:
+        runs += (p.RunStep(restart_wrapper.touch_command(), True, (), False),)
     return ImageUpdate(image.ref, tuple(files), tuple(copies), tuple(deletes), runs)
 
 

@@ -15,7 +15,8 @@ once under a `tilt_modules/` directory, at `tilt_modules/<host>/<path>` like Til
 extensions such as `helm_remote` walk up from their own file until they find a directory
 holding `tilt_modules` and keep their caches there. A local override directory
 (DEVLOOP_EXTENSIONS_DIR), checked first for default-repository extensions, lets a
-project pin or patch an extension without any repository.
+project pin or patch an extension without any repository. Next come devloop's built-in
+extensions (devloop/extensions: restart_process, done natively), then the repository.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from devloop.tiltfile.errors import BuiltinError
 DEFAULT_EXTENSION_REPO = "https://github.com/tilt-dev/tilt-extensions"
 DEFAULT_REPO_NAME = "default"
 EXTENSION_PREFIX = "ext://"
+BUILTIN_EXTENSIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                      "extensions")
 TILT_MODULES = "tilt_modules"
 
 
@@ -106,6 +109,12 @@ def _resolve_extension(module: str, settings: ExtensionSettings, what: str,
                            f"{repo_name!r}, which is not declared (v1alpha1.extension_repo)")
     if repo is None and settings.override_dir:
         candidate = os.path.join(settings.override_dir, repo_path, "Tiltfile")
+        if os.path.isfile(candidate):
+            return candidate
+    if repo is None:
+        # devloop's own versions of some default-repository extensions (restart_process
+        # without its helper image): they work offline, with no checkout.
+        candidate = os.path.join(BUILTIN_EXTENSIONS_DIR, repo_path, "Tiltfile")
         if os.path.isfile(candidate):
             return candidate
     url = str(repo.get("url", "")) if repo is not None else settings.repo

@@ -6,6 +6,7 @@ import io
 import tarfile
 from pathlib import Path
 
+from devloop.build.restart_wrapper import touch_command
 from devloop.engine import live_update as lu
 from devloop.k8s.sync import tar_archive
 from devloop.tiltfile import plan as p
@@ -73,10 +74,11 @@ def test_run_steps_without_triggers_always_run_with_triggers_only_when_matched(t
     assert isinstance(deps, lu.LiveUpdate) and deps.images[0].runs == (always, on_deps)
 
 
-def test_restart_container_is_a_full_build_on_kubernetes(tmp_path):
+def test_restart_container_ends_a_kubernetes_live_update_by_restarting_the_process(tmp_path):
     target = image(tmp_path, p.SyncStep(str(tmp_path), "/app"), p.RestartContainerStep())
     result = decide([target], str(tmp_path / "main.py"))
-    assert isinstance(result, lu.FullBuild) and "restart_container()" in result.reason
+    assert isinstance(result, lu.LiveUpdate)
+    assert [run.command for run in result.images[0].runs] == [touch_command()]
 
 
 def test_an_image_without_live_update_rebuilds(tmp_path):
