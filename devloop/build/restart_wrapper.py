@@ -27,16 +27,29 @@ STAGE = "devloop-restart"
 
 # $1 marker, $2 exit policy (restart: the container exits with the command, so Kubernetes
 # restarts it; continue: wait for the next live update), then the command.
+# Stopping the command stops what it started too (`sh -c "python app.py"` may not exec, and
+# an orphaned server would keep the port): its descendants are read from /proc first.
 SCRIPT = r"""marker="$1"; policy="$2"; shift 2
 mark() { cat "$marker" 2>/dev/null; }
 nap() { sleep 0.2 2>/dev/null || sleep 1; }
+tree() {
+  for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do echo "$c"; tree "$c"; done
+}
+alive() {
+  for p in $pids; do
+    s=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+    case "$s" in *") Z "*) ;; *) return 0 ;; esac
+  done
+  return 1
+}
 stop() {
-  kill -TERM "$child" 2>/dev/null
+  pids="$child $(tree "$child")"
+  kill -TERM $pids 2>/dev/null
   i=0
-  while kill -0 "$child" 2>/dev/null && [ "$i" -lt 50 ]; do
+  while alive && [ "$i" -lt 50 ]; do
     i=$((i+1)); sleep 0.1 2>/dev/null || sleep 1
   done
-  kill -KILL "$child" 2>/dev/null
+  kill -KILL $pids 2>/dev/null
   wait "$child" 2>/dev/null
 }
 trap 'stop; exit 143' TERM INT

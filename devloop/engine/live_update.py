@@ -110,6 +110,7 @@ def decide(images: Sequence[p.ImageTarget], deployed: Collection[str],
             by_image.setdefault(image.ref, []).append(path)
     if not by_image:
         return FullBuild(f"none of the changed files is an input of the images ({files[0]})")
+    _carry_to_dependents(images, deployed, by_image)
     updates: list[ImageUpdate] = []
     for image in images:
         if image.ref not in by_image:
@@ -119,6 +120,39 @@ def decide(images: Sequence[p.ImageTarget], deployed: Collection[str],
             return result
         updates.append(result)
     return LiveUpdate(tuple(updates))
+
+
+def _tree(image: p.ImageTarget, by_ref: Mapping[str, p.ImageTarget]) -> set[str]:
+    """The refs `image` builds on, directly or not."""
+    found: set[str] = set()
+    todo = list(getattr(image, "image_deps", ()))
+    while todo:
+        ref = todo.pop()
+        if ref not in found:
+            found.add(ref)
+            if ref in by_ref:
+                todo.extend(getattr(by_ref[ref], "image_deps", ()))
+    return found
+
+
+def _carry_to_dependents(images: Sequence[p.ImageTarget], deployed: Collection[str],
+                         by_image: dict[str, list[str]]) -> None:
+    """Changed files of an image that only deployed images with live_update build on are
+    theirs to sync, like Tilt's live update over an image tree (restart_process builds the
+    user's image as a base and live-updates the one on top): moved in place."""
+    by_ref = {image.ref: image for image in images}
+    carriers = [(image.ref, _tree(image, by_ref)) for image in images
+                if image.ref in deployed and image.live_update]
+    # A base image counts as deployed too (the resource's image refs include image_deps);
+    # only one without live_update of its own hands its files on.
+    for ref in [ref for ref in by_image
+                if ref not in deployed or not getattr(by_ref.get(ref), "live_update", ())]:
+        dependents = [carrier for carrier, tree in carriers if ref in tree]
+        if not dependents:
+            continue
+        moved = by_image.pop(ref)
+        for carrier in dependents:
+            by_image[carrier] = sorted(set(by_image.get(carrier, [])) | set(moved))
 
 
 def _image_update(image: p.ImageTarget, deployed: bool, files: list[str],

@@ -61,6 +61,15 @@ k8s_yaml('k8s.yaml')
 k8s_resource('restart-app', port_forwards=['{port}:8000'])
 """
 
+CUSTOM_TILTFILE = """\
+load('ext://restart_process', 'custom_build_with_restart')
+custom_build_with_restart('restart-app', 'docker build -q -t $EXPECTED_REF .', deps=['.'],
+                          entrypoint='python3 -u /app/server.py',
+                          live_update=[sync('.', '/app')])
+k8s_yaml('k8s.yaml')
+k8s_resource('restart-app', port_forwards=['{port}:8000'])
+"""
+
 NATIVE_TILTFILE = """\
 docker_build('restart-app', '.', live_update=[sync('.', '/app'), restart_container()])
 k8s_yaml('k8s.yaml')
@@ -89,8 +98,9 @@ def _answering(port: int, message: str) -> str:
     return body if status == 200 and body.startswith(f"{message} pid=") else ""
 
 
-@pytest.mark.parametrize("tiltfile", [EXTENSION_TILTFILE, NATIVE_TILTFILE],
-                         ids=["docker_build_with_restart", "restart_container"])
+@pytest.mark.parametrize("tiltfile", [EXTENSION_TILTFILE, CUSTOM_TILTFILE, NATIVE_TILTFILE],
+                         ids=["docker_build_with_restart", "custom_build_with_restart",
+                              "restart_container"])
 def test_a_live_update_restarts_the_process_in_the_same_container(
         testenv, k8s_namespace, tmp_path: Path, monkeypatch, tiltfile: str) -> None:
     # Reaching for the extension repository would fail: the built-in version must serve.

@@ -123,3 +123,64 @@ def test_the_sh_loop_exits_with_the_command_under_the_restart_policy(tmp_path):
     argv = ["sh", "-c", rw.SCRIPT, "restart-test", str(tmp_path / "m"), "restart",
             "sh", "-c", "exit 7"]
     assert subprocess.run(argv, timeout=10, check=False).returncode == 7
+
+
+def test_a_base_image_change_is_live_updated_by_the_image_on_top_of_it(tmp_path):
+    # custom_build_with_restart: the user's build is a base; the image on top syncs.
+    base = p.CustomBuild("app-base", ("make",), False, (str(tmp_path),))
+    top = p.DockerBuild("app", "/ext", "/ext/Dockerfile", dockerfile_contents="FROM app-base\n",
+                        image_deps=("app-base",),
+                        live_update=(p.SyncStep(str(tmp_path), "/app"),
+                                     p.RestartContainerStep()))
+    result = lu.decide([base, top], ("app",), [str(tmp_path / "a.py")], base="/",
+                       exists=lambda path: True)
+    assert isinstance(result, lu.LiveUpdate)
+    (update,) = result.images
+    assert update.image_ref == "app"
+    assert update.copies == (lu.Copy(str(tmp_path / "a.py"), "/app/a.py"),)
+    as_deployed = lu.decide([base, top], ("app-base", "app"), [str(tmp_path / "a.py")],
+                            base="/", exists=lambda path: True)
+    assert as_deployed == result
+    outside = lu.decide([base, top], ("app",), ["/elsewhere/b.py"], base="/",
+                        exists=lambda path: True)
+    assert isinstance(outside, lu.FullBuild)
+
+
+def _sleeping(token: str) -> int:
+    """How many `sleep TOKEN` processes run."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes() == (
+                    f"sleep\0{token}\0".encode()):
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+def test_a_restart_stops_what_the_command_started_too(tmp_path):
+    # `sh -c` that does not exec: its own child must not outlive the restart.
+    log = tmp_path / "log"
+    marker = tmp_path / "marker"
+    token = f"{time.time_ns() % 1000}.{os.getpid()}"
+    child = ["sh", "-c", f"echo start >> {log}; sleep {token}; echo after"]
+    argv = ["sh", "-c", rw.SCRIPT, "restart-test", str(marker), "restart", *child]
+    process = subprocess.Popen(argv, start_new_session=True)
+    try:
+        wait_for(log, "1")
+        marker.write_text("1\n")
+        wait_for(log, "2")
+        deadline = time.monotonic() + 10
+        while _sleeping(token) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _sleeping(token) == 1
+        process.terminate()  # the wrapper stops the command's group on its way out
+        assert process.wait(timeout=10) == 143
+        deadline = time.monotonic() + 10
+        while _sleeping(token) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _sleeping(token) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
