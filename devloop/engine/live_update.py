@@ -5,7 +5,9 @@ a deletion). Tilt's semantics:
 
 - The first deploy is always a full build (`decide` is only asked after one).
 - Every changed file must belong to an image the resource deploys that has live_update
-  steps; a file matching `fall_back_on`, or under no `sync` path, rebuilds the image.
+  steps; a file matching `fall_back_on`, or under no `sync` path, rebuilds the image. A
+  file of a base image without live_update of its own is the deployed image's to sync
+  when that image builds on it.
 - `restart_container()` restarts the container's main process, not the container: a
   docker_build whose live_update ends with it is built with its command under a wrapper
   (devloop.build.restart_wrapper), and the update ends by writing the wrapper's marker
