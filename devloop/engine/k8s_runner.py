@@ -39,6 +39,10 @@ from devloop.tiltfile import plan as p
 # The runtime is read again on every change the watches report; without one, only while
 # something waits on a clock (a stuck pod, a failing port-forward) and then this often.
 RECHECK_SECONDS = 1.0
+# A port-forward that does not connect yet is tried again sooner: right after its pod
+# turns Ready the server in it is often still starting, and the resource (and whatever
+# waits on it) is ready only once the forward connects.
+FORWARD_RECHECK_SECONDS = 0.2
 # After a change, a short pause gathers the others of the same burst (a rollout changes
 # several pods and the workload within milliseconds) into one reading.
 GATHER_SECONDS = 0.02
@@ -348,9 +352,10 @@ class K8sRunner:
                     self._set(RuntimeReport(RuntimeState.PENDING,
                                             f"cannot read cluster: {exc}",
                                             details=self._report.details))
-                if self._on_a_clock():
+                period = self._clock_period()
+                if period is not None:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), RECHECK_SECONDS)
+                        await asyncio.wait_for(self._wake.wait(), period)
                 else:
                     await self._wake.wait()
                 await asyncio.sleep(GATHER_SECONDS)
@@ -358,12 +363,15 @@ class K8sRunner:
             for cache in caches.values():
                 cache.unlisten(self._wake.set)
 
-    def _on_a_clock(self) -> bool:
-        """Something may change by time alone: a stuck pod escalates, a failing
-        port-forward is tried again, the cluster could not be read."""
-        return bool(self._stuck_since) or self._report.reason.startswith(
-            "cannot read cluster") or any(
-            state not in ("active", "pending") for state in self._forwards.states().values())
+    def _clock_period(self) -> float | None:
+        """How soon to read again without a change from the watches, if something may
+        change by time alone (a failing port-forward is tried again, a stuck pod
+        escalates, the cluster could not be read); None: only on a change."""
+        if any(state not in ("active", "pending") for state in self._forwards.states().values()):
+            return FORWARD_RECHECK_SECONDS
+        if self._stuck_since or self._report.reason.startswith("cannot read cluster"):
+            return RECHECK_SECONDS
+        return None
 
     async def _observe(self, workloads: list[tuple[dict[str, Any], str, Any]] | None = None,
                        ) -> None:

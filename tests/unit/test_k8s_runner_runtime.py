@@ -263,3 +263,40 @@ def test_a_container_started_long_before_it_was_seen_is_stable_at_once():
         await cluster.events.close()
 
     asyncio.run(run())
+
+
+def test_a_forward_that_does_not_connect_yet_is_tried_again_soon_without_a_change():
+    class Handle:
+        def __init__(self) -> None:
+            self.answers = ["connection refused: nothing listens on port 8000 in the pod"]
+
+        async def probe(self) -> str:
+            return self.answers.pop(0) if self.answers else ""
+
+        async def stop(self) -> None:
+            return None
+
+    class Forwarding(Cluster):
+        async def forward(self, *args: Any) -> Any:
+            return Handle()
+
+    async def run() -> None:
+        cluster = Forwarding()
+        hooks = RunnerHooks(log=lambda *args: None, changed=lambda: None)
+        resource = p.Resource(name="web", type=p.ResourceType.K8S, port_forwards=(
+            p.PortForward(local_port=18000, container_port=8000),))
+        plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,))
+        runner = K8sRunner(resource, plan=plan, cluster=cluster,  # type: ignore[arg-type]
+                           hooks=hooks)
+        runner.applied = [dict(POD)]
+        cluster.live = running()
+        await runner._restart_monitor()
+        await asyncio.sleep(0.05)
+        assert "connection refused" in runner.runtime().reason
+        # No change from the watch: the monitor's clock tries the forward again.
+        await asyncio.sleep(k8s_runner.FORWARD_RECHECK_SECONDS * 3)
+        assert runner.runtime().state == RuntimeState.OK
+        await runner.stop()
+        await cluster.events.close()
+
+    asyncio.run(run())
