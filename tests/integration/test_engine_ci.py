@@ -6,8 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,8 @@ import yaml
 from kubernetes import client
 
 # Shared with the other daemon tests, which import it from here.
-from tests.integration.projects_support import devloop_up  # noqa: F401
+from tests.integration.projects_support import devloop_up, http_get  # noqa: F401
+from tests.integration.projects_support import wait_for as _wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -117,22 +116,7 @@ def test_ci_fails_on_a_crash_looping_container_and_prints_its_log(testenv, k8s_n
 
 
 def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
-        return response.read().decode()
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # not up yet
-            last_error = exc
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last_error})")
+    return http_get(url)[1]
 
 
 def test_up_rebuilds_only_the_edited_image_and_serves_the_new_response(
