@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import shlex
 import time
@@ -47,9 +48,10 @@ FORWARD_RECHECK_SECONDS = 0.2
 # several pods and the workload within milliseconds) into one reading.
 GATHER_SECONDS = 0.02
 # How long each container of a ready pod must run ready, without a restart, before `ci`
-# trusts it: the kubelet sees a container exit on its next relist (up to a second) and
-# reports it a moment later, so a crash one second after Ready shows within this time.
-STABLE_SECONDS = 2.5
+# trusts it. A crash one second after Ready reaches the watch about a second later (the
+# kubelet sees the exit on its next relist, then reports it), while Ready itself arrives at
+# once; 2.5 s let such a crash through once on a loaded 2-core machine, so keep 2 s of margin.
+STABLE_SECONDS = 4.0
 # How long a pod may stay in a retried container error (CreateContainerConfigError...)
 # before it counts as failed: long enough for the kubelet's caches to catch up.
 STUCK_SECONDS = 30.0
@@ -383,6 +385,7 @@ class K8sRunner:
             return
         assessments: list[Assessment] = []
         ready_pods: list[tuple[str, dict[str, Any]]] = []
+        all_pods: list[list[dict[str, Any]]] = []
         present: set[str] = set()
         for workload, namespace, cache in workloads:
             pods_cache = self.cluster.watch("Pod", namespace)
@@ -397,6 +400,7 @@ class K8sRunner:
             live = cache.get(name)
             pods = _pods_of(workload, live, pods_cache)
             assessment = assess(workload["kind"], live, pods)
+            all_pods.append(pods)
             assessments.append(assessment)
             by_name = {pod.get("metadata", {}).get("name", ""): pod for pod in pods}
             for pod_name, pod in by_name.items():
@@ -413,7 +417,9 @@ class K8sRunner:
         if verdict.state is not None and report.state in (RuntimeState.OK,
                                                           RuntimeState.PENDING):
             report = RuntimeReport(verdict.state, verdict.reason, report.alerts, report.details)
-        report.stable_at = self._stable_at([pod for _, pod in ready_pods])
+        unsettled = any(_unsettled(pod) for pods in all_pods for pod in pods)
+        report.stable_at = (math.inf if unsettled
+                            else self._stable_at([pod for _, pod in ready_pods]))
         self._set(report)
 
     def _stable_at(self, ready: list[dict[str, Any]]) -> float:
@@ -524,7 +530,8 @@ class K8sRunner:
         if fresh:
             self._log(event.line(), "runtime")  # the line names its pod
         if event.warning:
-            self.hooks.changed()
+            # Alerts are assessed with the pods: read again (nothing else may change now).
+            self._wake.set()
 
     def _forget_pods(self, present: set[str]) -> None:
         """Pods that are gone take their events with them."""
@@ -550,6 +557,20 @@ class K8sRunner:
         for pod, namespace in self._subscribed.items():
             self.cluster.events.unsubscribe(namespace, pod, self._on_event)
         self._subscribed.clear()
+
+
+def _unsettled(pod: dict[str, Any]) -> bool:
+    """A pod that is not being deleted, has not finished, and has a container that is not
+    running and ready: a workload's own status may still count it ready (its controller
+    reports later than the kubelet), so `ci` must not trust the resource yet."""
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        return False
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    return not statuses or any(
+        not status.get("ready") or "running" not in (status.get("state") or {})
+        for status in statuses)
 
 
 def _pods_of(workload: dict[str, Any], live: dict[str, Any] | None,
