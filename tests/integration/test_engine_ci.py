@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,12 @@ import yaml
 from kubernetes import client
 
 # Shared with the other daemon tests, which import it from here.
-from tests.integration.projects_support import devloop_up, http_get  # noqa: F401
+from tests.integration.projects_support import (  # noqa: F401
+    devloop,
+    devloop_up,
+    http_get,
+)
+from tests.integration.projects_support import kubeconfig_for as namespaced_kubeconfig
 from tests.integration.projects_support import wait_for as _wait_for
 
 pytestmark = pytest.mark.integration
@@ -21,26 +23,6 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "examples" / "shop"
 CI_TIMEOUT = "8m"
-
-
-def namespaced_kubeconfig(testenv, namespace: str, directory: Path) -> Path:
-    """The test cluster's kubeconfig with `namespace` as the context's namespace, so an
-    unmodified Tiltfile deploys into the test's own namespace."""
-    config = yaml.safe_load(testenv.kubeconfig.read_text())
-    current = config["current-context"]
-    for context in config["contexts"]:
-        if context["name"] == current:
-            context["context"]["namespace"] = namespace
-    path = directory / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def devloop(args: list[str], *, cwd: Path, kubeconfig: Path, timeout: float = 600,
-            ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "devloop", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def managed_objects(api: client.ApiClient, namespace: str) -> list[str]:
