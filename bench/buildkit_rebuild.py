@@ -28,7 +28,7 @@ from pathlib import Path
 from support import ROOT, _testenv_exports
 
 from devloop.build.docker_builder import BuilderKind, DockerBuilder
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 GO_PLAIN_DOCKERFILE = """FROM golang:1.26-bookworm AS build
 WORKDIR /src

@@ -96,28 +96,6 @@ def _boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"want true or false, got {text!r}")
 
 
-def parse_duration(text: str) -> float:
-    """'30m', '90s', '1h30m', or plain seconds."""
-    text = text.strip()
-    if not text:
-        raise ValueError("empty duration")
-    if text.replace(".", "", 1).isdigit():
-        return float(text)
-    total, number = 0.0, ""
-    units = {"h": 3600, "m": 60, "s": 1}
-    for char in text:
-        if char.isdigit() or char == ".":
-            number += char
-        elif char in units and number:
-            total += float(number) * units[char]
-            number = ""
-        else:
-            raise ValueError(f"invalid duration {text!r}")
-    if number:
-        raise ValueError(f"invalid duration {text!r}: missing unit")
-    return total
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     own, tiltfile_args = _split_tiltfile_args(sys.argv[1:] if argv is None else argv)
     options = _parser().parse_args(own)
@@ -126,11 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.command == "tiltfile-result":
             return _tiltfile_result(options.file, tuple(tiltfile_args))
         if options.command in ("up", "ci"):
-            from devloop.engine.session import run_session
+            from devloop.daemon.session import run_session
 
             return asyncio.run(run_session(options, tuple(tiltfile_args)))
         if options.command == "down":
-            from devloop.engine.down import run_down
+            from devloop.daemon.down import run_down
 
             return asyncio.run(run_down(options.file, tuple(tiltfile_args),
                                         delete_namespaces=options.delete_namespaces,
@@ -177,8 +155,8 @@ def _setup_failure_reports(options: argparse.Namespace, started: float, what: st
 
 
 def _tiltfile_result(path: str, args: tuple[str, ...]) -> int:
+    from devloop.model.plan import to_jsonable
     from devloop.tiltfile.isolated import evaluate_in_child
-    from devloop.tiltfile.plan import to_jsonable
 
     # Printed lines go to stderr as the Tiltfile prints them (a slow local() shows itself).
     evaluation = evaluate_in_child(path, args=args, subcommand="tiltfile-result",

@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from devloop import dockerfile
-from devloop.tiltfile import plan
+from devloop.model import dockerfile, plan
 
 BUILDX_HELP = ("install the docker buildx CLI plugin (Docker Desktop and Docker's own "
                "packages include it; see https://docs.docker.com/go/buildx/)")

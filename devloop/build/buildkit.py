@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from devloop.build.buildkit_progress import ProgressRenderer
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 LogFn = Callable[[str], None]
 

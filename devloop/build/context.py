@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 DOCKERIGNORE = ".dockerignore"
 # Name of a Dockerfile that does not live inside the context (dockerfile_contents, or a

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from devloop.build import registry as reg
 from devloop.build.docker_builder import BuildError, BuiltImage, content_tag
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 LogFn = Callable[[str], None]
 

@@ -35,8 +35,8 @@ import docker.errors
 from devloop.build import build_errors, buildkit
 from devloop.build import registry as reg
 from devloop.build.context import buildkit_ignore_patterns, dockerfile_source, make_build_context
-from devloop.dockerfile import parse as parse_dockerfile
-from devloop.tiltfile import plan
+from devloop.model import plan
+from devloop.model.dockerfile import parse as parse_dockerfile
 
 TAG_PREFIX = "devloop-"
 # How many lines of a failed build's output an error carries when no step marker is found.

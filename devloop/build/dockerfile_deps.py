@@ -5,7 +5,7 @@ Tilt finds the image dependencies of a docker_build by parsing its Dockerfile: w
 or COPY --from (after substituting ARGs and `build_args`) names another image of the same
 Tiltfile, that image is built first and the instruction is pointed at the reference just
 built, so `FROM base` never goes to a public registry. The Dockerfile syntax is
-devloop.dockerfile's; this module applies it to the plan.
+devloop.model.dockerfile's; this module applies it to the plan.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
-from devloop import dockerfile
-from devloop.images import parse_or_none
-from devloop.tiltfile import plan as p
+from devloop.model import dockerfile
+from devloop.model import plan as p
+from devloop.model.images import parse_or_none
 
 
 def _image_uses(text: str, image: p.DockerBuild) -> list[dockerfile.ImageUse]:

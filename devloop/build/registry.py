@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 CONFIGMAP_NAMESPACE = "kube-public"
 CONFIGMAP_NAME = "local-registry-hosting"

@@ -17,8 +17,8 @@ import os
 import subprocess
 from collections.abc import Sequence
 
-from devloop import dockerfile
-from devloop.tiltfile import plan as p
+from devloop.model import dockerfile
+from devloop.model import plan as p
 
 # The same default as the restart_process extension, so Tiltfiles whose own run steps
 # write it keep working; under /tmp so a non-root container user can write it.

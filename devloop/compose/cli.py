@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 LogFn = Callable[[str], None]
 # How much of a failed command's output its error carries.

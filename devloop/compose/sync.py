@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from devloop.compose.containers import ContainerApi, ContainerError
 from devloop.k8s.sync import Archive
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 class SyncFailed(Exception):

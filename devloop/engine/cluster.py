@@ -25,7 +25,7 @@ from devloop.k8s.events import EventHub
 from devloop.k8s.inject import inject
 from devloop.k8s.portforward import PortForwarder
 from devloop.k8s.streams import LogCursor, WatchCache
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 LogFn = Callable[[str], None]
 

@@ -42,7 +42,7 @@ from devloop.engine.local_runner import plan_environment
 from devloop.engine.runner import RunnerHooks, RuntimeReport, UpdateError
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.sync import tar_archive
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 MONITOR_PERIOD_SECONDS = 1.0
 # Lines of a service's own output kept to show with an alert (why did it exit?).

@@ -16,7 +16,7 @@ import yaml
 from devloop.engine.k8s_runner import K8sRunner
 from devloop.engine.local_runner import command_environment, kill_group, plan_environment
 from devloop.engine.runner import UpdateError
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 def image_environment(refs: tuple[str, ...], deployed: dict[str, str]) -> dict[str, str]:

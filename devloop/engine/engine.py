@@ -19,7 +19,7 @@ from devloop.engine.logs import LogStore
 from devloop.engine.runner import ResourceRunner, RuntimeReport, UpdateError
 from devloop.engine.scheduler import ResourceView, RuntimeState, UpdateState, next_updates
 from devloop.engine.store import Store
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 log = logging.getLogger(__name__)
 

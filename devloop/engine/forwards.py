@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from devloop.engine.runner import RunnerHooks
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.portforward import container_port_for
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 # A server often starts listening a moment after its pod turns ready (no readiness probe):
 # a forward that fails for less than this is only shown as waiting, not alerted.

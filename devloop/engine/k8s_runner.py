@@ -35,7 +35,7 @@ from devloop.k8s.events import PodEventRecord
 from devloop.k8s.health import Assessment, Health, assess
 from devloop.k8s.streams import ExecResult
 from devloop.k8s.sync import Archive, SyncError, apply_in_container, tar_archive
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 # The runtime is read again on every change the watches report; without one, only while
 # something waits on a clock (a stuck pod, a failing port-forward) and then this often.

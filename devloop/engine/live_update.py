@@ -28,7 +28,7 @@ from typing import Any
 from devloop.build import restart_wrapper
 from devloop.build.context import ContextFilter
 from devloop.engine.watcher import matches_any
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 @dataclass(frozen=True)

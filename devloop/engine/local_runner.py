@@ -15,7 +15,7 @@ import urllib.request
 
 from devloop.engine.runner import RunnerHooks, RuntimeReport, UpdateError
 from devloop.engine.scheduler import RuntimeState
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 STOP_GRACE_SECONDS = 5.0
 READ_CHUNK_BYTES = 64 * 1024

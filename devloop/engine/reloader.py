@@ -21,7 +21,7 @@ from devloop.engine.engine import ALERT_KIND, Engine
 from devloop.engine.logs import LogStore
 from devloop.engine.watch_routes import routing_for
 from devloop.engine.watcher import FileWatcher
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.errors import TiltfileError
 from devloop.tiltfile.evaluator import Evaluation
 from devloop.tiltfile.isolated import ChildEvaluator

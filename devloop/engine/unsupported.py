@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devloop.engine.runner import RuntimeReport, UpdateError
 from devloop.engine.scheduler import RuntimeState
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 class UnsupportedRunner:

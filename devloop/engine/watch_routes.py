@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from devloop.build.dockerfile_deps import with_image_deps
 from devloop.engine.watcher import matches_any, read_ignore_file
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from devloop.k8s.images import pod_template
 from devloop.k8s.objects import group_of, namespace_or_default
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 UNCATEGORIZED = "uncategorized"
 

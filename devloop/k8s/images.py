@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from devloop.images import ImageRef, parse_or_none
+from devloop.model.images import ImageRef, parse_or_none
 
 # ---------------------------------------------------------------------------- references
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from devloop.k8s.images import expand_path, parse_path, pod_spec_path, pod_template
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 OWNER_LABEL = "app.kubernetes.io/managed-by"
 OWNER_VALUE = "devloop"

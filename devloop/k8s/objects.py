@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 class YAMLError(Exception):

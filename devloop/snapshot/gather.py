@@ -9,8 +9,8 @@ from typing import Any
 
 from devloop.engine.logs import LogFilter, LogLine, LogStore
 from devloop.engine.store import Store
+from devloop.model import plan as p
 from devloop.snapshot.secrets import Scrubber, SecretValue, secrets_in_manifest, secrets_in_yaml
-from devloop.tiltfile import plan as p
 
 FORMAT_VERSION = 1
 

@@ -13,9 +13,9 @@ from aiohttp import web
 
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
+from devloop.model import plan as p
 from devloop.snapshot.gather import read_lines, snapshot_data, take
 from devloop.snapshot.render import render_html
-from devloop.tiltfile import plan as p
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

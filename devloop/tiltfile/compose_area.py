@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from devloop.images import parse_image_ref, refs_match
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
+from devloop.model.images import parse_image_ref, refs_match
 from devloop.tiltfile.context import (
     EvalContext,
     PlanDraft,

@@ -13,10 +13,10 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from devloop import dockerfile as dockerfile_syntax
-from devloop.images import ImageRef, is_registry_host, parse_image_ref
 from devloop.k8s import images as image_match
-from devloop.tiltfile import plan as p
+from devloop.model import dockerfile as dockerfile_syntax
+from devloop.model import plan as p
+from devloop.model.images import ImageRef, is_registry_host, parse_image_ref
 from devloop.tiltfile.context import (
     EvalContext,
     PlanDraft,

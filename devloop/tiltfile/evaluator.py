@@ -33,7 +33,7 @@ from typing import Any
 
 import starlark_go
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.context import (
     DEFAULT_MAX_READ_BYTES,
     STRUCT_TYPE_KEY,

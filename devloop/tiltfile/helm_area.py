@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from devloop.k8s.objects import YAMLError, parse_manifests, to_object, to_yaml
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.context import (
     EvalContext,
     PlanDraft,

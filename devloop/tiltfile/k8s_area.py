@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
-from devloop.images import parse_image_ref
 from devloop.k8s.objects import YAMLError, display_id, group_of, namespace_or_default
 from devloop.k8s.objects import parse_objects as _parse
+from devloop.model import plan as p
+from devloop.model.images import parse_image_ref
 from devloop.tiltfile import k8s_args as args
-from devloop.tiltfile import plan as p
 from devloop.tiltfile.context import (
     EvalContext,
     PlanDraft,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devloop.k8s.objects import namespace_or_default
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.context import struct_kind, type_name, want_str, want_str_list
 from devloop.tiltfile.errors import BuiltinError
 

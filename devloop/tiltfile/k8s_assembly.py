@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from devloop import dockerfile as dockerfile_syntax
 from devloop.k8s import grouping, images
 from devloop.k8s.objects import display_id
-from devloop.tiltfile import plan as p
+from devloop.model import dockerfile as dockerfile_syntax
+from devloop.model import plan as p
 from devloop.tiltfile.errors import Location, TiltfileError
 from devloop.tiltfile.k8s_args import ObjectSelector
 

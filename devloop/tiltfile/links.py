@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.context import struct, struct_kind, type_name, want_str
 from devloop.tiltfile.errors import BuiltinError
 

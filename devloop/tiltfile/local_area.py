@@ -14,7 +14,7 @@ import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.context import (
     EvalContext,
     PlanDraft,

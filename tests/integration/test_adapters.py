@@ -15,7 +15,7 @@ from devloop.build.docker_builder import BuildError, DockerBuilder, content_tag
 from devloop.k8s.client import KubeClient, KubeError, ObjectRef, PortForwarder
 from devloop.k8s.inject import OWNER_SELECTOR, inject
 from devloop.k8s.portforward import PortForwardError
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 pytestmark = pytest.mark.integration
 

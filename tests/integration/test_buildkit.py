@@ -22,7 +22,7 @@ import pytest
 
 from devloop.build import registry as reg
 from devloop.build.docker_builder import BuilderKind, BuildError, BuiltImage, DockerBuilder
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 from .conftest import K8sTestEnv
 

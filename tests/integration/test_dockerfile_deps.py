@@ -14,7 +14,7 @@ import pytest
 
 from devloop.build.docker_builder import BuilderKind, DockerBuilder
 from devloop.build.dockerfile_deps import inject_built_refs, with_image_deps
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 from .conftest import K8sTestEnv
 

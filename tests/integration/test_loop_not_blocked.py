@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import urllib3.connectionpool
 
-from devloop.engine.session import run_session
+from devloop.daemon.session import run_session
 
 from .test_engine_ci import EXAMPLE, namespaced_kubeconfig
 

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from devloop.build import restart_wrapper as rw
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from tests.integration.projects_support import (
     devloop_up,
     http_get,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.context import EvalContext, PlanDraft, blob, want_str_list
 from devloop.tiltfile.evaluator import Evaluation, evaluate
 from devloop.tiltfile.helm_area import HelmArea

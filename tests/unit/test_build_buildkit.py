@@ -14,7 +14,7 @@ import pytest
 from devloop.build import build_errors, buildkit
 from devloop.build.buildkit_progress import ProgressRenderer
 from devloop.build.docker_builder import BuilderKind, DockerBuilder, buildkit_disabled
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 
 def test_argv_carries_every_docker_build_option() -> None:

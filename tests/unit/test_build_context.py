@@ -16,7 +16,7 @@ from devloop.build.context import (
     context_digest,
     make_build_context,
 )
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devloop.build import build_errors
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 @pytest.mark.parametrize(

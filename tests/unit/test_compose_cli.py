@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devloop.compose.cli import ComposeCli, ComposeError, project_args
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 PROJECT = p.ComposeProject(config_paths=("/src/compose.yaml", "/src/override.yaml"),
                            project_name="shop", env_file="/src/dev.env",

@@ -16,7 +16,7 @@ from devloop.compose.containers import ContainerState, ExecOutput
 from devloop.engine import compose_runner as cr
 from devloop.engine.runner import RunnerHooks, UpdateError
 from devloop.engine.scheduler import RuntimeState
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 @dataclass

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from devloop.build.custom_builder import CustomBuilder
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 class Images:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devloop.engine.custom_deploy_runner import image_environment, run_capturing
 from devloop.engine.runner import UpdateError
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 def test_image_environment_numbers_image_deps_like_tilt():

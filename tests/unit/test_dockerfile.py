@@ -1,10 +1,10 @@
-"""Dockerfile syntax (devloop/dockerfile.py): instructions, ARGs, image uses, BuildKit lines."""
+"""Dockerfile syntax (devloop/model/dockerfile.py): instructions, ARGs, image uses, BuildKit."""
 
 from __future__ import annotations
 
 import pytest
 
-from devloop import dockerfile
+from devloop.model import dockerfile
 
 
 @pytest.mark.parametrize(("text", "expected"), [

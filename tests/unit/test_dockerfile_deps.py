@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from devloop.build.dockerfile_deps import dependencies, inject_built_refs, with_image_deps
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 def _build(tmp_path: Path, name: str, dockerfile: str, **kwargs) -> p.DockerBuild:

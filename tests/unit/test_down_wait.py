@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devloop.cli import _parser
-from devloop.engine.down import stopping_pods
+from devloop.daemon.down import stopping_pods
 
 
 def pod(name: str, deleting: bool, grace: int | None = 30) -> dict:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from devloop.daemon.session import make_runner_factory
 from devloop.engine.ci import wait_for_outcome
 from devloop.engine.engine import Engine
 from devloop.engine.logs import LogStore
 from devloop.engine.runner import RunnerHooks
-from devloop.engine.session import make_runner_factory
 from devloop.engine.store import Store
 
 

@@ -11,7 +11,7 @@ from devloop.k8s.inject import (
     inject,
     object_key,
 )
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 
 def deployment() -> dict:

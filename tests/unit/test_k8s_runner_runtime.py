@@ -13,7 +13,7 @@ from devloop.engine.k8s_runner import K8sRunner
 from devloop.engine.runner import RunnerHooks
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.events import EventHub
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 POD: dict[str, Any] = {
     "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "ns"},

@@ -9,7 +9,7 @@ from pathlib import Path
 from devloop.build.restart_wrapper import touch_command
 from devloop.engine import live_update as lu
 from devloop.k8s.sync import tar_archive
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 def image(tmp_path: Path, *steps: p.LiveUpdateStep, ref: str = "app",

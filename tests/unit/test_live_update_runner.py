@@ -15,7 +15,7 @@ from devloop.engine.runner import RunnerHooks, UpdateError
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.errors import KubeError
 from devloop.k8s.streams import ExecResult
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 class NoEvents:

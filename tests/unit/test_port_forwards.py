@@ -16,7 +16,7 @@ from devloop.engine.forwards import (
 from devloop.engine.runner import RunnerHooks
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.portforward import container_port_for
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 
 def pod(name: str, *ports: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 from devloop.build import registry as reg
 from devloop.build.custom_builder import build_env, expected_ref, needs_push
 from devloop.build.docker_builder import content_tag
-from devloop.tiltfile import plan
+from devloop.model import plan
 
 
 @pytest.mark.parametrize(

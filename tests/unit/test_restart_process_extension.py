@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.errors import TiltfileError
 
 DOCKERFILE = {"Dockerfile": "FROM python:3.11-slim\nCMD [\"python\", \"app.py\"]\n",

@@ -12,7 +12,7 @@ import pytest
 
 from devloop.build import restart_wrapper as rw
 from devloop.engine import live_update as lu
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 
 RESTART = (p.SyncStep("/src", "/app"), p.RestartContainerStep())
 

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
+from devloop.daemon.session import make_runner_factory
 from devloop.engine.engine import Engine
 from devloop.engine.logs import LogStore
 from devloop.engine.runner import RunnerHooks
-from devloop.engine.session import make_runner_factory
 from devloop.engine.store import Store
 from devloop.server.actions import ActionRefused
 from devloop.server.engine_actions import EngineActions

@@ -16,10 +16,10 @@ import pytest
 from devloop.cli import main
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
+from devloop.model import plan as p
 from devloop.server.app import start_server
 from devloop.snapshot.bundle import BundleError, bundle
 from devloop.snapshot.render import CONTENT_POLICY, DATA_ELEMENT_ID, render_html
-from devloop.tiltfile import plan as p
 from tests.unit.server_support import FakeActions, running_daemon
 
 WEB = Path(__file__).resolve().parents[2] / "web"

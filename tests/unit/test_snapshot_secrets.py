@@ -9,9 +9,9 @@ import yaml
 
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
+from devloop.model import plan as p
 from devloop.snapshot.gather import snapshot_data, take
 from devloop.snapshot.secrets import Scrubber, SecretValue, secrets_in_manifest, secrets_in_yaml
-from devloop.tiltfile import plan as p
 
 
 def b64(text: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile import v1alpha1_area as v1
 from devloop.tiltfile.config_area import ConfigArea
 from devloop.tiltfile.context import EvalContext

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.context import EvalContext
 from devloop.tiltfile.errors import BuiltinError, TiltfileError
 from devloop.tiltfile.live_update import LiveUpdateSteps

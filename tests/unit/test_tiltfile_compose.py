@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.compose_area import (
     normalize_project_name,
     parse_dotenv,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devloop.images import parse_image_ref, refs_match
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
+from devloop.model.images import parse_image_ref, refs_match
 from devloop.tiltfile.errors import TiltfileError
 
 APP = {"app/Dockerfile": "FROM scratch\n", "app/src/main.py": "print(1)\n"}

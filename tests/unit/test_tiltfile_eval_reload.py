@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from devloop.daemon.session import make_runner_factory
 from devloop.engine.engine import Engine
 from devloop.engine.logs import LogStore
 from devloop.engine.reloader import TILTFILE_RESOURCE, Reloader
 from devloop.engine.runner import RunnerHooks
-from devloop.engine.session import make_runner_factory
 from devloop.engine.store import Store
 from devloop.tiltfile.evaluator import evaluate
 from devloop.tiltfile.isolated import ChildEvaluator

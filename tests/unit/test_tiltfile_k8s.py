@@ -8,7 +8,7 @@ import json
 import pytest
 from k8s_support import names, object_names, run_tiltfile
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.errors import TiltfileError
 
 SHOP = ("shop.yaml", "environment-crd.yaml")

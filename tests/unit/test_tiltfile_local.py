@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.areas import default_areas
 from devloop.tiltfile.context import EvalContext
 from devloop.tiltfile.errors import BuiltinError, TiltfileError

@@ -18,7 +18,7 @@ from typing import Any
 from devloop.engine.custom_deploy_runner import run_delete_cmd
 from devloop.engine.runner import UpdateError
 from devloop.k8s.client import KubeClient, KubeError, ObjectRef
-from devloop.tiltfile import plan as p
+from devloop.model import plan as p
 from devloop.tiltfile.isolated import evaluate_in_child_async
 
 OWNER_LABEL = "app.kubernetes.io/managed-by"

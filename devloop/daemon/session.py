@@ -19,9 +19,9 @@ from devloop.engine.runner import ResourceRunner, RunnerHooks, UpdateError
 from devloop.engine.store import Store
 from devloop.hud.plain import PlainPrinter, ci_summary
 from devloop.hud.wiring import run_ui
+from devloop.model import plan as p
 from devloop.server.app import RunningServer, start_server
 from devloop.server.engine_actions import EngineActions
-from devloop.tiltfile import plan as p
 from devloop.tiltfile.isolated import evaluate_in_child_async
 
 
@@ -52,7 +52,7 @@ def make_runner_factory(hooks: RunnerHooks, cluster: object | None
 
 
 def _timeout(options: argparse.Namespace, plan: p.Plan) -> float:
-    from devloop.cli import parse_duration
+    from devloop.model.durations import parse_duration
 
     if getattr(options, "timeout", ""):
         return parse_duration(options.timeout)
@@ -89,8 +89,8 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
             "(Tiltfile)", text, source="tiltfile"))
     on_removed = None
     if cluster is not None:
+        from devloop.daemon.down import delete_owned
         from devloop.engine.custom_deploy_runner import run_delete_cmd
-        from devloop.engine.down import delete_owned
 
         async def on_removed(resource: p.Resource) -> None:
             def say(text: str) -> None:
