@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import docker
 import docker.errors
+from docker.utils import kwargs_from_env
 
 from devloop.build import build_errors, buildkit
 from devloop.build import registry as reg
@@ -91,8 +92,8 @@ def default_api_client() -> docker.APIClient:
     """An APIClient for the engine named by DOCKER_HOST & co. (blocking: call in a thread).
 
     No read timeout: a build step may print nothing for minutes."""
-    kwargs = docker.utils.kwargs_from_env()
-    return docker.APIClient(version="auto", timeout=None, **kwargs)
+    kwargs = kwargs_from_env()
+    return docker.APIClient(version="auto", timeout=None, **kwargs)  # type: ignore[arg-type]
 
 
 def _write_dockerfile_dir(target: plan.DockerBuild, path: str, dockerfile: bytes) -> None:
@@ -362,7 +363,7 @@ class DockerBuilder:
             raise BuildError(f"docker_build {target.ref!r}: connection to the Docker engine "
                              f"lost: {e}", temporary=True) from e
         if not image_id and short_id:
-            image_id = str(api.inspect_image(short_id)["Id"])
+            image_id = str(api.inspect_image(short_id)["Id"])  # type: ignore[no-untyped-call]
         if not image_id:
             raise BuildError(f"docker_build {target.ref!r}: the engine reported no image ID",
                              "\n".join(step_lines[-FALLBACK_TAIL_LINES:]))
@@ -373,7 +374,7 @@ class DockerBuilder:
 
         def inspect() -> str | None:
             try:
-                return str(self._client().inspect_image(ref)["Id"])
+                return str(self._client().inspect_image(ref)["Id"])  # type: ignore[no-untyped-call]
             except docker.errors.ImageNotFound:
                 return None
             except docker.errors.APIError as e:

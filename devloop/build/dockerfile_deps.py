@@ -42,7 +42,8 @@ def _same_image(declared: str, used: str) -> bool:
         not mine.tag or mine.tag == theirs.tag)
 
 
-def dependencies(image: p.DockerBuild, images: tuple[p.ImageTarget, ...]) -> tuple[str, ...]:
+def dependencies(image: p.DockerBuild,
+                 images: tuple[p.ImageTarget | p.LiveUpdateOnly, ...]) -> tuple[str, ...]:
     """Refs of the other images of the plan that `image`'s Dockerfile uses."""
     text = _dockerfile_text(image)
     if text is None:
@@ -60,7 +61,7 @@ def with_image_deps(plan: p.Plan) -> p.Plan:
     """The plan with each docker_build's `image_deps` filled from its Dockerfile (idempotent;
     reads the Dockerfiles, so call it off the loop when they may be slow to read)."""
     changed = False
-    images: list[p.ImageTarget] = []
+    images: list[p.ImageTarget | p.LiveUpdateOnly] = []
     for image in plan.images:
         if isinstance(image, p.DockerBuild):
             deps = dependencies(image, plan.images)

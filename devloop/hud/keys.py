@@ -15,7 +15,7 @@ import termios
 import threading
 import tty
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 UP, DOWN, LEFT, RIGHT = "up", "down", "left", "right"
 PAGE_UP, PAGE_DOWN, HOME, END = "page_up", "page_down", "home", "end"
@@ -80,7 +80,7 @@ class TerminalKeys:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self._saved: list[object] | None = None
+        self._saved: list[Any] | None = None
         self._wake_read, self._wake_write = -1, -1
         self._thread: threading.Thread | None = None
 

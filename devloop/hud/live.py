@@ -77,7 +77,11 @@ class Hud:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signal.SIGWINCH, self._wake.set)
                 resize_handled = True
-            self.keys.start(lambda key: loop.call_soon_threadsafe(pressed.put_nowait, key))
+
+            def deliver(key: str) -> None:
+                loop.call_soon_threadsafe(pressed.put_nowait, key)
+
+            self.keys.start(deliver)
             with Live(self.frame(), console=self.console, screen=True, auto_refresh=False,
                       redirect_stdout=True, redirect_stderr=True) as live:
                 while not self._stopping:

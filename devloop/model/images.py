@@ -92,4 +92,4 @@ def parse_or_none(text: str) -> ImageRef | None:
 def is_registry_host(host: str) -> bool:
     """Whether `host` (with an optional path) can prefix image names, as a registry."""
     match = _REF.match(f"{host}/x")
-    return bool(match) and not match.group("tag") and not match.group("digest")
+    return match is not None and not match.group("tag") and not match.group("digest")

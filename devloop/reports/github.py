@@ -19,7 +19,7 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotations(report: RunReport) -> list[str]:
+def workflow_annotations(report: RunReport) -> list[str]:
     """One `::error` line per failed resource (none when the run succeeded)."""
     out = []
     for result in report.resources:

@@ -10,7 +10,7 @@ from typing import TextIO
 
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
-from devloop.reports.github import annotations
+from devloop.reports.github import workflow_annotations
 from devloop.reports.json_report import render_json
 from devloop.reports.junit import render_junit
 from devloop.reports.model import ResourceResult, RunReport, Verdict, collect
@@ -77,5 +77,5 @@ def _emit(report: RunReport, *, junit_xml: str, report_json: str,
     if report_json:
         _write(report_json, render_json(report).encode(), "JSON report")
     if environ.get("GITHUB_ACTIONS") == "true":
-        for line in annotations(report):
+        for line in workflow_annotations(report):
             print(line, file=out, flush=True)

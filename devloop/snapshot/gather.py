@@ -24,8 +24,8 @@ def session_secrets(store: Store, plan: p.Plan | None) -> list[SecretValue]:
             for obj in resource.objects:
                 if obj.kind == "Secret":
                     found += secrets_in_manifest(obj.manifest())
-    for obj in store.list("resource"):
-        applied = (obj.status.get("details") or {}).get("appliedYaml")
+    for stored in store.list("resource"):
+        applied = (stored.status.get("details") or {}).get("appliedYaml")
         if isinstance(applied, str):
             found += secrets_in_yaml(applied)
     return found

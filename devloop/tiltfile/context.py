@@ -158,7 +158,7 @@ class PlanDraft:
     """The Plan under construction; areas fill it in, in a fixed order, after evaluation."""
 
     tiltfile: str
-    images: list[p.ImageTarget] = field(default_factory=list)
+    images: list[p.ImageTarget | p.LiveUpdateOnly] = field(default_factory=list)
     resources: list[p.Resource] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     update_settings: dict[str, Any] = field(default_factory=dict)

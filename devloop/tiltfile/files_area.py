@@ -14,7 +14,7 @@ import datetime
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 
@@ -272,7 +272,7 @@ class FilesArea:
         if text is None:
             if default is _MISSING or default is None:
                 raise BuiltinError(f"read_yaml_stream: file not found: {path}")
-            return list(default)
+            return list(cast("list[Any] | tuple[Any, ...]", default))
         try:
             return yaml_documents(text, want_str("read_yaml_stream", "paths", paths))
         except BuiltinError as exc:

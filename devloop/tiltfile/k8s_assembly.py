@@ -143,12 +143,13 @@ def group(objects: Sequence[p.K8sObject], kinds: Sequence[KindInfo],
         by_name[uncategorized.name] = uncategorized
     for call, opt in enumerate(options):
         if opt.workload:
-            entry = by_name.get(opt.workload)
-            if entry is None:
+            claimed = by_name.get(opt.workload)
+            if claimed is None:
                 known = ", ".join(e.name for e in entries) or "(none)"
                 raise TiltfileError(f"k8s_resource: no workload found matching "
                                     f"'{opt.workload}'. Known k8s resources: {known}",
                                     opt.location)
+            entry = claimed
         else:
             if opt.new_name in by_name:
                 raise TiltfileError(f'k8s_resource named "{opt.new_name}" already exists',

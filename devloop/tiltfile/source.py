@@ -106,10 +106,12 @@ class _Rewriter(ast.NodeVisitor):
         self._order += 1
 
     def _pos(self, node: ast.AST, end: bool = False) -> tuple[int, int]:
+        # Every node this is called with (expressions, statements, arguments) has positions.
         if end:
-            line = node.end_lineno or 1
-            return line, self._char_col(line, node.end_col_offset or 0)
-        return node.lineno, self._char_col(node.lineno, node.col_offset)
+            line: int = getattr(node, "end_lineno", None) or 1
+            return line, self._char_col(line, getattr(node, "end_col_offset", None) or 0)
+        line = getattr(node, "lineno", 1)
+        return line, self._char_col(line, getattr(node, "col_offset", 0))
 
     def _loc(self, node: ast.AST) -> Location:
         line, col = self._pos(node)

@@ -13,7 +13,7 @@ import xmlschema
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
 from devloop.reports import collect, write_ci_reports
-from devloop.reports.github import annotations, escape_data, escape_property
+from devloop.reports.github import escape_data, escape_property, workflow_annotations
 from devloop.reports.junit import render_junit
 
 SCHEMA = xmlschema.XMLSchema(Path(__file__).resolve().parents[1] / "junit.xsd")
@@ -85,7 +85,7 @@ def test_a_successful_run_has_no_failures(failed_run):
     SCHEMA.validate(data.decode())
     suite = ET.fromstring(data).find("testsuite")
     assert suite.get("failures") == "0" and suite.find("system-err") is None
-    assert annotations(report) == []
+    assert workflow_annotations(report) == []
 
 
 def test_a_timeout_fails_every_resource_not_ready(failed_run):
@@ -181,5 +181,5 @@ def test_an_annotation_names_the_file_and_line_when_known():
                             file="deploy/Tiltfile,v2", line=7)
     report = RunReport(ok=False, failed_resource="(Tiltfile)", message="boom", started=0,
                        duration=0, resources=(result,))
-    assert annotations(report) == [
+    assert workflow_annotations(report) == [
         "::error file=deploy/Tiltfile%2Cv2,line=7,title=devloop ci%3A (Tiltfile)::boom"]
