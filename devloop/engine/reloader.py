@@ -20,7 +20,7 @@ from collections.abc import Callable
 from devloop.engine.engine import ALERT_KIND, Engine
 from devloop.engine.logs import LogStore
 from devloop.engine.watch_routes import routing_for
-from devloop.engine.watcher import FileWatcher
+from devloop.engine.watcher import FileWatcher, WatchLimitError
 from devloop.model import plan as p
 from devloop.tiltfile.errors import TiltfileError
 from devloop.tiltfile.evaluator import Evaluation
@@ -52,7 +52,15 @@ class Reloader:
             self.watcher.stop()
         self.routing = routing_for(plan)
         self.watcher = FileWatcher(self._on_changes)
-        self.watcher.start(self.routing.roots())
+        try:
+            self.watcher.start(self.routing.roots())
+        except WatchLimitError as exc:  # the OS's inotify limits: say which and the fix
+            self.watcher = None
+            self.logs.append(TILTFILE_RESOURCE, f"ERROR: {exc}", source="tiltfile")
+            self.engine.store.put(ALERT_KIND, "file-watch", spec={
+                "resource": TILTFILE_RESOURCE}, status={"message": str(exc)})
+        else:
+            self.engine.store.delete(ALERT_KIND, "file-watch")
 
     def _on_changes(self, changes: frozenset[str]) -> None:
         reload, by_resource = self.routing.route(changes)

@@ -3,25 +3,138 @@
 The observer runs in its own thread (the one seam to the blocking library); each event is
 handed over with `call_soon_threadsafe`. A burst of events (a git checkout, a formatter
 run) becomes one change set after `debounce` seconds of quiet.
+
+Linux watches each directory with one inotify watch, counted against the user's
+`fs.inotify.max_user_watches` (and each process's inotify instance against
+`fs.inotify.max_user_instances`). When a limit is too low for the project, watching fails
+with `WatchLimitError`, whose message names the limit, its current value and the `sysctl`
+line that raises it, instead of a traceback or changes that are silently never seen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fnmatch
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from devloop.engine.filters import is_noise
 
 # Tilt's coalescing delay is 200ms "not the result of any kind of research"; 100ms keeps
 # the loop snappy while still folding an editor's write-rename-chmod burst into one set.
 DEFAULT_DEBOUNCE_SECONDS = 0.1
+# Where Linux publishes its limits (the root of sysctl's tree; tests point elsewhere).
+PROC_SYS = "/proc/sys"
+# What the message suggests for the watch limit at least: the value most IDE and file-sync
+# guides use (each watch costs about 1 KiB of kernel memory, so 512 MiB at most), or twice
+# what the project needs when it needs more.
+SUGGESTED_MAX_USER_WATCHES = 524288
+SUGGESTED_MAX_USER_INSTANCES = 512
+
+
+@dataclass(frozen=True)
+class _Limit:
+    what: str  # "watch" or "instance"
+    sysctl: str  # the system-wide limit per user
+    namespaced: str  # the same limit of the user namespace (containers, rootless runtimes)
+    suggested: int
+
+
+# errno -> the limit it means (inotify_add_watch says ENOSPC, inotify_init EMFILE).
+_LIMITS = {
+    errno.ENOSPC: _Limit("watch", "fs.inotify.max_user_watches",
+                         "user.max_inotify_watches", SUGGESTED_MAX_USER_WATCHES),
+    errno.EMFILE: _Limit("instance", "fs.inotify.max_user_instances",
+                         "user.max_inotify_instances", SUGGESTED_MAX_USER_INSTANCES),
+}
+
+
+class WatchLimitError(Exception):
+    """The OS refused to watch the project: an inotify limit is too low. The message names
+    the limit, its value and how to raise it."""
+
+    def __init__(self, message: str, *, limit: str, value: int | None) -> None:
+        super().__init__(message)
+        self.limit = limit  # the sysctl name, e.g. "fs.inotify.max_user_watches"
+        self.value = value  # its current value, when readable
+
+
+def read_sysctl(name: str, proc_sys: str = PROC_SYS) -> int | None:
+    """The current value of a sysctl (dotted name), or None when it cannot be read."""
+    try:
+        return int(Path(proc_sys, *name.split(".")).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def count_directories(roots: Iterable[str]) -> int:
+    """How many directories watching `roots` recursively takes (one watch each)."""
+    total = 0
+    for root in roots:
+        for parent, dirs, _ in os.walk(root):
+            total += 1
+            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(parent, d))]
+    return total
+
+
+def limit_error(error: OSError, roots: Iterable[str], *,
+                proc_sys: str = PROC_SYS) -> WatchLimitError | None:
+    """A WatchLimitError explaining `error` when it is an inotify limit, else None.
+
+    The limit that bit is the lower of the system's (fs.inotify.*, per user) and the user
+    namespace's (user.max_inotify_*, lowered in some containers); the message names it."""
+    limit = _LIMITS.get(error.errno or 0)
+    if limit is None:
+        return None
+    system = read_sysctl(limit.sysctl, proc_sys)
+    namespaced = read_sysctl(limit.namespaced, proc_sys)
+    name, current = limit.sysctl, system
+    if namespaced is not None and (system is None or namespaced < system):
+        name, current = limit.namespaced, namespaced
+    shown = f"{current:,}" if current is not None else "unknown"
+    roots = list(roots)
+    if limit.what == "watch":
+        needed = count_directories(roots)
+        value = max(limit.suggested, 2 * needed)
+        why = (f"the inotify watch limit is reached: {name} = {shown}, shared by every "
+               f"program of this user, and the project has {needed:,} directories to watch "
+               "(one watch each)")
+    else:
+        value = max(limit.suggested, 2 * (current or 0))
+        why = (f"the inotify instance limit is reached: {name} = {shown} per user, all in "
+               "use by other programs (editors, file sync, other watchers)")
+    places = ", ".join(roots[:3]) + (f" and {len(roots) - 3} more" if len(roots) > 3 else "")
+    persist = ("" if name.startswith("user.") else
+               f"\nand to keep it across reboots:\n  echo {name}={value} | "
+               "sudo tee /etc/sysctl.d/90-devloop-inotify.conf")
+    message = (f"cannot watch {places} for changes: {why}. File watching is off: edits "
+               f"will not update resources. Raise the limit, then restart devloop:\n"
+               f"  sudo sysctl {name}={value}{persist}")
+    return WatchLimitError(message, limit=name, value=current)
+
+
+def watch_roots(paths: Iterable[str]) -> list[str]:
+    """The directories to watch recursively for `paths`: a file's directory, existing ones
+    only, none inside another (its parent's recursive watch covers it already)."""
+    directories: set[str] = set()
+    for path in paths:
+        directory = path if os.path.isdir(path) else os.path.dirname(path)
+        if os.path.isdir(directory):
+            directories.add(os.path.normpath(directory))
+    roots: list[str] = []
+    for directory in sorted(directories):
+        if not any(directory == root or directory.startswith(root.rstrip(os.sep) + os.sep)
+                   for root in roots):
+            roots.append(directory)
+    return roots
 
 
 def read_ignore_file(path: str) -> list[str]:
@@ -71,23 +184,43 @@ class _Handler(FileSystemEventHandler):
 class FileWatcher:
     on_changes: Callable[[frozenset[str]], None]
     debounce: float = DEFAULT_DEBOUNCE_SECONDS
-    _observer: Observer | None = None  # type: ignore[valid-type]
+    proc_sys: str = PROC_SYS
+    _observer: BaseObserver | None = None
     _pending: set[str] = field(default_factory=set)
     _timer: asyncio.TimerHandle | None = None
-    _watched: set[str] = field(default_factory=set)
+    _roots: list[str] = field(default_factory=list)
+
+    @property
+    def roots(self) -> list[str]:
+        """The directories watched (recursively)."""
+        return list(self._roots)
 
     def start(self, paths: Iterable[str]) -> None:
+        """Watch `paths` (files or directories, recursively). Raises WatchLimitError when
+        the OS's inotify limits are too low; nothing is watched then."""
         loop = asyncio.get_running_loop()
         observer = Observer()
-        handler = _Handler(lambda path: loop.call_soon_threadsafe(self._receive, path))
-        for path in sorted(set(paths)):
-            directory = path if os.path.isdir(path) else os.path.dirname(path)
-            if not os.path.isdir(directory) or directory in self._watched:
-                continue
-            self._watched.add(directory)
-            observer.schedule(handler, directory, recursive=True)
-        observer.daemon = True
-        observer.start()
+
+        def deliver(path: str) -> None:  # in the observer's thread
+            loop.call_soon_threadsafe(self._receive, path)
+
+        handler = _Handler(deliver)
+        roots = watch_roots(paths)
+        try:
+            for root in roots:
+                observer.schedule(handler, root, recursive=True)
+            observer.daemon = True
+            observer.start()
+        except OSError as exc:
+            with contextlib.suppress(Exception):
+                observer.unschedule_all()
+            with contextlib.suppress(Exception):
+                observer.stop()
+            limit = limit_error(exc, roots, proc_sys=self.proc_sys)
+            if limit is not None:
+                raise limit from None
+            raise
+        self._roots = roots
         self._observer = observer
 
     def _receive(self, path: str) -> None:
