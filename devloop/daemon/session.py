@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from devloop.hud.wiring import run_ui
 from devloop.model import plan as p
 from devloop.server.app import RunningServer, start_server
 from devloop.server.engine_actions import EngineActions
+from devloop.tiltfile.evaluator import Evaluation
 from devloop.tiltfile.isolated import evaluate_in_child_async
 
 
@@ -51,6 +53,43 @@ def make_runner_factory(hooks: RunnerHooks, cluster: object | None
     return factory
 
 
+# `up` shows its terminal UI only once the Tiltfile has run: until then, a Tiltfile that takes
+# long (a slow `local()` at load time) is announced on stderr this often, with its last line.
+_STILL_EVALUATING_SECONDS = 5.0
+
+
+async def _first_evaluation(path: str, tiltfile_args: tuple[str, ...], mode: str,
+                            logs: LogStore) -> Evaluation:
+    """The first run of the Tiltfile, its output streamed into the log as it is printed
+    (`ci` prints the log live) instead of after the run."""
+    loop = asyncio.get_running_loop()
+    last_line = [""]
+
+    def on_output(line: str) -> None:  # called from the evaluation's thread
+        last_line[0] = line
+        loop.call_soon_threadsafe(
+            functools.partial(logs.append, "(Tiltfile)", line, source="tiltfile"))
+
+    running = asyncio.ensure_future(evaluate_in_child_async(
+        path, args=tiltfile_args, subcommand=mode, on_output=on_output))
+    started = loop.time()
+    while True:
+        try:
+            done, _ = await asyncio.wait({running}, timeout=_STILL_EVALUATING_SECONDS)
+        except asyncio.CancelledError:
+            running.cancel()  # kills the child and the commands it started
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            raise
+        if done:
+            return running.result()
+        if mode != "ci":
+            waited = loop.time() - started
+            tail = f"; last output: {last_line[0]}" if last_line[0] else ""
+            print(f"devloop: the Tiltfile is still running ({waited:.0f} s){tail}",
+                  file=sys.stderr, flush=True)
+
+
 def _timeout(options: argparse.Namespace, plan: p.Plan) -> float:
     from devloop.model.durations import parse_duration
 
@@ -63,14 +102,11 @@ def _timeout(options: argparse.Namespace, plan: p.Plan) -> float:
 
 async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...]) -> int:
     mode = options.command
-    evaluation = await evaluate_in_child_async(options.file, args=tiltfile_args,
-                                               subcommand=mode)
-    plan = evaluation.plan
     store, logs = Store(), LogStore()
     if mode == "ci":
         PlainPrinter().attach(logs)
-    for line in evaluation.output:
-        logs.append("(Tiltfile)", line, source="tiltfile")
+    evaluation = await _first_evaluation(options.file, tiltfile_args, mode, logs)
+    plan = evaluation.plan
     for warning in plan.warnings:
         logs.append("(Tiltfile)", f"WARNING: {warning}", source="tiltfile")
 

@@ -112,3 +112,43 @@ def test_stopping_up_during_the_first_evaluation_leaves_no_command_behind(
         process.wait(timeout=20)
         time.sleep(4)
         assert not marker.exists(), "the load-time command must stop with devloop"
+
+
+def test_up_says_what_a_slow_first_evaluation_waits_for(tmp_path: Path) -> None:
+    """The terminal UI starts once the Tiltfile has run; until then `up` says it is still
+    running and shows its last line, instead of showing nothing."""
+    tiltfile, log = tmp_path / "Tiltfile", tmp_path / "up.log"
+    finished = tmp_path / "finished"
+    tiltfile.write_text(f'print("fetching charts")\nlocal("sleep 7; touch {finished}")\n'
+                        + SERVE.format(v="v1"))
+    with _up(tmp_path, log, {}):
+        notice = _wait_for_log(log, "the Tiltfile is still running", 30)
+        assert not finished.exists(), "the notice must come while the Tiltfile runs"
+        assert "last output: " in log.read_text()[notice:notice + 200]
+        _wait_for_log(log, "tick-v1", 60, after=notice)
+
+
+def test_ci_prints_the_first_evaluation_output_as_it_comes(tmp_path: Path) -> None:
+    tiltfile = tmp_path / "Tiltfile"
+    finished = tmp_path / "finished"
+    tiltfile.write_text(f'print("fetching charts")\nlocal("sleep 5; touch {finished}")\n'
+                        'local_resource("done", cmd="true")\n')
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEVLOOP_STATE_DIR": str(tmp_path / ".state")}
+    process = subprocess.Popen([sys.executable, "-m", "devloop", "ci", "--port", "0"],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert process.stdout is not None
+        seen_while_running = False
+        for line in process.stdout:
+            if "fetching charts" in line:
+                seen_while_running = not finished.exists()
+                break
+        assert seen_while_running, "the printed line must appear before the Tiltfile ends"
+        rest = process.stdout.read()
+        assert process.wait(timeout=120) == 0, rest
+        assert rest.count("fetching charts") == 0, "each line is printed once"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
