@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,19 @@ BACKOFF_FIRST_SECS = 0.5
 BACKOFF_MAX_SECS = 30.0
 # The event a watcher with `announce_sync` emits after each complete list.
 SYNCED = "SYNCED"
+# A log follower or watch whose stream failed tries again after at most this long: one
+# request every few seconds during an outage is nothing, and lines and pod changes should
+# flow again within seconds of the cluster's return (30 s would hide them that long).
+RECONNECT_MAX_SECS = 4.0
+# Timeout (connect, read) of a log follower's look at its container's state: the API
+# server without etcd holds such a request until its own timeout, a minute.
+STATE_TIMEOUT = (5.0, 10.0)
+# A note about a log (the kubelet's error) is cut to this many characters.
+NOTE_MAX_CHARS = 300
+# The RFC 3339 timestamp the kubelet puts in front of each line.
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)\Z")
+# A container ID in the kubelet's messages, shortened as `docker ps` does.
+_CONTAINER_ID = re.compile(r"\b[0-9a-f]{64}\b")
 # Bytes per stdin frame sent to exec; small enough to keep draining output in between.
 EXEC_STDIN_CHUNK = 64 * 1024
 
@@ -52,10 +66,16 @@ class PodEvent:
 
 @dataclass(frozen=True)
 class LogLine:
-    """One line of a container's log with the kubelet's RFC 3339 timestamp."""
+    """One line of a container's log with the kubelet's RFC 3339 timestamp; a line with
+    no timestamp is a note about the log (the kubelet could not serve it), not a line of
+    it, and never moves a cursor."""
 
     timestamp: str
     text: str
+
+    @property
+    def note(self) -> bool:
+        return not self.timestamp
 
 
 @dataclass
@@ -68,6 +88,8 @@ class LogCursor:
     seen: int = 0
 
     def advance(self, timestamp: str) -> None:
+        if not timestamp:
+            return  # a note (see LogLine), not a line of the log
         if timestamp == self.since:
             self.seen += 1
         else:
@@ -82,12 +104,13 @@ class ExecResult:
 
 
 class Backoff:
-    def __init__(self) -> None:
+    def __init__(self, maximum: float = BACKOFF_MAX_SECS) -> None:
         self._next = BACKOFF_FIRST_SECS
+        self._max = maximum
 
     def next(self) -> float:
         delay = self._next
-        self._next = min(self._next * 2, BACKOFF_MAX_SECS)
+        self._next = min(self._next * 2, self._max)
         return delay
 
     def reset(self) -> None:
@@ -202,7 +225,7 @@ class PodWatcher(_Interruptible):
     def run(self, emit: Callable[[PodEvent], None], stop: threading.Event) -> None:
         known: dict[str, dict[str, Any]] = {}
         rv = ""
-        backoff = Backoff()
+        backoff = Backoff(RECONNECT_MAX_SECS)
         while not stop.is_set():
             try:
                 if not rv:
@@ -309,7 +332,7 @@ class WatchCache:
                        for k, v in labels.items())]
 
     async def _run(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff(RECONNECT_MAX_SECS)
         while True:
             try:
                 async for event in thread_stream(self._make_watcher(), f"watch {self.what}"):
@@ -354,6 +377,16 @@ class PodEventsWatcher(PodWatcher):
         self.what = f"pod events in {namespace}"
 
 
+def split_timestamp(line: str) -> tuple[str, str]:
+    """(timestamp, text) of a log line as the kubelet sends it with `timestamps=true`;
+    ('', line) when it does not start with one: then it is the kubelet's own message
+    ("unable to retrieve container logs for ..."), not a line of the container's log."""
+    ts, _, text = line.partition(" ")
+    if _TIMESTAMP.match(ts):
+        return ts, text
+    return "", line
+
+
 def _ts_key(ts: str) -> tuple[str, int]:
     """Sortable key of an RFC 3339 timestamp with optional fractional seconds."""
     base, _, frac = ts.rstrip("Z").partition(".")
@@ -361,6 +394,12 @@ def _ts_key(ts: str) -> tuple[str, int]:
 
 
 class LogFollower(_Interruptible):
+    """Follows one container's log from a cursor, across dropped connections and API
+    server, etcd or kubelet outages: a stream that fails or ends while the container still
+    runs is opened again (backoff up to RECONNECT_MAX_SECS) from the last line shown, so no
+    line is lost and none shown twice. It ends when the container stops or the pod is gone,
+    and never raises for the cluster's troubles: what it cannot do is said in a note."""
+
     def __init__(self, client: KubeClient, namespace: str, pod: str, container: str,
                  since_time: str | None, seen: int = 0) -> None:
         """Follow from `since_time`, skipping the first `seen` lines stamped exactly then
@@ -371,80 +410,131 @@ class LogFollower(_Interruptible):
         self.since = since_time or ""
         self.seen = seen if since_time else 0
         self.what = f"logs of {namespace}/{pod} container {container}"
+        # The last line emitted (its timestamp's sort key), how many lines carried exactly
+        # that timestamp, and how many of those the current stream still has to skip.
+        self._last: tuple[str, int] | None = _ts_key(self.since) if self.since else None
+        self._seen_at_last = self.seen
+        self._skip = 0
+        self._notes: set[str] = set()
 
     def run(self, emit: Callable[[LogLine], None], stop: threading.Event) -> None:
-        # The timestamp of the last line emitted, and how many lines carried it.
-        last: tuple[str, int] | None = _ts_key(self.since) if self.since else None
-        seen_at_last = self.seen
-        backoff = Backoff()
-        path = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}/log"
+        backoff = Backoff(RECONNECT_MAX_SECS)
         while not stop.is_set():
-            query: list[tuple[str, Any]] = [("container", self.container), ("follow", "true"),
-                                            ("timestamps", "true")]
-            if self.since:
-                query.append(("sinceTime", self.since))
+            tail = b""
             try:
-                resp = self.client.request("GET", path, query=query, stream=True,
-                                           what=self.what, timeout=(10.0, None))
+                emitted, tail = self._stream(emit)
             except KubeError as e:
                 if stop.is_set() or e.status == 404:
-                    return
+                    return  # stopped, or the pod is gone
                 if e.status == 400 and self._container_pending():
                     stop.wait(1.0)  # still ContainerCreating: its log does not exist yet
                     continue
-                if not e.temporary:
-                    raise
+                if not e.temporary and (e.status in (401, 403)
+                                        or self._still_running() is False):
+                    self._note(emit, f"cannot follow the log: {e.message}")
+                    return
                 stop.wait(backoff.next())
                 continue
-            self.hold(resp)
-            skip_at_last = seen_at_last
-            try:
-                for raw in iter_lines(resp):
-                    ts, _, text = raw.decode(errors="replace").rstrip("\r").partition(" ")
-                    key = _ts_key(ts)
-                    # A resumed stream starts again at `sinceTime`: drop what was emitted.
-                    if last is not None and key < last:
-                        continue
-                    if key == last and skip_at_last > 0:
-                        skip_at_last -= 1
-                        continue
-                    if key == last:
-                        seen_at_last += 1
-                    else:
-                        last, seen_at_last = key, 1
-                        self.since = ts
-                    emit(LogLine(ts, text))
-                backoff.reset()
-            except (urllib3.exceptions.HTTPError, OSError):
+            except (urllib3.exceptions.HTTPError, OSError, ValueError):
+                # The connection dropped mid-stream: resume after the last line shown (an
+                # unfinished line comes again, whole, with the next stream).
                 if stop.is_set():
                     return
                 stop.wait(backoff.next())
+                continue
             finally:
                 self.release()
-            if stop.is_set() or not self._container_running():
+            if stop.is_set():
                 return
+            running = self._still_running()
+            if running is False:
+                if tail:  # the stopped container's last output, without a newline
+                    self._take(tail, emit)
+                return
+            # Still running (or unknown: the API server is away): the stream was cut.
+            if emitted:
+                backoff.reset()
+            stop.wait(backoff.next())
+
+    def _stream(self, emit: Callable[[LogLine], None]) -> tuple[bool, bytes]:
+        """One log request; (whether a line was emitted, the unterminated rest)."""
+        query: list[tuple[str, Any]] = [("container", self.container), ("follow", "true"),
+                                        ("timestamps", "true")]
+        if self.since:
+            query.append(("sinceTime", self.since))
+        path = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}/log"
+        resp = self.client.request("GET", path, query=query, stream=True, what=self.what,
+                                   timeout=(10.0, None))
+        self.hold(resp)
+        # A resumed stream starts again at `sinceTime`'s second: skip what was emitted.
+        self._skip = self._seen_at_last
+        emitted = False
+        partial = b""
+        while chunk := resp.read1(64 * 1024):
+            partial += chunk
+            *lines, partial = partial.split(b"\n")
+            for raw in lines:
+                emitted = self._take(raw, emit) or emitted
+        return emitted, partial
+
+    def _take(self, raw: bytes, emit: Callable[[LogLine], None]) -> bool:
+        line = raw.decode(errors="replace").rstrip("\r")
+        ts, text = split_timestamp(line)
+        if not ts:
+            if line.strip():
+                self._note(emit, line)
+            return False
+        key = _ts_key(ts)
+        if self._last is not None and key < self._last:
+            return False
+        if key == self._last and self._skip > 0:
+            self._skip -= 1
+            return False
+        if key == self._last:
+            self._seen_at_last += 1
+        else:
+            self._last, self._seen_at_last = key, 1
+            self.since = ts
+        emit(LogLine(ts, text))
+        return True
+
+    def _note(self, emit: Callable[[LogLine], None], text: str) -> None:
+        """Say once what keeps the log from being shown (a note, not a log line)."""
+        text = _CONTAINER_ID.sub(lambda m: m.group(0)[:12], " ".join(text.split()))
+        if len(text) > NOTE_MAX_CHARS:
+            text = text[:NOTE_MAX_CHARS - 1] + "\u2026"
+        if text not in self._notes:
+            self._notes.add(text)
+            emit(LogLine("", f"[log unavailable] {text}"))
 
     def _container_state(self) -> dict[str, Any] | None:
-        try:
-            pod = self.client.request(
-                "GET", f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}", what=self.what)
-        except KubeError as e:
-            if e.status == 404:
-                return None
-            raise
+        pod = self.client.request(
+            "GET", f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}", what=self.what,
+            timeout=STATE_TIMEOUT)
         status = pod.get("status", {})
         for cs in status.get("containerStatuses", []) + status.get("initContainerStatuses", []):
             if cs.get("name") == self.container:
                 return dict(cs.get("state") or {})
         return {}
 
-    def _container_running(self) -> bool:
-        state = self._container_state()
+    def _still_running(self) -> bool | None:
+        """Whether the container runs; None when the cluster cannot say now."""
+        try:
+            state = self._container_state()
+        except KubeError as e:
+            if e.status == 404:
+                return False
+            return None if e.temporary else False
+        except (urllib3.exceptions.HTTPError, OSError, ValueError):
+            return None
         return bool(state and "running" in state)
 
     def _container_pending(self) -> bool:
-        state = self._container_state()
-        return state is not None and (not state or "waiting" in state)
+        try:
+            state = self._container_state()
+        except (KubeError, urllib3.exceptions.HTTPError, OSError, ValueError):
+            return False
+        return not state or "waiting" in state
 
 
 def exec_blocking(client: KubeClient, namespace: str, pod: str, container: str,
