@@ -63,7 +63,8 @@ async def serve(lines: int) -> None:
         def set_args(self, args: list[str]) -> None: ...
 
     store = Store()
-    logs = LogStore(budget_bytes=1 << 30)  # keep every line: the point is to show them all
+    # Keep every line (no per-resource or session cap): the point is to show them all.
+    logs = LogStore(budget_bytes=1 << 30, total_budget_bytes=1 << 31)
     for index in range(RESOURCES):
         name = f"svc-{index}"
         store.put("resource", name, spec={"type": "k8s", "labels": [], "links": []},

@@ -3,6 +3,11 @@
 Why a byte budget and not back-pressure: a chatty pod must never stall the engine. Old
 lines are dropped from the front; the count of dropped lines is kept and shown.
 
+Two budgets: one per resource (a resource never keeps more), and one for the whole session,
+so memory does not grow with the number of resources (300 resources at 8 MiB each would be
+2.4 GB). Over the session's budget, the resource that keeps the most drops its oldest
+lines: a chatty resource gives way first, and a quiet one keeps its history.
+
 Why compact storage: one Python object per line (a dataclass, its float, int and str) costs
 about 200 bytes beyond the text, so a budget of short lines cost ten times its size in RSS.
 Lines are kept in chunks instead: the UTF-8 text of a chunk's lines in one bytearray, and
@@ -22,6 +27,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 DEFAULT_BUDGET_BYTES = 8 * 1024 * 1024
+# The whole session's lines. 64 MiB keeps about 600,000 lines of 100 characters, eight
+# resources' full budgets, and holds the daemon near 100 MB of memory with any number of
+# resources; a round figure, not a measured optimum.
+DEFAULT_TOTAL_BUDGET_BYTES = 64 * 1024 * 1024
+# Over the session's budget, lines are dropped until this fraction of it is free again, so
+# finding the largest resource (a pass over all of them) happens once per many lines.
+TOTAL_BUDGET_SLACK = 1 / 64
 # The arrays' entries per line: seq (8), time (8), end offset (4), (source, prefix) index (4).
 LINE_OVERHEAD_BYTES = 24
 # A chunk is sealed at this many lines or text bytes; small beside the budget, so dropping
@@ -129,8 +141,10 @@ class _ResourceLog:
 
 @dataclass
 class LogStore:
-    budget_bytes: int = DEFAULT_BUDGET_BYTES
+    budget_bytes: int = DEFAULT_BUDGET_BYTES  # per resource
+    total_budget_bytes: int = DEFAULT_TOTAL_BUDGET_BYTES  # the whole session
     _logs: dict[str, _ResourceLog] = field(default_factory=dict)
+    _total: int = 0  # bytes kept over all resources, counted as `_ResourceLog.size`
     _seq: int = 0
     _metas: list[tuple[str, str]] = field(default_factory=list)
     _meta_index: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -156,10 +170,14 @@ class LogStore:
         chunk.ends.append(len(chunk.text))
         chunk.metas.append(self._meta(source, prefix))
         chunk.ascii = chunk.ascii and len(data) == len(text)
-        log.size += len(data) + LINE_OVERHEAD_BYTES
+        cost = len(data) + LINE_OVERHEAD_BYTES
+        log.size += cost
         log.count += 1
+        self._total += cost
         while log.size > self.budget_bytes and log.count > 1:
-            self._drop_oldest(log)
+            self._total -= self._drop_oldest(log)
+        if self._total > self.total_budget_bytes:
+            self._shrink_to(self.total_budget_bytes * (1 - TOTAL_BUDGET_SLACK))
         if self._subscribers or self._listeners:
             line = LogLine(self._seq, now, resource, source, text, prefix)
             for queue in self._subscribers:
@@ -175,16 +193,38 @@ class LogStore:
             self._metas.append(key)
         return index
 
+    def _shrink_to(self, target: float) -> None:
+        """Drop the oldest lines of the largest logs until the session keeps `target` bytes:
+        every log above a common level is cut down to it (each keeps its newest line)."""
+        excess = self._total - target
+        logs = sorted(self._logs.values(), key=lambda log: log.size, reverse=True)
+        # The level: the largest L with sum(size - L over logs above L) >= excess.
+        level, above = 0.0, 0
+        for index, log in enumerate(logs):
+            above += log.size
+            following = logs[index + 1].size if index + 1 < len(logs) else 0
+            if above - (index + 1) * following >= excess:
+                level = (above - excess) / (index + 1)
+                break
+        for log in logs:
+            if log.size <= level:
+                break
+            while log.size > level and log.count > 1:
+                self._total -= self._drop_oldest(log)
+
     @staticmethod
-    def _drop_oldest(log: _ResourceLog) -> None:
+    def _drop_oldest(log: _ResourceLog) -> int:
+        """Drop the log's oldest line; returns the bytes it counted for."""
         chunk = log.chunks[0]
         begin = chunk.ends[chunk.start - 1] if chunk.start else 0
-        log.size -= chunk.ends[chunk.start] - begin + LINE_OVERHEAD_BYTES
+        cost = chunk.ends[chunk.start] - begin + LINE_OVERHEAD_BYTES
+        log.size -= cost
         chunk.start += 1
         log.count -= 1
         log.dropped += 1
         if chunk.start >= len(chunk):
             log.chunks.popleft()
+        return cost
 
     def _line(self, resource: str, chunk: _Chunk, index: int) -> LogLine:
         source, prefix = self._metas[chunk.metas[index]]

@@ -97,3 +97,28 @@ def test_reads_match_a_plain_list_model(lines, budget, query, since, before):
         assert scanned == [entry for entry in reversed(kept)
                            if entry[0] > since and (before is None or entry[0] < before)
                            and entry[2] == "build" and query.lower() in entry[1].lower()]
+
+
+def test_the_session_budget_cuts_the_largest_logs_first_and_keeps_quiet_ones():
+    line = "x" * 76  # 100 bytes with its array entries
+    logs = LogStore(budget_bytes=1 << 20, total_budget_bytes=10_000)
+    for index in range(10):
+        logs.append("quiet", f"{index:02d}" + line[2:])
+    for index in range(500):
+        logs.append("chatty", f"{index:03d}" + line[3:])
+        logs.append("chattier", f"{index:03d}" + line[3:])
+    kept = {name: len(logs.lines(name)) for name in ("quiet", "chatty", "chattier")}
+    assert kept["quiet"] == 10 and logs.dropped("quiet") == 0
+    assert kept["chatty"] + kept["chattier"] + kept["quiet"] <= 100
+    assert abs(kept["chatty"] - kept["chattier"]) <= 2
+    assert logs.lines("chatty")[-1].text.startswith("499")
+    assert logs.dropped("chatty") == 500 - kept["chatty"]
+
+
+def test_the_session_budget_bounds_many_resources_together():
+    logs = LogStore(total_budget_bytes=200_000)
+    for index in range(20_000):
+        logs.append(f"svc-{index % 37}", f"line {index} " + "y" * 80)
+    kept = sum(len(logs.lines(name)) for name in logs.resources())
+    assert 1000 < kept * (90 + LINE_OVERHEAD_BYTES) <= 200_000
+    assert all(logs.lines(name) for name in logs.resources())
