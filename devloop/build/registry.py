@@ -5,7 +5,8 @@ Discovery follows Tilt: the cluster advertises its local registry in the
 `localRegistryHosting.v1`). When the cluster advertises one it wins over the Tiltfile's
 `default_registry()` (Tilt logs "Default registry specified, but will be ignored in favor of
 auto-detected registry"); otherwise `default_registry()` is used; with neither, images keep
-their own names.
+their own names. On a context that is not a local cluster `default_registry()` wins (see
+`choose_registry`).
 
 Naming follows Tilt's `ReplaceRegistryForLocalRef`: the image's familiar name (no
 `docker.io/library/`) has `/`, `:` and `@` replaced by `_` and is put under the registry
@@ -179,38 +180,65 @@ def parse_local_registry_hosting(text: str) -> Registry | None:
 
 
 async def registry_from_cluster(kube: ConfigMapReader) -> Registry | None:
-    """The registry the cluster advertises in kube-public/local-registry-hosting."""
-    cm = await kube.get_configmap(CONFIGMAP_NAMESPACE, CONFIGMAP_NAME)
+    """The registry the cluster advertises in kube-public/local-registry-hosting. A user
+    who may not read kube-public (a developer whose rights end at their namespace, on a
+    shared cluster) sees no advertisement rather than an error."""
+    try:
+        cm = await kube.get_configmap(CONFIGMAP_NAMESPACE, CONFIGMAP_NAME)
+    except Exception as exc:
+        if getattr(exc, "status", None) in (401, 403):
+            return None
+        raise
     if not cm:
         return None
     text = (cm.get("data") or {}).get(CONFIGMAP_KEY)
     return parse_local_registry_hosting(text) if isinstance(text, str) else None
 
 
+def registry_from_settings(settings: plan.Settings) -> Registry | None:
+    """`default_registry(host, host_from_cluster=, single_name=)`: push to `host`; the
+    cluster's runtime pulls from `host_from_cluster` (KEP-1755's hostFromContainerRuntime)
+    when given."""
+    if not settings.default_registry:
+        return None
+    return Registry(host=settings.default_registry,
+                    host_from_container_runtime=settings.default_registry_host_from_cluster,
+                    single_name=settings.default_registry_single_name)
+
+
 def choose_registry(
-    from_cluster: Registry | None, settings: plan.Settings
+    from_cluster: Registry | None, settings: plan.Settings, *, local_context: bool = True,
 ) -> tuple[Registry | None, str]:
-    """The registry to use and a note for the log explaining the choice (Tilt's rule: the
-    cluster's local registry wins over `default_registry()`)."""
-    if from_cluster:
+    """The registry to use and a note for the log explaining the choice.
+
+    On a local cluster the cluster's own registry wins over `default_registry()` (Tilt's
+    rule: the Tiltfile's registry is for other clusters). On any other cluster the
+    Tiltfile's `default_registry()` wins: a KEP-1755 advertisement names a registry local to
+    the machine running that cluster, which a developer's machine talking to a shared
+    cluster cannot push to; without `default_registry()` the advertisement is used."""
+    from_tiltfile = registry_from_settings(settings)
+    if from_cluster and (local_context or from_tiltfile is None):
         note = f"Auto-detected local registry from environment: {from_cluster.host}"
-        if settings.default_registry:
+        if from_tiltfile is not None:
             note += " (default_registry() is ignored in favor of the auto-detected registry)"
         return from_cluster, note
-    if settings.default_registry:
-        return (
-            Registry(host=settings.default_registry,
-                     single_name=settings.default_registry_single_name),
-            f"Using default registry from Tiltfile: {settings.default_registry}",
-        )
+    if from_tiltfile is not None:
+        note = f"Using default registry from Tiltfile: {from_tiltfile.host}"
+        if from_tiltfile.host_from_container_runtime:
+            note += f" (the cluster pulls from {from_tiltfile.host_from_container_runtime})"
+        if from_cluster:
+            note += (f"; the cluster's advertised local registry {from_cluster.host} is not "
+                     "used for this non-local context")
+        return from_tiltfile, note
     return None, "No local registry detected and no default registry set"
 
 
 async def discover_registry(
-    kube: ConfigMapReader, settings: plan.Settings
+    kube: ConfigMapReader, settings: plan.Settings, *, local_context: bool = True,
 ) -> tuple[Registry | None, str]:
     """Read the cluster's advertisement and apply `choose_registry`."""
-    return choose_registry(await registry_from_cluster(kube), settings)
+    return choose_registry(await registry_from_cluster(kube), settings,
+                           local_context=local_context)
 
 
 def cluster_shares_local_docker(kube_context: str, docker_host: str | None = None) -> bool:
