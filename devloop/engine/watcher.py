@@ -18,6 +18,7 @@ import contextlib
 import errno
 import fnmatch
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from devloop.engine.filters import is_noise
+from devloop.model.trace import FileNotice
 
 # Tilt's coalescing delay is 200ms "not the result of any kind of research"; 100ms keeps
 # the loop snappy while still folding an editor's write-rename-chmod burst into one set.
@@ -166,6 +168,15 @@ def matches_any(path: str, base: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+def _seen_now(path: str) -> tuple[float, float]:
+    """When an event arrived and the file's mtime (0 when it is gone), read in the
+    observer's thread so the loop pays nothing for it."""
+    try:
+        return time.time(), os.stat(path).st_mtime
+    except OSError:
+        return time.time(), 0.0
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, deliver: Callable[[str], None]) -> None:
         self.deliver = deliver
@@ -189,6 +200,9 @@ class FileWatcher:
     _pending: set[str] = field(default_factory=set)
     _timer: asyncio.TimerHandle | None = None
     _roots: list[str] = field(default_factory=list)
+    _seen: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # The last change set's files as seen (mtime, event, sent): where update traces start.
+    notices: dict[str, FileNotice] = field(default_factory=dict)
 
     @property
     def roots(self) -> list[str]:
@@ -202,7 +216,7 @@ class FileWatcher:
         observer = Observer()
 
         def deliver(path: str) -> None:  # in the observer's thread
-            loop.call_soon_threadsafe(self._receive, path)
+            loop.call_soon_threadsafe(self._receive, path, *_seen_now(path))
 
         handler = _Handler(deliver)
         roots = watch_roots(paths)
@@ -223,10 +237,13 @@ class FileWatcher:
         self._roots = roots
         self._observer = observer
 
-    def _receive(self, path: str) -> None:
+    def _receive(self, path: str, seen: float = 0.0, saved: float = 0.0) -> None:
         if is_noise(path):  # editor temp files, VCS and cache directories
             return
         self._pending.add(path)
+        # For update traces: when the burst's first event came, the file's newest mtime.
+        first, newest = self._seen.get(path, (seen, saved))
+        self._seen[path] = (first, max(newest, saved))
         if self._timer is not None:
             self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_later(self.debounce, self._flush)
@@ -234,6 +251,9 @@ class FileWatcher:
     def _flush(self) -> None:
         self._timer = None
         changes, self._pending = frozenset(self._pending), set()
+        sent, seen, self._seen = time.time(), self._seen, {}
+        self.notices = {path: FileNotice(path, saved, first or sent, sent)
+                        for path, (first, saved) in seen.items() if path in changes}
         if changes:
             self.on_changes(changes)
 
