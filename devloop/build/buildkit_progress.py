@@ -11,6 +11,8 @@ update to a step repeating the step's digest. The lines produced read like Docke
     #4 CACHED
 
 so the resource's log shows the step, whether it was cached, and how long it took.
+Each finished step is also a step of the `build` phase of the current update's trace
+(`devloop.model.trace`), with BuildKit's own start and end times and whether it was cached.
 Auxiliary steps (`[internal] ...` loading the Dockerfile, the context or metadata,
 `copy /context /`, `exporting to image`) are shown only when they fail, print output or
 take a noticeable time, to keep a rebuild's log short: Dockerfile steps are the ones named
@@ -21,12 +23,17 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from devloop.model import trace
+
 LogFn = Callable[[str], None]
+# Internal steps (loading the context, exporting) this long or longer are in the trace.
+INTERNAL_TRACED_AFTER_SECONDS = 0.1
 
 # An internal step shorter than this stays out of the log (loading a small context or
 # the Dockerfile takes milliseconds; resolving a base image over a slow network does not).
@@ -137,20 +144,33 @@ class ProgressRenderer:
             self._emit(f"#{step.number} ERROR: {error}")
             if self.failed is None or self.failed.error in error:
                 self.failed = FailedStep(step.name, error, tuple(step.lines[-FAILED_STEP_TAIL:]))
+            self._trace(step, completed, error=error)
             return
         if cached and (completed or not started):
             step.finished = True
             if not step.internal:
                 self._emit(f"#{step.number} CACHED")
+            self._trace(step, completed, cached=True)
             return
         if completed:
             self._flush(step)
             step.finished = True
+            self._trace(step, completed)
             seconds = (completed - step.started).total_seconds() if step.started else 0.0
             if step.internal and seconds < INTERNAL_SHOWN_AFTER_SECONDS and not step.lines:
                 return
             self._announce(step)
             self._emit(f"#{step.number} DONE {seconds:.1f}s")
+
+    def _trace(self, step: _Step, completed: datetime | None, **attrs: Any) -> None:
+        """The finished step as a step of the update trace's build phase."""
+        # A step BuildKit found cached may come with no times at all: it took no time now.
+        end = completed.timestamp() if completed else time.time()
+        start = step.started.timestamp() if step.started else end
+        if step.internal and end - start < INTERNAL_TRACED_AFTER_SECONDS:
+            return
+        trace.step(step.name, start, end, parent=trace.Phase.BUILD, number=step.number,
+                   **attrs)
 
     def _log(self, entry: dict[str, Any]) -> None:
         digest = str(entry.get("vertex") or "")

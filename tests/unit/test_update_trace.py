@@ -294,3 +294,30 @@ def test_the_watcher_says_when_each_file_was_saved_seen_and_sent(tmp_path: Path)
     notice = notices[str(target)]
     assert (notice.saved, notice.seen) == (49.9, 50.0)
     assert notice.sent > 50.0
+
+
+def test_buildkit_steps_are_steps_of_the_build_phase_with_buildkit_s_own_times():
+    import json
+    from datetime import datetime
+
+    from devloop.build.buildkit_progress import ProgressRenderer
+
+    t0, t1 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:01.5Z"
+    statuses = [
+        {"vertexes": [{"digest": "sha256:a", "name": "[internal] load build context",
+                       "started": t0, "completed": t0}]},
+        {"vertexes": [{"digest": "sha256:b", "name": "[2/3] COPY . /app", "cached": True,
+                       "started": t0, "completed": t0}]},
+        {"vertexes": [{"digest": "sha256:c", "name": "[3/3] RUN make", "started": t0}]},
+        {"vertexes": [{"digest": "sha256:c", "name": "[3/3] RUN make", "started": t0,
+                       "completed": t1}]},
+    ]
+    book, _, _ = book_with(FakeClock(100.0))
+    trace = book.begin("api", "api-1", [], started=100.0)
+    renderer = ProgressRenderer(lambda line: None)
+    for status in statuses:
+        renderer.feed_line(json.dumps(status))
+    start = datetime.fromisoformat("2026-01-01T00:00:00+00:00").timestamp()
+    assert [(s.name, s.parent, s.start - start, s.duration, s.attrs) for s in trace.steps] == [
+        ("[2/3] COPY . /app", "build", 0.0, 0.0, {"number": 2, "cached": True}),
+        ("[3/3] RUN make", "build", 0.0, 1.5, {"number": 3})]
