@@ -5,11 +5,17 @@ A forward is `active` only after a connection through it to the pod's port succe
 object at once, keeps its resource from being ready, becomes an alert when it stays
 broken for a few seconds, and fails the resource (and so `devloop ci`) when it stays broken
 as long as a stuck container would. A connection that fails later sends the forward back
-to `error` until a probe succeeds again.
+to `error` until a probe succeeds again, and so does a working forward that stops
+working: each is probed every PROBE_EVERY_SECONDS (the target stopped listening, the
+kubelet or the API server went away), or loses its ready pod. The local port stays open
+meanwhile (a connection is closed at once), so the forward comes back by itself when the
+pod does; its alert goes as soon as it works again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import re
 import time
@@ -25,6 +31,14 @@ from devloop.model import plan as p
 # A server often starts listening a moment after its pod turns ready (no readiness probe):
 # a forward that fails for less than this is only shown as waiting, not alerted.
 ALERT_AFTER_SECONDS = 5.0
+# A forward that worked and then lost its pod or its connection is a fault, not a start:
+# it is alerted this soon (a second look confirms it first).
+LOST_ALERT_AFTER_SECONDS = 1.0
+# A working forward is probed this often, so a target that stops listening (or a kubelet
+# or API server that goes away) shows within a few seconds, not at the next request.
+PROBE_EVERY_SECONDS = 2.0
+# The same failure of a forward is logged at most this often.
+LOG_EVERY_SECONDS = 10.0
 # Broken this long, the forward fails its resource: the same patience as for a container
 # stuck in a retried error (k8s_runner.STUCK_SECONDS).
 FAIL_AFTER_SECONDS = 30.0
@@ -70,6 +84,8 @@ class _Forward:
     failing_since: float | None = None
     recheck: bool = True
     alert: str = ""  # the alert published for it, if any
+    worked: bool = False  # it was active once: losing it is a fault
+    logged: dict[str, float] = dataclasses.field(default_factory=dict)  # message -> when
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,7 @@ class ForwardKeeper:
         self._hooks = hooks
         self._clock = clock
         self._forwards = {f.local_port: _Forward(f) for f in forwards}
+        self._prober: asyncio.Task[None] | None = None
 
     def _log(self, text: str) -> None:
         self._hooks.log(self.resource, text, "runtime", "")
@@ -106,13 +123,22 @@ class ForwardKeeper:
             await self._keep_one(fw, ready)
             if (fw.state, fw.message, fw.pod, fw.container_port) != before:
                 self._publish(fw)
+        if self._prober is None and any(fw.handle for fw in self._forwards.values()):
+            self._prober = asyncio.create_task(self._probe_loop(),
+                                               name=f"port-forward probes:{self.resource}")
 
     async def _keep_one(self, fw: _Forward, ready: list[tuple[str, dict[str, Any]]]) -> None:
         if not ready:
-            if fw.handle is not None:
-                await fw.handle.stop()
-                fw.handle = None
-            fw.state, fw.message, fw.failing_since = "pending", "no ready pod", None
+            if fw.handle is not None and fw.pod:
+                fw.handle.retarget(fw.namespace, "")  # keep the port; refuse meanwhile
+            if fw.worked:
+                gone = f"no ready pod (pod {fw.pod} is not ready or gone)" if fw.pod else (
+                    "no ready pod")
+                fw.pod = ""
+                if fw.state != "error" or not fw.message.startswith("no ready pod"):
+                    self._fail(fw, gone)
+            else:
+                fw.state, fw.message, fw.failing_since = "pending", "no ready pod", None
             return
         names = {pod.get("metadata", {}).get("name", ""): (ns, pod) for ns, pod in ready}
         namespace, pod = names.get(fw.pod) or ready[0]
@@ -142,22 +168,40 @@ class ForwardKeeper:
             if error:
                 self._fail(fw, error)
             else:
-                if fw.alert:
-                    self._hooks.delete("alert", self._alert_name(fw))
-                    fw.alert = ""
-                    if fw.failing_since is not None:
-                        self._log(f"port-forward {fw.spec.local_port}: connected to "
-                                  f"{name}:{port}")
+                if fw.failing_since is not None and fw.worked:
+                    self._log(f"port-forward {fw.spec.local_port}: working again ("
+                              f"{name}:{port}) after {self._clock() - fw.failing_since:.1f} s")
                 fw.state, fw.message, fw.failing_since = "active", "", None
+                fw.worked = True
+                self._sync_alert(fw)
+
+    async def _probe_loop(self) -> None:
+        """Probe each working forward every PROBE_EVERY_SECONDS; a failure sends it back to
+        `error` (and wakes the owner, which checks it again at once)."""
+        while True:
+            await asyncio.sleep(PROBE_EVERY_SECONDS)
+            for port, fw in list(self._forwards.items()):
+                handle = fw.handle
+                if handle is None or fw.state != "active":
+                    continue
+                try:
+                    error = await handle.probe()
+                except Exception as exc:  # a probe must not end the probing
+                    error = f"probe failed: {exc}"
+                if error and fw.handle is handle and fw.state == "active":
+                    self._on_error(port, error)
 
     def _fail(self, fw: _Forward, message: str) -> None:
         message = summarize(message)
-        if fw.state != "error" or fw.message != message:
+        now = self._clock()
+        if (fw.state != "error" or fw.message != message) and (
+                now - fw.logged.get(message, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS):
+            fw.logged[message] = now
             self._log(f"port-forward {fw.spec.local_port} -> {fw.pod or '?'}:"
                       f"{fw.container_port or fw.spec.container_port}: {message}")
         fw.state, fw.message = "error", message
         if fw.failing_since is None:
-            fw.failing_since = self._clock()
+            fw.failing_since = now
 
     def _on_error(self, local_port: int, message: str) -> None:
         """A forwarded connection failed: check the forward again on the next pass."""
@@ -169,6 +213,28 @@ class ForwardKeeper:
         self._publish(fw)
         self._hooks.changed()
         self._wake()
+
+    def _alert_text(self, fw: _Forward) -> str:
+        """The alert the forward deserves now: broken long enough ('' if none)."""
+        if fw.state != "error" or fw.failing_since is None:
+            return ""
+        after = LOST_ALERT_AFTER_SECONDS if fw.worked else ALERT_AFTER_SECONDS
+        if self._clock() - fw.failing_since < after:
+            return ""
+        return (f"port-forward {fw.spec.local_port} -> {fw.pod or 'pod'}:"
+                f"{fw.container_port or fw.spec.container_port}: {fw.message}")
+
+    def _sync_alert(self, fw: _Forward) -> None:
+        """Publish the alert the forward deserves, or take back one it no longer does."""
+        text = self._alert_text(fw)
+        if text == fw.alert:
+            return
+        if text:
+            self._hooks.publish("alert", self._alert_name(fw), {"resource": self.resource},
+                                {"message": text})
+        else:
+            self._hooks.delete("alert", self._alert_name(fw))
+        fw.alert = text
 
     def _alert_name(self, fw: _Forward) -> str:
         return f"{self.resource}-portforward-{fw.spec.local_port}"
@@ -187,15 +253,12 @@ class ForwardKeeper:
         waiting = ""
         failed = ""
         for fw in self._forwards.values():
-            if fw.state == "active" or fw.handle is None and fw.state == "pending":
+            self._sync_alert(fw)
+            if fw.state == "active" or fw.state == "pending":
                 continue  # working, or no ready pod yet (the pods' own state says so)
             text = (f"port-forward {fw.spec.local_port} -> {fw.pod or 'pod'}:"
                     f"{fw.container_port or fw.spec.container_port}: {fw.message}")
             broken_for = now - fw.failing_since if fw.failing_since is not None else 0.0
-            if fw.state == "error" and broken_for >= ALERT_AFTER_SECONDS and fw.alert != text:
-                fw.alert = text
-                self._hooks.publish("alert", self._alert_name(fw), {"resource": self.resource},
-                                    {"message": text})
             if fw.state == "error" and broken_for >= FAIL_AFTER_SECONDS:
                 failed = failed or text
             waiting = waiting or text
@@ -209,7 +272,17 @@ class ForwardKeeper:
         return {port: fw.state for port, fw in self._forwards.items()}
 
     async def stop(self) -> None:
+        """Stop listening and probing; the forwards' alerts go with them (a reload's new
+        keeper publishes its own)."""
+        prober, self._prober = self._prober, None
+        if prober is not None:
+            prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await prober
         for fw in self._forwards.values():
+            if fw.alert:
+                self._hooks.delete("alert", self._alert_name(fw))
+                fw.alert = ""
             if fw.handle is not None:
                 try:
                     await fw.handle.stop()

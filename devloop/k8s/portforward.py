@@ -11,8 +11,12 @@ answers, so a forward is only called healthy when a connection through it works.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import json
+import re
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,6 +43,50 @@ class PortForwardError:
     remote_port: int
     message: str
     pod_gone: bool
+
+
+# Tunnels are opened (and probes run) in threads of their own pool, never the loop's
+# default one: without etcd the API server holds a tunnel's handshake until etcd returns,
+# and client connections must not use up the threads every other Kubernetes call needs.
+OPEN_THREADS = 4
+# A tunnel that has not opened after this long fails its connection (the thread finishes
+# in the background and closes what it opened).
+OPEN_TIMEOUT_SECONDS = 10.0
+# The same failure of one forward is reported at most this often; the others in between
+# are counted and the count said with the next report.
+REPORT_EVERY_SECONDS = 10.0
+
+_POOL = concurrent.futures.ThreadPoolExecutor(OPEN_THREADS, thread_name_prefix="portforward")
+# websocket-client's handshake error: "Handshake status 500 Internal Server Error -+-+-
+# {headers} -+-+- body"; the headers (a new Date each time) made every report different.
+_HANDSHAKE = re.compile(r"Handshake status (\d+)\s*([^\n]*?)\s*-\+-\+-.*-\+-\+-\s*(.*)\Z",
+                        re.DOTALL)
+
+
+def describe_failure(text: str) -> str:
+    """A tunnel's failure in one short line: the API server's own Status message out of a
+    websocket handshake dump, and what it means when it says the kubelet is away."""
+    found = _HANDSHAKE.search(text)
+    if found is not None:
+        status, status_text, body = found.group(1), found.group(2).strip(), found.group(3)
+        message = _status_message(body.strip()) or status_text or "no reason given"
+        text = f"the API server answered {status}: {message}"
+    text = " ".join(text.split())
+    if "error dialing backend" in text:
+        return f"the kubelet is unreachable ({text})"
+    if "[Errno 111]" in text or "Connection refused" in text:  # Python's, not the kubelet's
+        return f"cannot reach the API server ({text})"
+    return text if len(text) <= 300 else text[:299] + "\u2026"
+
+
+def _status_message(body: str) -> str:
+    if body == "None":
+        return ""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    return str(data.get("message") or "") if isinstance(data, dict) else body
 
 
 # How long a probe waits for the kubelet to report a failed dial. The kubelet dials the
@@ -79,6 +127,8 @@ class PortForwarder:
         self._on_error = on_error
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        # message -> (when last reported, how many since then not reported)
+        self._reported: dict[str, tuple[float, int]] = {}
         self.namespace = ""
         self.pod = ""
         self.remote_port = 0
@@ -97,7 +147,8 @@ class PortForwarder:
         self.local_port = int(self._server.sockets[0].getsockname()[1])
 
     def retarget(self, namespace: str, pod: str) -> None:
-        """Send new connections to another pod (existing ones keep theirs)."""
+        """Send new connections to another pod (existing ones keep theirs); pod '': no
+        pod to send them to now, they are closed at once (the port stays ours)."""
         self.namespace, self.pod = namespace, pod
 
     async def stop(self) -> None:
@@ -115,9 +166,29 @@ class PortForwarder:
         return self._server is not None
 
     def _report(self, namespace: str, pod: str, message: str, pod_gone: bool) -> None:
-        if self._on_error is not None:
-            self._on_error(PortForwardError(namespace, pod, self.remote_port, message,
-                                            pod_gone))
+        if self._on_error is None:
+            return
+        message = describe_failure(message)
+        now = time.monotonic()
+        last, held = self._reported.get(message, (-REPORT_EVERY_SECONDS, 0))
+        if now - last < REPORT_EVERY_SECONDS and not pod_gone:
+            self._reported[message] = (last, held + 1)
+            return
+        self._reported[message] = (now, 0)
+        if held:
+            message += f" (and {held} more connections since)"
+        self._on_error(PortForwardError(namespace, pod, self.remote_port, message, pod_gone))
+
+    async def _open_async(self, namespace: str, pod: str) -> tuple[Any, Any]:
+        """`_open` in the forwards' own threads, given up after OPEN_TIMEOUT_SECONDS."""
+        future = asyncio.get_running_loop().run_in_executor(_POOL, self._open, namespace, pod)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), OPEN_TIMEOUT_SECONDS)
+        except TimeoutError:
+            future.add_done_callback(_close_late)
+            raise KubeError(f"port-forward to {namespace}/{pod}:{self.remote_port}: the API "
+                            f"server did not open the tunnel in {OPEN_TIMEOUT_SECONDS:g} s",
+                            temporary=True) from None
 
     def _open(self, namespace: str, pod: str) -> tuple[Any, Any]:
         api = CoreV1Api(self._client.new_api_client())
@@ -136,8 +207,18 @@ class PortForwarder:
 
     async def probe(self) -> str:
         """Connect to the pod's port through a tunnel of our own: '' when the connection
-        succeeds, else why it failed (refused, pod gone, API error)."""
-        return await asyncio.to_thread(self._probe_blocking, self.namespace, self.pod)
+        succeeds, else why it failed (refused, pod gone, API error), said briefly."""
+        if not self.pod:
+            return "no ready pod to forward to"
+        future = asyncio.get_running_loop().run_in_executor(
+            _POOL, self._probe_blocking, self.namespace, self.pod)
+        try:
+            error = await asyncio.wait_for(asyncio.shield(future),
+                                           OPEN_TIMEOUT_SECONDS + PROBE_SECONDS)
+        except TimeoutError:
+            return (f"the API server did not open a tunnel to {self.namespace}/{self.pod} in "
+                    f"{OPEN_TIMEOUT_SECONDS:g} s")
+        return describe_failure(error) if error else ""
 
     def _probe_blocking(self, namespace: str, pod: str) -> str:
         try:
@@ -172,6 +253,10 @@ class PortForwarder:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         namespace, pod = self.namespace, self.pod
+        if not pod:
+            writer.close()
+            self._report(namespace, pod, "no ready pod to forward to", False)
+            return
         self._writers.add(writer)
         try:
             await self._serve(namespace, pod, reader, writer)
@@ -188,7 +273,7 @@ class PortForwarder:
         api = None
         try:
             try:
-                pf, api = await asyncio.to_thread(self._open, namespace, pod)
+                pf, api = await self._open_async(namespace, pod)
             except KubeError as e:
                 self._report(namespace, pod, e.message, await self._pod_gone(namespace, pod))
                 return
@@ -211,6 +296,17 @@ class PortForwarder:
         finally:
             if api is not None:
                 api.api_client.close()
+
+
+def _close_late(future: concurrent.futures.Future[tuple[Any, Any]] | asyncio.Future[Any],
+                ) -> None:
+    """A tunnel that opened after its connection gave up on it: close it."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    pf, api = future.result()
+    with contextlib.suppress(Exception):
+        pf.close()
+    api.api_client.close()
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
