@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
 
     def tiltfile_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("-f", "--file", default="Tiltfile", help="path to the Tiltfile")
+        p.add_argument("--context", default="", help="kube context to use instead of the "
+                       "kubeconfig's current one (k8s_context() returns it)")
+        p.add_argument("--namespace", default="", help="namespace for objects that name "
+                       "none, instead of the context's (k8s_namespace() returns it)")
 
     def server_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--port", type=int, default=int(os.environ.get("DEVLOOP_PORT",
@@ -99,6 +103,10 @@ def _boolean(text: str) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     own, tiltfile_args = _split_tiltfile_args(sys.argv[1:] if argv is None else argv)
     options = _parser().parse_args(own)
+    # The Tiltfile is evaluated in a child process, which reads these (tiltfile/k8s_area.py).
+    for flag, variable in (("context", "DEVLOOP_CONTEXT"), ("namespace", "DEVLOOP_NAMESPACE")):
+        if getattr(options, flag, ""):
+            os.environ[variable] = getattr(options, flag)
     started = time.time()
     try:
         if options.command == "tiltfile-result":

@@ -13,11 +13,15 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from devloop.engine.custom_deploy_runner import run_delete_cmd
 from devloop.engine.runner import UpdateError
+from devloop.k8s import contexts
 from devloop.k8s.client import KubeClient, KubeError, ObjectRef
+from devloop.k8s.pull_secrets import delete_pull_secrets
+from devloop.k8s.session_lock import Holder, delete_stale_lock, describe_holder, lock_state
 from devloop.model import plan as p
 from devloop.tiltfile.isolated import evaluate_in_child_async
 
@@ -85,14 +89,19 @@ async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: b
                                        plan.settings.k8s_context or None)
     except KubeError as exc:
         raise UpdateError(str(exc)) from None
+    if plan.settings.k8s_namespace:
+        kube.namespace = plan.settings.k8s_namespace
     deleted: list[dict[str, Any]] = []
     try:
+        await check_shared_namespace(kube, plan)
         for resource in reverse_dependency_order(plan.resources):
             if resource.type == p.ResourceType.CUSTOM_DEPLOY:
                 await run_delete_cmd(plan, resource, print)
                 continue
             deleted += await delete_owned(kube, resource, delete_namespaces=delete_namespaces,
                                           say=print)
+        deleted += await delete_pull_secrets(kube, kube.namespace, print)
+        await asyncio.to_thread(delete_stale_lock, kube, kube.namespace, print)
         if wait:
             await _wait_gone(kube, deleted, default_namespace=kube.namespace)
         elif deleted:
@@ -102,6 +111,29 @@ async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: b
         kube.close()
     print(f"Deleted {len(deleted)} objects")
     return 0
+
+
+async def check_shared_namespace(kube: KubeClient, plan: p.Plan) -> None:
+    """On a shared cluster: the context must be allowed, as for `up`, and a live session
+    of another user or machine in the namespace stops `down` (its objects may carry the
+    same names as this Tiltfile's); this user's own session elsewhere does not (Tilt's
+    `down` beside a running `up`)."""
+    refused = contexts.refusal(kube.context, plan.settings.allowed_k8s_contexts)
+    if refused:
+        raise UpdateError(refused)
+    if contexts.is_local(kube.context):
+        return
+    live, stale = await asyncio.to_thread(lock_state, kube, kube.namespace)
+    me = Holder.this_process()
+    if live is None or stale:
+        return
+    holder = Holder.of(live)
+    if (holder.user, holder.host) != (me.user, me.host):
+        raise UpdateError(
+            f"namespace {kube.namespace!r} is in use by another devloop session: "
+            f"{describe_holder(live, now=datetime.now(UTC))}; `down` would delete objects "
+            "it may have deployed under the same names. Stop that session first, or run "
+            "`down` with your own namespace (--namespace).")
 
 
 def _name(manifest: dict[str, Any]) -> str:

@@ -14,9 +14,11 @@ from typing import Any
 
 from devloop.build import registry as reg
 from devloop.build.context import context_digest
+from devloop.build.credentials import CredentialsError, dockerconfigjson
 from devloop.build.custom_builder import CustomBuilder
 from devloop.build.docker_builder import BuildError, DockerBuilder
 from devloop.build.dockerfile_deps import inject_built_refs
+from devloop.build.push import Pusher
 from devloop.build.restart_wrapper import WrapError, wrap
 from devloop.engine.runner import UpdateError
 from devloop.k8s import contexts
@@ -24,6 +26,8 @@ from devloop.k8s.client import ExecResult, KubeClient, KubeError, ObjectRef
 from devloop.k8s.events import EventHub
 from devloop.k8s.inject import inject
 from devloop.k8s.portforward import PortForwarder
+from devloop.k8s.pull_secrets import attach, pull_secret_manifest, secret_name
+from devloop.k8s.session_lock import Holder, NamespaceBusy, SessionLock
 from devloop.k8s.streams import LogCursor, WatchCache
 from devloop.model import plan as p
 
@@ -32,11 +36,19 @@ LogFn = Callable[[str], None]
 
 class Cluster:
     def __init__(self, kube: KubeClient, registry: reg.Registry | None, *,
-                 push: bool, builder: DockerBuilder | None = None) -> None:
+                 push: bool, builder: DockerBuilder | None = None,
+                 pusher: Pusher | None = None) -> None:
         self.kube = kube
         self.registry = registry
         self.push = push
         self.builder = builder or DockerBuilder()
+        self.pusher = pusher or Pusher()
+        # The session's Lease on its namespace (non-local contexts; see session_lock.py).
+        self.lock: SessionLock | None = None
+        # The image pull secret made from the registry's credentials, and the hosts whose
+        # images it is attached to (see pull_secrets.py).
+        self.pull_secret = ""
+        self.pull_hosts: tuple[str, ...] = ()
         self.custom = CustomBuilder(self.builder)
         self._built: dict[tuple[str, str], tuple[str, str]] = {}  # -> (cluster ref, local)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -52,19 +64,79 @@ class Cluster:
         except KubeError as exc:
             raise UpdateError(str(exc)) from None
         context = kube.context
+        # --namespace (or the context's namespace, which the Tiltfile read): objects that
+        # name no namespace go there.
+        if plan.settings.k8s_namespace:
+            kube.namespace = plan.settings.k8s_namespace
         refused = contexts.refusal(context, plan.settings.allowed_k8s_contexts)
         if refused:
             kube.close()
             raise UpdateError(refused)
+        local = contexts.is_local(context)
         try:
-            registry, note = await reg.discover_registry(kube, plan.settings)
+            registry, note = await reg.discover_registry(kube, plan.settings,
+                                                         local_context=local)
         except KubeError as exc:
             kube.close()
             raise UpdateError(f"cannot reach the Kubernetes cluster of context {context!r}: "
                               f"{exc}") from None
         log(note)
         push = not reg.cluster_shares_local_docker(context)
-        return cls(kube, registry, push=push)
+        cluster = cls(kube, registry, push=push)
+        try:
+            if not local:
+                await cluster._lock_namespace(plan, log)
+            await cluster._ensure_pull_secret(log)
+        except BaseException:
+            await cluster.close()
+            raise
+        return cluster
+
+    async def _lock_namespace(self, plan: p.Plan, log: LogFn) -> None:
+        """One session per namespace on a shared cluster (see session_lock.py)."""
+        lock = SessionLock(self.kube, self.kube.namespace,
+                           holder=Holder.this_process(plan.tiltfile), log=log)
+        try:
+            await lock.acquire()
+        except NamespaceBusy as exc:
+            raise UpdateError(str(exc)) from None
+        except KubeError as exc:
+            raise UpdateError(f"cannot take the devloop session lock in namespace "
+                              f"{self.kube.namespace}: {exc}") from None
+        if lock.held:
+            self.lock = lock
+            lock.start()
+            log(f"Namespace {self.kube.namespace}: this session holds the devloop session "
+                "lock")
+
+    async def _ensure_pull_secret(self, log: LogFn) -> None:
+        """When the registry needs credentials, the cluster pulls with the same ones: a
+        pull secret in this session's namespace, attached to the pod specs it deploys."""
+        if self.registry is None or not self.push:
+            return
+        try:
+            found = await asyncio.to_thread(self.pusher.credentials_for, self.registry.host)
+        except CredentialsError as exc:
+            log(f"WARNING: no image pull secret for {self.registry.host}: {exc}")
+            return
+        if found is None:
+            return
+        hosts = tuple(dict.fromkeys((self.registry.runtime_host, self.registry.host)))
+        try:
+            config = dockerconfigjson(found, hosts=hosts)
+        except CredentialsError as exc:
+            log(f"WARNING: no image pull secret for {self.registry.host}: {exc}")
+            return
+        name = secret_name(self.registry.runtime_host)
+        try:
+            await self.kube.server_side_apply(
+                pull_secret_manifest(name, self.kube.namespace, config))
+        except KubeError as exc:
+            raise UpdateError(f"cannot create the image pull secret {name} in namespace "
+                              f"{self.kube.namespace}: {exc}") from None
+        self.pull_secret, self.pull_hosts = name, hosts
+        log(f"Image pull secret {name} in namespace {self.kube.namespace}: credentials for "
+            f"{self.registry.host} from {found.source}")
 
     @property
     def namespace(self) -> str:
@@ -123,7 +195,7 @@ class Cluster:
                     ref = built.ref
                     if self.push and self.registry is not None:
                         log(f"Pushing {built.ref}")
-                        ref = await self.builder.push(built, self.registry, log=log)
+                        ref = (await self.pusher.push(built, self.registry, log=log)).ref
                 except (BuildError, WrapError) as exc:
                     raise UpdateError(f"image {image.ref}: {exc}") from None
                 cluster_ref = reg.cluster_ref_for_local(ref, self.registry)
@@ -135,15 +207,19 @@ class Cluster:
                 ref = built.ref
                 if self.push and not image.disable_push and not image.skips_local_docker \
                         and self.registry is not None:
-                    ref = await self.builder.push(built, self.registry, log=log)
+                    ref = (await self.pusher.push(built, self.registry, log=log)).ref
             except BuildError as exc:
                 raise UpdateError(f"custom_build {image.ref}: {exc}") from None
             return reg.cluster_ref_for_local(ref, self.registry), ref, ""
 
     # -- objects
     def prepare(self, resource: p.Resource, images: dict[str, str]) -> list[dict[str, Any]]:
-        return [inject(obj.manifest(), resource.injections, images, resource=resource.name,
-                       key=obj.key) for obj in resource.objects]
+        manifests = [inject(obj.manifest(), resource.injections, images,
+                            resource=resource.name, key=obj.key) for obj in resource.objects]
+        if self.pull_secret:
+            manifests = [attach(m, self.pull_secret, hosts=self.pull_hosts,
+                                namespace=self.kube.namespace) for m in manifests]
+        return manifests
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -197,6 +273,10 @@ class Cluster:
         return forwarder
 
     async def close(self) -> None:
-        await self.events.close()
-        self.kube.close()
+        try:
+            if self.lock is not None:
+                await self.lock.release()
+        finally:
+            await self.events.close()
+            self.kube.close()
 

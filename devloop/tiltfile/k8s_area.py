@@ -69,6 +69,12 @@ def yaml_objects(ctx: EvalContext, fn: str, value: Any) -> list[p.K8sObject]:
     return out
 
 
+# `devloop up|ci|down --context/--namespace` reach the Tiltfile (evaluated in a child
+# process) through these variables, which a user may also set.
+CONTEXT_ENV = "DEVLOOP_CONTEXT"
+NAMESPACE_ENV = "DEVLOOP_NAMESPACE"
+
+
 def _kubeconfig(environ: Mapping[str, str], limit: int) -> dict[str, Any]:
     """The merged view kubectl has: the first file setting current-context wins. Files
     are read through the capped reader; a device among them is an error."""
@@ -360,12 +366,21 @@ class K8sArea:
         return self._kubeconfig
 
     def k8s_context(self) -> str:
-        """The current kube context from the kubeconfig ("" when there is none)."""
+        """The current kube context: `--context` (DEVLOOP_CONTEXT) when given, else the
+        kubeconfig's current-context ("" when there is none)."""
+        override = self.ctx.environ.get(CONTEXT_ENV, "")
+        if override:
+            return override
         current: str = self._config()["current-context"]
         return current
 
     def k8s_namespace(self) -> str:
-        """The namespace of the current kube context, "default" when it sets none."""
+        """The namespace objects without one deploy to: `--namespace` (DEVLOOP_NAMESPACE)
+        when given, as Tilt's flag overrides the context's; else the current kube context's
+        namespace, "default" when it sets none."""
+        override = self.ctx.environ.get(NAMESPACE_ENV, "")
+        if override:
+            return override
         current = self.k8s_context()
         for entry in self._config()["contexts"]:
             if entry.get("name") == current:
