@@ -94,6 +94,66 @@ function fileList(files) {
   return files.length > 5 ? `${shown} (+${files.length - 5} more)` : shown;
 }
 
+// Update timelines: each update's trace (build status.trace) as bars on one time axis,
+// from the save to the first answer, with BuildKit's steps under the build phase.
+const TIMELINES_SHOWN = 5;
+const PHASE_COLORS = {
+  notice: "var(--idle)", debounce: "var(--idle)", queue: "var(--idle)", prepare: "var(--muted)",
+  build: "var(--build)", push: "var(--accent)", apply: "var(--warn)", rollout: "#d2a8ff",
+  ready: "var(--ok)", sync: "var(--accent)", run: "var(--build)", restart: "var(--warn)",
+  update: "var(--build)", answer: "var(--ok)",
+};
+
+function bar(span, total, color, thin) {
+  const left = total > 0 ? (100 * span.offset) / total : 0;
+  const width = total > 0 ? Math.max((100 * span.duration) / total, 0.4) : 100;
+  return el("div", { style: "position:relative;height:" + (thin ? "8px" : "12px") + ";flex:1;"
+    + "background:#0f1115;border-radius:2px" },
+    el("div", { class: "trace-bar", title: `${span.name}: ${duration(span.duration)}`,
+      style: `position:absolute;top:0;bottom:0;left:${left.toFixed(2)}%;width:${width.toFixed(2)}%;`
+        + `background:${color};border-radius:2px;${thin ? "opacity:.7" : ""}` }));
+}
+
+function traceRow(span, total, color, thin) {
+  const attrs = span.attrs || {};
+  const note = [attrs.image, attrs.container, attrs.command, attrs.cached ? "cached" : "",
+    attrs.error ? `error: ${attrs.error}` : ""].filter(Boolean).join(" · ");
+  return el("div", { class: thin ? "trace-step" : "trace-phase", dataset: { name: span.name },
+    style: "display:flex;align-items:center;gap:8px;margin:1px 0;" + (thin ? "font-size:11px" : "") },
+    el("span", { style: `width:${thin ? 220 : 90}px;flex:none;overflow:hidden;text-overflow:ellipsis;`
+      + `white-space:nowrap;${thin ? "padding-left:12px;color:var(--muted)" : ""}`, title: span.name },
+      span.name),
+    bar(span, total, color, thin),
+    el("span", { style: "width:150px;flex:none;font-family:var(--mono);font-size:11px;"
+      + "white-space:nowrap;overflow:hidden;text-overflow:ellipsis", title: note },
+      `+${duration(span.offset) || "0ms"} ${duration(span.duration)}${note ? " " + note : ""}`));
+}
+
+function timeline(build) {
+  const trace = (build.status || {}).trace;
+  const total = Math.max(trace.total || 0, ...(trace.points || []).map((p) => p.offset));
+  const rows = [];
+  for (const span of trace.spans || []) {
+    rows.push(traceRow(span, total, PHASE_COLORS[span.name] || "var(--accent)", false));
+    for (const step of (trace.steps || []).filter((s) => s.parent === span.name
+        && s.start >= span.start - 0.001 && s.end <= span.end + 0.001)) {
+      rows.push(traceRow(step, total, PHASE_COLORS[span.name] || "var(--accent)", true));
+    }
+  }
+  const points = (trace.points || []).map((p) =>
+    `${p.name} at +${duration(p.offset) || "0ms"}${p.attrs && p.attrs.pod ? ` (${p.attrs.pod})` : ""}`
+    + `${p.attrs && p.attrs.file ? ` (${p.attrs.file})` : ""}`);
+  return el("article", { class: "trace", dataset: { build: build.metadata.name },
+    style: "margin-bottom:12px" },
+    el("header", { style: "display:flex;gap:10px;align-items:baseline;margin-bottom:4px" },
+      el("strong", {}, `#${buildNumber(build.metadata.name)}`),
+      el("span", { class: "trace-summary", style: "font-family:var(--mono)" }, trace.summary || ""),
+      el("span", { class: trace.state === "failed" ? "error-text" : "muted" }, trace.state || "")),
+    rows,
+    points.length ? el("p", { class: "muted", style: "margin:2px 0 0;font-size:11px" },
+      points.join(" · ")) : []);
+}
+
 export function renderFacets(panel, state, name, cache) {
   const resource = state.kinds("resource").get(name);
   if (!resource) {
@@ -120,6 +180,11 @@ export function renderFacets(panel, state, name, cache) {
     el("dt", {}, "labels"), el("dd", {}, (spec.labels || []).join(", ")),
     (status.pendingChanges || []).length
       ? [el("dt", {}, "pending changes"), el("dd", {}, fileList(status.pendingChanges))] : []));
+
+  const traced = builds.filter((build) => (build.status || {}).trace).slice(0, TIMELINES_SHOWN);
+  const timelines = section("timeline", "Update timeline (save to ready)", traced.length
+    ? traced.map(timeline)
+    : el("p", { class: "muted" }, "No update traced yet."));
 
   const yaml = section("yaml", "Applied YAML", details.appliedYaml
     ? el("pre", { class: "yaml" }, details.appliedYaml)
@@ -197,6 +262,6 @@ export function renderFacets(panel, state, name, cache) {
   // A Compose service applies nothing to a cluster and has no pods or port-forwards.
   const k8sSections = composeSections.length ? [] : [yaml];
   const runtimeSections = composeSections.length ? [] : [podSection, eventSection, forwardSection];
-  panel.replaceChildren(summary, ...k8sSections, ...composeSections, lastLog, history,
+  panel.replaceChildren(summary, timelines, ...k8sSections, ...composeSections, lastLog, history,
     ...runtimeSections, liveSection);
 }
