@@ -30,6 +30,7 @@ from devloop.k8s.pull_secrets import attach, pull_secret_manifest, secret_name
 from devloop.k8s.session_lock import Holder, NamespaceBusy, SessionLock
 from devloop.k8s.streams import LogCursor, WatchCache
 from devloop.model import plan as p
+from devloop.model import trace as tr
 
 LogFn = Callable[[str], None]
 
@@ -186,29 +187,40 @@ class Cluster:
                 cached = self._built.get((image.ref, digest))
                 if cached:
                     log(f"Image {image.ref} unchanged: reusing {cached[0]}")
+                    tr.mark(tr.Phase.BUILD, image=image.ref, cached=True)
                     return (*cached, digest)
                 log(f"Building image {image.ref}")
+                step = tr.Phase.BUILD  # for the update's trace: what runs until marked
                 try:
                     # restart_container(): the command runs under the restart wrapper.
                     built = await self.builder.build(await asyncio.to_thread(wrap, image),
                                                      log=log, registry=self.registry)
+                    tr.mark(step, image=image.ref)
+                    step = tr.Phase.PUSH
                     ref = built.ref
                     if self.push and self.registry is not None:
                         log(f"Pushing {built.ref}")
                         ref = (await self.pusher.push(built, self.registry, log=log)).ref
+                        tr.mark(step, image=image.ref)
                 except (BuildError, WrapError) as exc:
+                    tr.mark(step, image=image.ref, error=True)
                     raise UpdateError(f"image {image.ref}: {exc}") from None
                 cluster_ref = reg.cluster_ref_for_local(ref, self.registry)
                 self._built[(image.ref, digest)] = (cluster_ref, ref)
                 return cluster_ref, ref, digest
+            step = tr.Phase.BUILD
             try:
                 built = await self.custom.build(image, log=log, registry=self.registry,
                                                 image_deps=deps)
+                tr.mark(step, image=image.ref)
+                step = tr.Phase.PUSH
                 ref = built.ref
                 if self.push and not image.disable_push and not image.skips_local_docker \
                         and self.registry is not None:
                     ref = (await self.pusher.push(built, self.registry, log=log)).ref
+                    tr.mark(step, image=image.ref)
             except BuildError as exc:
+                tr.mark(step, image=image.ref, error=True)
                 raise UpdateError(f"custom_build {image.ref}: {exc}") from None
             return reg.cluster_ref_for_local(ref, self.registry), ref, ""
 
