@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import portforward
 
 from devloop.k8s.errors import KubeError
+from devloop.model import trace as tr
 
 if TYPE_CHECKING:
     from devloop.k8s.client import KubeClient
@@ -127,6 +128,7 @@ class PortForwarder:
         self._on_error = on_error
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tracer: tr.Tracer | None = None
         # message -> (when last reported, how many since then not reported)
         self._reported: dict[str, tuple[float, int]] = {}
         self.namespace = ""
@@ -143,6 +145,8 @@ class PortForwarder:
             raise ValueError(f"port-forward to {namespace}/{pod}: container port {remote_port} "
                              "is not in 1-65535")
         self.namespace, self.pod, self.remote_port, self.host = namespace, pod, remote_port, host
+        # The resource's update tracer: the first answer after an update ends its trace.
+        self._tracer = tr.current()
         self._server = await asyncio.start_server(self._handle, host, local_port)
         self.local_port = int(self._server.sockets[0].getsockname()[1])
 
@@ -271,6 +275,7 @@ class PortForwarder:
     async def _serve(self, namespace: str, pod: str, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
         api = None
+        opened = time.time()
         try:
             try:
                 pf, api = await self._open_async(namespace, pod)
@@ -281,7 +286,9 @@ class PortForwarder:
             raw.setblocking(False)
             pod_reader, pod_writer = await asyncio.open_connection(sock=raw)
             to_pod = asyncio.create_task(_pump(reader, pod_writer))
-            from_pod = asyncio.create_task(_pump(pod_reader, writer))
+            tracer = self._tracer
+            from_pod = asyncio.create_task(_pump(pod_reader, writer, None if tracer is None
+                                                 else lambda: tracer.answered(opened)))
             try:
                 # The library's tunnel cannot half-close: whichever side ends first ends both.
                 await asyncio.wait({to_pod, from_pod}, return_when=asyncio.FIRST_COMPLETED)
@@ -309,8 +316,13 @@ def _close_late(future: concurrent.futures.Future[tuple[Any, Any]] | asyncio.Fut
     api.api_client.close()
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                first: Callable[[], None] | None = None) -> None:
+    """Copy until either side ends; `first` is called when the first bytes arrive."""
     with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(PUMP_CHUNK):
+            if first is not None:
+                answered, first = first, None
+                answered()
             writer.write(data)
             await writer.drain()
