@@ -1,11 +1,15 @@
 """Plain output: prefixed log lines (`--stream`, no TTY, `devloop ci`) and the ci summary.
 
+Where each update's time went reaches these lines as the resource's own log line (the
+engine writes it, see `devloop.engine.trace`); the ci summary repeats it per resource.
+
 Why plain lines at all: a log file, a CI job or a pipe to grep wants one line per log line,
 in order, with the resource it came from; no cursor movement, no redraws.
 """
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Iterable
 from typing import Protocol, TextIO
@@ -69,6 +73,26 @@ class OutcomeLike(Protocol):
     def message(self) -> str: ...
 
 
+def time_lines(names: Iterable[str], store: Store) -> list[str]:
+    """Where each resource's last update spent its time, from its build's trace:
+    `api  3.1 s: build 2.2 s, push 0.4 s, rollout 0.5 s` (a trace still waiting for its
+    rollout or readiness says so)."""
+    rows: list[tuple[str, str]] = []
+    for name in names:
+        obj = store.get("resource", name)
+        builds = int((obj.status if obj else {}).get("builds", 0) or 0)
+        build = last_build(store, name, builds)
+        trace = build.status.get("trace") if build else None
+        if not isinstance(trace, dict) or not trace.get("summary"):
+            continue
+        state = str(trace.get("state", ""))
+        note = {"waiting": " (not ready yet)", "superseded": " (replaced by the next update)",
+                "failed": " (failed)"}.get(state, "")
+        rows.append((name, f"{trace['summary']}{note}"))
+    width = max((len(name) for name, _ in rows), default=0)
+    return [f"  {name:<{width}}  {text}" for name, text in rows]
+
+
 # How many lines of the failing resource's log the summary repeats: enough to show a stack
 # trace, few enough that the SUCCESS/ERROR verdict stays on screen.
 FAILED_LOG_LINES = 40
@@ -81,6 +105,7 @@ def ci_summary(views: Iterable[ResourceViewLike], store: Store, logs: LogStore,
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in ("RESOURCE", "UPDATE", "RUNTIME", "BUILDS", "LAST DURATION"):
         table.add_column(column, no_wrap=column != "RUNTIME")
+    views = list(views)
     for view in views:
         obj = store.get("resource", view.name)
         status = obj.status if obj else {}
@@ -96,6 +121,12 @@ def ci_summary(views: Iterable[ResourceViewLike], store: Store, logs: LogStore,
     console = Console(width=width, no_color=True, force_terminal=False, record=True,
                       file=_Discard(), highlight=False)
     console.print(table)
+    names = [view.name for view in views]
+    times = time_lines(names, store)
+    if times:
+        console.print("Where the time went (each resource's last update, until ready):")
+        for line in times:
+            console.print(line, markup=False, soft_wrap=True, highlight=False)
     if outcome.ok:
         console.print("SUCCESS. All workloads are healthy.")
     else:
@@ -109,12 +140,9 @@ def ci_summary(views: Iterable[ResourceViewLike], store: Store, logs: LogStore,
                    for line in console.export_text(styles=False).splitlines())
 
 
-class _Discard:
+class _Discard(io.StringIO):
     """A file that drops writes: the summary is taken from the console's record."""
 
     def write(self, text: str) -> int:
         return len(text)
-
-    def flush(self) -> None:
-        return None
 

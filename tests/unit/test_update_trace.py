@@ -321,3 +321,30 @@ def test_buildkit_steps_are_steps_of_the_build_phase_with_buildkit_s_own_times()
     assert [(s.name, s.parent, s.start - start, s.duration, s.attrs) for s in trace.steps] == [
         ("[2/3] COPY . /app", "build", 0.0, 0.0, {"number": 2, "cached": True}),
         ("[3/3] RUN make", "build", 0.0, 1.5, {"number": 3})]
+
+
+def test_the_ci_summary_says_where_each_resource_s_last_update_spent_its_time():
+    from devloop.engine.logs import LogStore
+    from devloop.hud.plain import ci_summary, time_lines
+
+    class View:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    class Outcome:
+        ok, failed_resource, message = True, "", ""
+
+    store = Store()
+    for name, builds in (("api", 2), ("frontend-web", 1), ("never", 0)):
+        store.put("resource", name, status={"builds": builds})
+    store.put("build", "api-2", status={"trace": {
+        "summary": "3.1 s: build 2.2 s, push 0.4 s, rollout 0.5 s", "state": "answered"}})
+    store.put("build", "frontend-web-1", status={"trace": {
+        "summary": "1.0 s: build 1.0 s", "state": "waiting"}})
+    assert time_lines(["api", "frontend-web", "never"], store) == [
+        "  api           3.1 s: build 2.2 s, push 0.4 s, rollout 0.5 s",
+        "  frontend-web  1.0 s: build 1.0 s (not ready yet)"]
+    text = ci_summary([View("api"), View("frontend-web")], store, LogStore(), Outcome())
+    assert "Where the time went (each resource's last update, until ready):\n" \
+           "  api           3.1 s: build 2.2 s, push 0.4 s, rollout 0.5 s\n" in text
+    assert text.rstrip().endswith("SUCCESS. All workloads are healthy.")
