@@ -349,6 +349,13 @@ class KubeClient:
             self._caches[key] = cache
         return cache
 
+    def watched_nodes(self) -> set[str]:
+        """The nodes that run the pods the shared watches see (whose kubelets the session
+        depends on for logs, exec and port-forwards)."""
+        return {str(pod["spec"]["nodeName"]) for (kind, _), cache in self._caches.items()
+                if kind == "Pod" for pod in cache.objects.values()
+                if (pod.get("spec") or {}).get("nodeName")}
+
     async def stream_logs(self, namespace: str, pod: str, container: str,
                           since_time: str | None = None) -> AsyncIterator[str]:
         """Lines of a container's log (follow), from `since_time` (RFC 3339) if given.

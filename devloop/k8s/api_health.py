@@ -1,0 +1,100 @@
+"""Is the cluster there? Quick health probes of the API server and of the kubelets.
+
+Ordinary API calls wait up to a minute, and an API server whose etcd is gone still
+accepts connections and keeps its watches open without a word: neither says the cluster
+is in trouble. These probes do, in a couple of seconds: the API server's `/readyz`
+(which checks etcd and its own controllers) and each kubelet's `/healthz` through the
+API server's node proxy (what logs, exec and port-forwards go through). Each returns ''
+when the part is healthy, else one short line saying why not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import urllib3
+
+from devloop.k8s.errors import KubeError
+
+if TYPE_CHECKING:
+    from devloop.k8s.client import KubeClient
+
+# Connect and read timeout of one probe: a healthy local API server answers in
+# milliseconds, a loaded one within a second; no answer in 2 s is trouble worth saying.
+PROBE_TIMEOUT_SECONDS = 2.0
+# A probe's answer is cut to this many characters.
+MAX_CHARS = 200
+
+
+class NotAllowed(Exception):
+    """The credentials may not use this probe (no RBAC right to the node proxy): the part
+    cannot be watched this way, which says nothing about its health."""
+
+
+def readyz_failures(body: str) -> list[str]:
+    """The failed checks of a verbose /readyz or /livez answer ("[-]etcd failed: ...")."""
+    return [line[3:].split(":")[0].strip().removesuffix(" failed")
+            for line in body.splitlines() if line.startswith("[-]")]
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 1] + "\u2026"
+
+
+def _get_text(kube: KubeClient, path: str, what: str) -> tuple[int, str]:
+    """(HTTP status, body) of a plain-text GET (blocking); status 0: no answer."""
+    try:
+        resp = kube.request("GET", path, query=[("verbose", "1")], stream=True, what=what,
+                            timeout=(PROBE_TIMEOUT_SECONDS, PROBE_TIMEOUT_SECONDS))
+    except KubeError as e:
+        return e.status or 0, e.message
+    try:
+        return int(resp.status), resp.read().decode(errors="replace")
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        return 0, f"{what}: connection lost: {e}"
+    finally:
+        resp.release_conn()
+
+
+def _api_server_blocking(kube: KubeClient) -> str:
+    status, body = _get_text(kube, "/readyz", "API server")
+    if status == 200:
+        return ""
+    if status == 0:
+        if "timed out" in body or "timeout" in body.lower():
+            return f"the API server does not answer (no reply in {PROBE_TIMEOUT_SECONDS:g} s)"
+        return _short(body) if "cannot reach" in body else _short(
+            f"cannot reach the API server: {body}")
+    failed = readyz_failures(body)
+    if failed:
+        return _short(f"the API server is not ready: {', '.join(failed)} failed")
+    return _short(f"the API server is not ready (HTTP {status}): {body}")
+
+
+def _kubelet_blocking(kube: KubeClient, node: str) -> str:
+    status, body = _get_text(kube, f"/api/v1/nodes/{node}/proxy/healthz",
+                             f"kubelet of node {node}")
+    if status == 200:
+        return ""
+    if status in (401, 403, 404):
+        raise NotAllowed(body)
+    if status == 0 and "cannot reach the API server" in body:
+        return ""  # the API server's own probe says so; nothing to say of the kubelet
+    if "error dialing backend" in body or status in (500, 502, 503):
+        reason = body.split("error dialing backend:")[-1] if "error dialing backend" in body \
+            else body
+        return _short(f"the kubelet of node {node} is unreachable: {reason.strip()}")
+    return _short(f"the kubelet of node {node} is not healthy (HTTP {status}): {body}")
+
+
+async def api_server_problem(kube: KubeClient) -> str:
+    """'' when the API server is ready (etcd included), else why not."""
+    return await asyncio.to_thread(_api_server_blocking, kube)
+
+
+async def kubelet_problem(kube: KubeClient, node: str) -> str:
+    """'' when the node's kubelet answers its health check through the API server, else
+    why not; raises NotAllowed when these credentials may not ask."""
+    return await asyncio.to_thread(_kubelet_blocking, kube, node)

@@ -1,0 +1,166 @@
+"""The session's health monitor: a part that fails a probe is an alert and a log line at
+once, resources say the cluster is unreachable, and its return clears the alert and
+updates again what failed meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from devloop.engine import cluster_health
+from devloop.engine.cluster_health import (
+    ClusterHealth,
+    Part,
+    Reporter,
+    Unwatchable,
+    retry_failed_updates,
+)
+from devloop.engine.runner import RuntimeReport
+from devloop.engine.scheduler import RuntimeState
+from devloop.k8s.api_health import readyz_failures
+
+
+class Parts:
+    def __init__(self) -> None:
+        self.answers: dict[str, Any] = {"api-server": "", "kubelet-n1": ""}
+        self.asked: list[str] = []
+
+    def probe(self, key: str) -> Any:
+        async def answer() -> str:
+            self.asked.append(key)
+            value = self.answers[key]
+            if isinstance(value, Exception):
+                raise value
+            if value == "hang":
+                await asyncio.sleep(60)
+            return str(value)
+
+        return answer
+
+    def __call__(self) -> list[Part]:
+        return [Part(key, key.replace("-", " "), self.probe(key)) for key in self.answers]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.alerts: dict[str, str] = {}
+        self.lines: list[str] = []
+        self.changes = 0
+        self.recovered: list[tuple[str, float]] = []
+
+    def reporter(self) -> Reporter:
+        def change() -> None:
+            self.changes += 1
+
+        return Reporter(
+            log=self.lines.append,
+            publish=lambda kind, name, spec, status: self.alerts.__setitem__(
+                name, str(status["message"])),
+            delete=lambda kind, name: self.alerts.pop(name, None), on_change=change,
+            on_recovered=lambda label, since: self.recovered.append((label, since)))
+
+
+def monitor(parts: Parts, recorder: Recorder, clock: list[float]) -> ClusterHealth:
+    return ClusterHealth(parts, recorder.reporter(), clock=lambda: clock[0],
+                         wall=lambda: 1000.0 + clock[0])
+
+
+def test_a_failing_part_is_an_alert_at_once_and_its_return_clears_it():
+    parts, recorder, clock = Parts(), Recorder(), [0.0]
+    health = monitor(parts, recorder, clock)
+    asyncio.run(health.check_once())
+    assert recorder.alerts == {} and health.problem() == ""
+    parts.answers["api-server"] = "the API server is not ready: etcd failed"
+    asyncio.run(health.check_once())
+    assert recorder.alerts == {"cluster-api-server": "the API server is not ready: etcd failed"}
+    assert recorder.lines == ["WARNING: the API server is not ready: etcd failed"]
+    assert health.problem() == "the API server is not ready: etcd failed"
+    parts.answers["api-server"] = ""
+    clock[0] = 15.0
+    asyncio.run(health.check_once())
+    assert recorder.alerts == {} and health.problem() == ""
+    assert recorder.lines[-1] == "Api server is back after 15.0 s"
+    assert recorder.recovered == [("api server", 1000.0)]
+    assert recorder.changes == 2
+
+
+def test_while_the_api_server_is_away_the_kubelets_are_not_asked():
+    parts, recorder = Parts(), Recorder()
+    health = monitor(parts, recorder, [0.0])
+    parts.answers["api-server"] = "cannot reach the API server: connection refused"
+    asyncio.run(health.check_once())
+    parts.asked.clear()
+    asyncio.run(health.check_once())
+    assert parts.asked == ["api-server"]
+    assert list(recorder.alerts) == ["cluster-api-server"]
+
+
+def test_a_probe_that_does_not_answer_is_a_failure(monkeypatch):
+    monkeypatch.setattr(cluster_health, "PROBE_TIMEOUT_SECONDS", 0.05)
+    parts, recorder = Parts(), Recorder()
+    parts.answers["kubelet-n1"] = "hang"
+
+    async def scenario() -> None:
+        health = monitor(parts, recorder, [0.0])
+        await health.check_once()
+        await health.stop()
+
+    asyncio.run(scenario())
+    assert "does not answer" in recorder.alerts["cluster-kubelet-n1"]
+
+
+def test_a_part_these_credentials_cannot_probe_is_left_alone():
+    parts, recorder = Parts(), Recorder()
+    parts.answers["kubelet-n1"] = Unwatchable("nodes/proxy is forbidden")
+    health = monitor(parts, recorder, [0.0])
+    asyncio.run(health.check_once())
+    asyncio.run(health.check_once())
+    assert recorder.alerts == {}
+    assert parts.asked.count("kubelet-n1") == 1
+    assert "cannot be watched" in recorder.lines[0]
+
+
+def test_resources_say_the_cluster_is_unreachable_while_a_part_fails():
+    parts, recorder = Parts(), Recorder()
+    health = monitor(parts, recorder, [0.0])
+    ready = RuntimeReport(RuntimeState.OK, "ready", stable_at=1.0)
+    asyncio.run(health.check_once())
+    assert health.overlay(ready) is ready
+    parts.answers["kubelet-n1"] = "the kubelet of node n1 is unreachable: connection refused"
+    asyncio.run(health.check_once())
+    shown = health.overlay(ready)
+    assert shown.state == RuntimeState.PENDING
+    assert shown.reason == ("cluster unreachable: the kubelet of node n1 is unreachable: "
+                            "connection refused")
+    assert shown.alerts == [shown.reason]
+    assert health.overlay(RuntimeReport(RuntimeState.NOT_APPLICABLE)).state == (
+        RuntimeState.NOT_APPLICABLE)
+
+
+class Engine:
+    def __init__(self, failed: dict[str, float | None]) -> None:
+        self.failed = failed
+        self.triggered: list[tuple[str, str]] = []
+
+    def names(self) -> list[str]:
+        return list(self.failed)
+
+    def trigger(self, name: str, changed_files: tuple[str, ...] = (), *,
+                cause: str = "triggered") -> None:
+        self.triggered.append((name, cause))
+
+    def wake(self) -> None:
+        return None
+
+
+def test_updates_that_failed_during_the_outage_run_again_when_the_part_returns():
+    engine = Engine({"api": 1000.0, "web": None, "old": 100.0, "check": 1001.0})
+    names = retry_failed_updates(engine, engine.failed.get, "the registry localhost:5000",
+                                 990.0, eligible=lambda name: name != "check")
+    assert names == ["api"]
+    assert engine.triggered == [("api", "the registry localhost:5000 is back")]
+
+
+def test_the_failed_checks_of_readyz_are_named():
+    body = "[+]ping ok\n[-]etcd failed: reason withheld\n[+]log ok\n[-]informer-sync failed\n"
+    assert readyz_failures(body) == ["etcd", "informer-sync"]
