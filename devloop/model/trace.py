@@ -406,3 +406,10 @@ def step(name: str, start: float, end: float, *, parent: str, **attrs: Any) -> N
     tracer = CURRENT.get()
     if tracer is not None:
         tracer.add(name, start, end, parent=parent, **attrs)
+
+
+def applied(obj: Mapping[str, Any]) -> None:
+    """An object was applied (see `Tracer.applied`; a no-op outside an update)."""
+    tracer = CURRENT.get()
+    if tracer is not None:
+        tracer.applied(obj)
