@@ -1,0 +1,321 @@
+"""devloop on a shared cluster: a TLS + password registry, developers confined to their own
+namespaces by RBAC, a context named like a GKE cluster (scripts/testenv.d/registry-tls.sh).
+
+Every devloop run here uses a developer's kubeconfig (a service account token with rights
+only in devloop-dev-alice or devloop-dev-bob) and a Docker config made by a real
+`docker login`; the cluster's containerd pulls from the registry over TLS with the testenv
+CA and the image pull secret devloop creates. The namespaces belong to the environment, so
+each test names its objects uniquely and runs `devloop down` itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.integration.conftest import K8sTestEnv
+from tests.integration.projects_support import (
+    deployment,
+    devloop,
+    interrupt_and_wait,
+    wait_for,
+    write_project,
+)
+
+pytestmark = pytest.mark.integration
+
+PULL_SECRET = "devloop-registry-registry.devloop.test"
+LEASE = "devloop-session"
+
+
+@dataclass(frozen=True)
+class Shared:
+    registry: str
+    user: str
+    password: str
+    context: str
+    kubeconfigs: dict[str, Path]
+    namespaces: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def shared(testenv: K8sTestEnv) -> Shared:
+    env = testenv.env
+    missing = [name for name in ("DEVLOOP_TLS_REGISTRY", "DEVLOOP_TLS_REGISTRY_PASSWORD",
+                                 "DEVLOOP_SHARED_KUBECONFIG_ALICE") if not env.get(name)]
+    if missing:
+        pytest.fail(f"scripts/testenv env does not export {missing}", pytrace=False)
+    return Shared(
+        registry=env["DEVLOOP_TLS_REGISTRY"], user=env["DEVLOOP_TLS_REGISTRY_USER"],
+        password=env["DEVLOOP_TLS_REGISTRY_PASSWORD"], context=env["DEVLOOP_SHARED_CONTEXT"],
+        kubeconfigs={who: Path(env[f"DEVLOOP_SHARED_KUBECONFIG_{who.upper()}"])
+                     for who in ("alice", "bob")},
+        namespaces={who: env[f"DEVLOOP_SHARED_NAMESPACE_{who.upper()}"]
+                    for who in ("alice", "bob")})
+
+
+@pytest.fixture
+def docker_login(shared: Shared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A Docker config holding the registry login, made by `docker login` as a developer
+    makes it; devloop and the docker CLI find it through DOCKER_CONFIG."""
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    done = subprocess.run(["docker", "--config", str(config), "login", "-u", shared.user,
+                           "--password-stdin", shared.registry], input=shared.password,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    return config
+
+
+@pytest.fixture
+def admin(testenv: K8sTestEnv) -> Iterator[client.CoreV1Api]:
+    with testenv.api_client() as api:
+        yield client.CoreV1Api(api)
+
+
+def project(directory: Path, *, name: str, image: str, allow: str = "", content: str = "v1"
+            ) -> Path:
+    """A Tiltfile building `image` FROM the environment's busybox and deploying it as
+    Deployment `name`; `allow` is the allow_k8s_contexts line (none when empty)."""
+    tiltfile = (f"{allow}\n"
+                "default_registry('registry.devloop.test')\n"
+                f"docker_build('{image}', '.')\n"
+                "k8s_yaml('k8s.yaml')\n")
+    return write_project(
+        directory, tiltfile,
+        [deployment(name, "cat /app/content.txt; echo ready; exec sleep 3600", image=image)],
+        files={"Dockerfile": "FROM busybox:latest\nCOPY content.txt /app/content.txt\n",
+               "content.txt": content + "\n"})
+
+
+def allow(shared: Shared) -> str:
+    return f"allow_k8s_contexts('{shared.context}')"
+
+
+def run(args: list[str], directory: Path, kubeconfig: Path, timeout: float = 300
+        ) -> subprocess.CompletedProcess[str]:
+    return devloop(args, cwd=directory, kubeconfig=kubeconfig, timeout=timeout)
+
+
+def output(done: subprocess.CompletedProcess[str]) -> str:
+    return done.stdout + done.stderr
+
+
+def read_or_none(call: Any, *args: Any) -> Any:
+    try:
+        return call(*args)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def deployments(testenv: K8sTestEnv, namespace: str) -> dict[str, Any]:
+    with testenv.api_client() as api:
+        items = client.AppsV1Api(api).list_namespaced_deployment(namespace).items
+    return {d.metadata.name: d for d in items}
+
+
+def lease(testenv: K8sTestEnv, namespace: str) -> Any:
+    with testenv.api_client() as api:
+        return read_or_none(client.CoordinationV1Api(api).read_namespaced_lease, LEASE,
+                            namespace)
+
+
+def pushed_summaries(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "Pushed registry.devloop.test/" in line]
+
+
+def test_push_and_deploy_through_the_tls_registry_with_a_pull_secret(
+        testenv: K8sTestEnv, shared: Shared, docker_login: Path, admin: client.CoreV1Api,
+        tmp_path: Path) -> None:
+    uid = uuid.uuid4().hex[:8]
+    name, image = f"tls-web-{uid}", f"shared-app-{uid}"
+    namespace, kubeconfig = shared.namespaces["alice"], shared.kubeconfigs["alice"]
+    directory = project(tmp_path / "app", name=name, image=image, allow=allow(shared))
+    try:
+        first = run(["ci", "--timeout", "180s"], directory, kubeconfig)
+        text = output(first)
+        assert first.returncode == 0, text
+        assert shared.password not in text
+        assert f"Image pull secret {PULL_SECRET} in namespace {namespace}" in text
+        assert "Using default registry from Tiltfile: registry.devloop.test" in text
+        assert len(pushed_summaries(text)) == 1, text
+
+        pod_spec = deployments(testenv, namespace)[name].spec.template.spec
+        assert pod_spec.image_pull_secrets[0].name == PULL_SECRET
+        assert pod_spec.containers[0].image.startswith(f"registry.devloop.test/{image}:")
+        secret = admin.read_namespaced_secret(PULL_SECRET, namespace)
+        assert secret.type == "kubernetes.io/dockerconfigjson"
+        pods = admin.list_namespaced_pod(namespace, label_selector=f"app={name}").items
+        assert any(p.status.phase == "Running" for p in pods)
+        assert lease(testenv, namespace) is None  # ci released its lock on exit
+
+        # The registry really wants the secret: a pod without it cannot pull the image.
+        bare = f"no-secret-{uid}"
+        admin.create_namespaced_pod(namespace, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": bare},
+            "spec": {"containers": [{"name": "main", "image": pod_spec.containers[0].image,
+                                     "imagePullPolicy": "Always"}]}})
+        try:
+            def pull_refused() -> str:
+                statuses = admin.read_namespaced_pod(bare, namespace).status.container_statuses
+                waiting = statuses[0].state.waiting if statuses else None
+                if waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff"):
+                    return str(waiting.message)
+                return ""
+
+            message = wait_for(pull_refused, 90, "the pull without a secret to fail")
+            assert "401" in message or "nauthorized" in message, message
+        finally:
+            admin.delete_namespaced_pod(bare, namespace, grace_period_seconds=0)
+
+        # A rebuild that changes one file sends one layer; the base is already there.
+        (directory / "content.txt").write_text("v2\n")
+        second = run(["ci", "--timeout", "180s"], directory, kubeconfig)
+        assert second.returncode == 0, output(second)
+        summary = pushed_summaries(output(second))
+        assert len(summary) == 1 and "sent 1 of" in summary[0], summary
+        assert "already in the registry" in summary[0], summary
+    finally:
+        down = run(["down"], directory, kubeconfig)
+    assert down.returncode == 0, output(down)
+    assert name not in deployments(testenv, namespace)
+    assert read_or_none(admin.read_namespaced_secret, PULL_SECRET, namespace) is None
+
+
+def test_wrong_credentials_are_a_clear_error_not_a_hang(
+        shared: Shared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        testenv: K8sTestEnv) -> None:
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    wrong = "not-the-password"
+    (config / "config.json").write_text(json.dumps({"auths": {shared.registry: {
+        "auth": base64.b64encode(f"{shared.user}:{wrong}".encode()).decode()}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    uid = uuid.uuid4().hex[:8]
+    directory = project(tmp_path / "app", name=f"wrong-{uid}", image=f"wrong-app-{uid}",
+                        allow=allow(shared))
+    kubeconfig = shared.kubeconfigs["alice"]
+    try:
+        # The subprocess timeout is the hang detector: a refused login must end `ci` itself.
+        done = run(["ci", "--timeout", "300s"], directory, kubeconfig, timeout=240)
+        text = output(done)
+        assert done.returncode != 0, text
+        assert "registry.devloop.test refused the credentials from auths[" in text, text
+        assert "docker login registry.devloop.test" in text
+        assert wrong not in text
+        assert "retrying" not in text  # a refusal is not retried
+    finally:
+        run(["down"], directory, kubeconfig)
+
+
+def test_remote_looking_context_is_refused_without_allow_k8s_contexts(
+        testenv: K8sTestEnv, shared: Shared, docker_login: Path, tmp_path: Path) -> None:
+    uid = uuid.uuid4().hex[:8]
+    name = f"refused-{uid}"
+    directory = project(tmp_path / "app", name=name, image=f"refused-app-{uid}")
+    kubeconfig = shared.kubeconfigs["alice"]
+    for command in (["ci", "--timeout", "60s"], ["down"]):
+        done = run(command, directory, kubeconfig, timeout=120)
+        text = output(done)
+        assert done.returncode != 0, text
+        assert f"Stop! '{shared.context}' might be production." in text, text
+        assert f"allow_k8s_contexts('{shared.context}')" in text
+    assert name not in deployments(testenv, shared.namespaces["alice"])
+    assert lease(testenv, shared.namespaces["alice"]) is None
+
+
+def test_two_developers_in_two_namespaces_never_touch_each_other(
+        testenv: K8sTestEnv, shared: Shared, docker_login: Path, admin: client.CoreV1Api,
+        tmp_path: Path) -> None:
+    uid = uuid.uuid4().hex[:8]
+    name = f"team-web-{uid}"  # the same Tiltfile, objects and names for both
+    dirs = {who: project(tmp_path / who, name=name, image=f"team-app-{uid}",
+                         allow=allow(shared), content=who) for who in ("alice", "bob")}
+    alice_ns, bob_ns = shared.namespaces["alice"], shared.namespaces["bob"]
+    try:
+        # Both at once, as two developers would.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        procs = {who: subprocess.Popen(
+            [sys.executable, "-m", "devloop", "ci", "--timeout", "180s"], cwd=dirs[who],
+            env={**env, "KUBECONFIG": str(shared.kubeconfigs[who])}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True) for who in ("alice", "bob")}
+        for who, proc in procs.items():
+            out, _ = proc.communicate(timeout=300)
+            assert proc.returncode == 0, f"{who}:\n{out}"
+        for namespace in (alice_ns, bob_ns):
+            assert name in deployments(testenv, namespace)
+            assert admin.read_namespaced_secret(PULL_SECRET, namespace) is not None
+
+        # Alice's credentials reach nothing in Bob's namespace (the RBAC of testenv).
+        listed = subprocess.run(["kubectl", "--kubeconfig", str(shared.kubeconfigs["alice"]),
+                                 "get", "pods", "-n", bob_ns], capture_output=True,
+                                text=True, timeout=60, check=False)
+        assert listed.returncode != 0 and "forbidden" in listed.stderr.lower()
+
+        bob_before = deployments(testenv, bob_ns)[name]
+        down = run(["down"], dirs["alice"], shared.kubeconfigs["alice"])
+        assert down.returncode == 0, output(down)
+        assert name not in deployments(testenv, alice_ns)
+        assert read_or_none(admin.read_namespaced_secret, PULL_SECRET, alice_ns) is None
+        bob_after = deployments(testenv, bob_ns).get(name)
+        assert bob_after is not None, "alice's down deleted bob's Deployment"
+        assert bob_after.metadata.uid == bob_before.metadata.uid
+        assert bob_after.metadata.deletion_timestamp is None
+        assert admin.read_namespaced_secret(PULL_SECRET, bob_ns) is not None
+    finally:
+        for who in ("alice", "bob"):
+            run(["down"], dirs[who], shared.kubeconfigs[who])
+    assert name not in deployments(testenv, bob_ns)
+
+
+def test_second_session_in_the_same_namespace_is_refused_naming_the_first(
+        testenv: K8sTestEnv, shared: Shared, docker_login: Path, tmp_path: Path) -> None:
+    uid = uuid.uuid4().hex[:8]
+    namespace, kubeconfig = shared.namespaces["bob"], shared.kubeconfigs["bob"]
+    first_dir = project(tmp_path / "first", name=f"first-{uid}", image=f"first-app-{uid}",
+                        allow=allow(shared))
+    second_dir = project(tmp_path / "second", name=f"second-{uid}",
+                         image=f"second-app-{uid}", allow=allow(shared))
+    log_path = tmp_path / "up.log"
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
+    with log_path.open("w") as log_file:
+        up = subprocess.Popen([sys.executable, "-m", "devloop", "up", "--stream", "--port",
+                               "0"], cwd=first_dir, env=env, stdout=log_file,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: "holds the devloop session lock" in log_path.read_text(), 120,
+                 "the first session to take the namespace")
+        held = lease(testenv, namespace)
+        assert held is not None and f"pid {up.pid} " in held.spec.holder_identity
+
+        second = run(["ci", "--timeout", "60s"], second_dir, kubeconfig, timeout=120)
+        text = output(second)
+        assert second.returncode != 0, text
+        assert f"namespace '{namespace}' is in use by another devloop session" in text, text
+        assert f"(pid {up.pid}, Tiltfile {first_dir / 'Tiltfile'}" in text
+        assert f"second-{uid}" not in deployments(testenv, namespace)
+    finally:
+        interrupt_and_wait(up)
+    # The first session released the namespace on exit: the next one gets it.
+    assert lease(testenv, namespace) is None, log_path.read_text()
+    try:
+        again = run(["ci", "--timeout", "180s"], second_dir, kubeconfig)
+        assert again.returncode == 0, output(again)
+    finally:
+        for directory in (first_dir, second_dir):
+            run(["down"], directory, kubeconfig)
