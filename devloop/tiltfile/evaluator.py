@@ -18,9 +18,9 @@ loader hook), attribute access and assignment (structs and modules are dicts wit
 type marker, since Python objects with attributes cannot cross into Starlark; the marker's
 key has a random name per process, so no user dict is taken for a struct), `-` (the
 bundled starlark-go lacks set difference) and calls of builtins (to give them their call
-site). Not done: freezing a loaded module's values (the binding freezes only at the end
-of an `exec`, and all files share one `exec`), so `L.append(3)` on a loaded list succeeds
-where Tilt fails.
+site). A loaded file's values are frozen as in Tilt when the file can run before the main
+one, in a program of its own (the binding freezes only at the end of an `exec`): see
+`_hoist_order` and program.py. Other files' values stay mutable.
 """
 
 from __future__ import annotations
@@ -356,6 +356,8 @@ def _run(ctx: EvalContext, areas: list[Area], sources: _Sources, replay: _Replay
     load/include reached that the program lacks."""
     draft = PlanDraft(tiltfile=ctx.main_path)
     final_environ: dict[str, str] = {}
+    # os.environ as a file that ran in a program of its own left it, for the next one.
+    carried_environ: dict[str, str] = {}
     ctx.record_read(ctx.main_path)
 
     def module_key(path: Any, kind: str) -> int:
@@ -387,7 +389,8 @@ def _run(ctx: EvalContext, areas: list[Area], sources: _Sources, replay: _Replay
         "__DL_TYPE": STRUCT_TYPE_KEY,
         "__dl_py_push_location": ctx.push_location,
         "__dl_py_pop_location": ctx.pop_location,
-        "__dl_py_environ": lambda: dict(ctx.environ),
+        "__dl_py_environ": lambda: dict(carried_environ or ctx.environ),
+        "__dl_py_carry_environ": lambda environ: carried_environ.update(environ),
         "__dl_py_finish": lambda environ: final_environ.update(environ),
         "__dl_py_workloads": lambda: [],
         "__dl_py_set_workload_names": lambda names: draft.workload_names.update(names),
@@ -400,8 +403,10 @@ def _run(ctx: EvalContext, areas: list[Area], sources: _Sources, replay: _Replay
         hooks.update(getattr(area, "hooks", lambda: {})())
     values, setup, _ = _globals(areas, ctx, hooks, replay)
     left_out = frozenset(sources.index[path] for path in sources.broken if path in sources.index)
-    program = Program(sources.files, sources.index[ctx.main_path], setup=setup,
-                      leave_out=left_out)
+    main_index = sources.index[ctx.main_path]
+    program = Program(sources.files, main_index, setup=setup, leave_out=left_out,
+                      hoisted=_hoist_order(sources, main_index, _program_names(setup),
+                                           _environ_users(areas)))
     try:
         program.run(values, ctx.print)
     except ResolutionError as exc:
@@ -425,6 +430,94 @@ def _run(ctx: EvalContext, areas: list[Area], sources: _Sources, replay: _Replay
     except BuiltinError as exc:
         raise TiltfileError(str(exc), ctx.location()) from None
     return Evaluation(_plan(draft, ctx, final_environ), tuple(ctx.output))
+
+
+def _environ_users(areas: list[Area]) -> frozenset[str]:
+    return frozenset(name for area in areas for name in area.environ_builtins())
+
+
+def _program_names(setup: list[str]) -> frozenset[str]:
+    """Top-level names of the prelude and the setup lines, which a file running at top
+    level must not rebind."""
+    text = "\n".join([_PRELUDE_TEXT(), *setup])
+    return frozenset(re.findall(r"^(?:def\s+)?([A-Za-z_]\w*)\s*[(=]", text, re.MULTILINE))
+
+
+def _PRELUDE_TEXT() -> str:  # noqa: N802 - read once, like a constant
+    from importlib import resources
+
+    return resources.files("devloop.tiltfile").joinpath("prelude.star").read_text("utf-8")
+
+
+# What a function of a file that ran first must not use when it is called later: the
+# program state those names reach (os.environ, callbacks) is that file's own frozen copy.
+_STATE_NAMES = frozenset({"environ", "getenv", "putenv", "unsetenv",
+                          "workload_to_resource_function"})
+
+
+def _hoist_order(sources: _Sources, main_index: int, reserved: frozenset[str],
+                 environ_users: frozenset[str]) -> tuple[int, ...]:
+    """The files that run before the main one, each in a program of its own so that its
+    values are frozen once loaded (program.py), in the order Tilt runs them.
+
+    Tilt runs a file's `load`s where they stand. Those that lead the main file run before
+    anything else of it, and so do theirs: running them first changes nothing, as long as
+    each file's own loads lead too, name files known now (a literal path, or an ext://
+    load before any extension repository was declared), and the file reaches no file at
+    run time (include, load_dynamic), rebinds no name of the program's own, has no
+    closure that may hold itself (starlark-go's freeze would never end), and has no
+    function that reads or changes os.environ or runs a command (`environ_users`), which
+    would see the file's frozen copy of os.environ instead of the current one. The order
+    stops at the first file that does not qualify: what follows runs as before."""
+    order: list[int] = []
+    visiting: set[int] = set()
+    stopped = False
+    declared = False  # whether a file that ran first may have declared extension repos
+
+    def target(spec: Any, running: str) -> int | None:
+        if spec.kind != "load" or (declared and spec.path.startswith("ext://")):
+            return None
+        try:
+            path = resolve(spec.path, running, sources.extensions, "load")
+        except BuiltinError:
+            return None
+        if path in sources.broken or path not in sources.index:
+            return None
+        return sources.index[path]
+
+    def visit(index: int) -> None:
+        nonlocal stopped, declared
+        if stopped or index in order:
+            return
+        file = sources.files[index]
+        if index in visiting or index == main_index or not file.loads_lead \
+                or file.dynamic_loads or file.closure_cycles \
+                or file.top_level_names & reserved \
+                or file.names_in_functions & (_STATE_NAMES | environ_users):
+            stopped = True
+            return
+        visiting.add(index)
+        for spec in file.loads:
+            found = target(spec, file.path)
+            if found is None:
+                stopped = True
+            else:
+                visit(found)
+            if stopped:
+                return
+        visiting.discard(index)
+        order.append(index)
+        declared = declared or file.declares_extensions
+
+    main = sources.files[main_index]
+    for spec in main.loads[:main.leading_loads]:
+        found = target(spec, main.path)
+        if found is None:
+            break
+        visit(found)
+        if stopped:
+            break
+    return tuple(order)
 
 
 def _plan(draft: PlanDraft, ctx: EvalContext, environ: dict[str, str]) -> p.Plan:

@@ -14,10 +14,25 @@ another `exec`):
 
 A file reached at run time that is not in the program ends the run; the evaluator adds
 it and runs again (see evaluator.py). A source map records where each line came from.
+
+Loaded values are frozen, as in Tilt (`L.append(3)` on a loaded list fails), for the files
+that can run first: starlark-go freezes a program's globals when its `exec` ends, so each
+such file runs as a program of its own, before the main one, at its top level:
+
+    <prelude, setup>                      # program "<devloop-0>": a file the main one loads
+    __DL_MODULES[3] = __DL_EXPORTS_3      #   (the files that ran before it)
+    <file 5's lines, at top level>
+    __DL_EXPORTS_5 = {exported names}     #   frozen when this exec ends
+
+The evaluator picks those files (`hoisted`): the ones the main file loads before its
+first other statement, and theirs, in the order Tilt runs them, as long as nothing of the
+file can run differently that early (evaluator.py says which). Every other file runs as
+above, as a function, and its values stay mutable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,60 +84,111 @@ def _literal(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class Program:
-    def __init__(self, files: list[RewrittenFile], main_index: int, *,
-                 setup: list[str], leave_out: frozenset[int] = frozenset()) -> None:
-        """`files[i]` is module i, except those in `leave_out`; `setup` lines run after
-        the prelude (modules, environ wrappers)."""
-        self.files = files
-        self.lines: list[str] = []
-        self.origins: list[_Origin] = []
-        for line in _prelude().split("\n") + setup:
-            self._emit(line)
-        kept = [i for i in range(len(files)) if i not in leave_out]
-        for index in kept:
-            self._emit_module(index, files[index])
-        table = ", ".join(f"{i}: __dl_module_{i}" for i in kept)
-        self._emit(f"__DL_MODULE_FUNCTIONS = {{{table}}}")
-        self._emit(f"__dl_run_module({main_index})")
-        self._emit("__dl_finish()")
+@dataclass
+class _Chunk:
+    """One `exec`: its program name, lines and where each line came from."""
 
-    def _emit(self, text: str, origin: _Origin | None = None) -> None:
+    name: str
+    lines: list[str]
+    origins: list[_Origin]
+    hoisted: int | None = None  # the module this chunk runs first, if any
+
+    def emit(self, text: str, origin: _Origin | None = None) -> None:
         self.lines.append(text)
         self.origins.append(origin or _Origin(None, 0, False))
 
-    def _emit_module(self, index: int, file: RewrittenFile) -> None:
-        self._emit(f"def __dl_module_{index}():")
+
+class Program:
+    def __init__(self, files: list[RewrittenFile], main_index: int, *,
+                 setup: list[str], leave_out: frozenset[int] = frozenset(),
+                 hoisted: tuple[int, ...] = ()) -> None:
+        """`files[i]` is module i, except those in `leave_out`; `setup` lines run after
+        the prelude (modules, environ wrappers). The modules in `hoisted` run first, in
+        that order, each in an `exec` of its own (see the module's docstring)."""
+        self.files = files
+        self.chunks: list[_Chunk] = []
+        for position, index in enumerate(hoisted):
+            chunk = self._start_chunk(f"<devloop-{position}>", setup, hoisted[:position])
+            chunk.hoisted = index
+            self._emit_top_level(chunk, index, files[index])
+        main = self._start_chunk(PROGRAM_NAME, setup, hoisted)
+        kept = [i for i in range(len(files)) if i not in leave_out and i not in hoisted]
+        for index in kept:
+            self._emit_module(main, index, files[index])
+        table = ", ".join(f"{i}: __dl_module_{i}" for i in kept)
+        main.emit(f"__DL_MODULE_FUNCTIONS = {{{table}}}")
+        main.emit(f"__dl_run_module({main_index})")
+        main.emit("__dl_finish()")
+
+    def _start_chunk(self, name: str, setup: list[str], ran: tuple[int, ...]) -> _Chunk:
+        chunk = _Chunk(name, [], [])
+        for line in _prelude().split("\n") + setup:
+            chunk.emit(line)
+        for index in ran:  # the files that ran before, as loaded modules
+            chunk.emit(f"__DL_MODULES[{index}] = __DL_EXPORTS_{index}; "
+                       f"__DL_CALLBACKS.update(__DL_CALLBACKS_{index})")
+        self.chunks.append(chunk)
+        return chunk
+
+    def _emit_top_level(self, chunk: _Chunk, index: int, file: RewrittenFile) -> None:
+        # What it loads ran before it (the evaluator's rule), so no module function runs.
+        chunk.emit("__DL_MODULE_FUNCTIONS = {}")
+        init = [f"__dl_py_enter_module({index})", f"__file__ = {_literal(file.path)}"]
+        init += [f"{name} = __DL_UNSET" for name in file.conditional_names]
+        chunk.emit("; ".join(init))
+        for number, line in enumerate(file.lines, start=1):
+            chunk.emit(line, _Origin(file, number, False))
+        exports = ", ".join(f'"{name}": {name}' for name in file.exports)
+        chunk.emit(f"__DL_EXPORTS_{index} = {{k: v for k, v in {{{exports}}}.items() "
+                   "if v != __DL_UNSET}")
+        chunk.emit(f"__DL_CALLBACKS_{index} = dict(__DL_CALLBACKS)")
+        chunk.emit("__dl_py_exit_module(); __dl_py_carry_environ(__DL_ENVIRON)")
+
+    def _emit_module(self, chunk: _Chunk, index: int, file: RewrittenFile) -> None:
+        chunk.emit(f"def __dl_module_{index}():")
         init = [f"__file__ = {_literal(file.path)}"]
         init += [f"{name} = __DL_UNSET" for name in file.conditional_names]
-        self._emit(INDENT + "; ".join(init))
+        chunk.emit(INDENT + "; ".join(init))
         for number, line in enumerate(file.lines, start=1):
             if number in file.string_continuation_lines:
-                self._emit(line, _Origin(file, number, False))
+                chunk.emit(line, _Origin(file, number, False))
             else:
-                self._emit(INDENT + line, _Origin(file, number, True))
+                chunk.emit(INDENT + line, _Origin(file, number, True))
         exports = ", ".join(f'"{name}": {name}' for name in file.exports)
-        self._emit(f"{INDENT}return {{{exports}}}")
+        chunk.emit(f"{INDENT}return {{{exports}}}")
 
     @property
     def text(self) -> str:
-        return "\n".join(self.lines)
+        """The main program's text (the last chunk)."""
+        return "\n".join(self.chunks[-1].lines)
 
     # -- running
     def run(self, globals_: dict[str, Any], print_: Callable[[str], None]) -> None:
         _configure()
         interpreter = starlark_go.Starlark(globals=globals_, print=print_)
         interpreter.exec(_FIRST_CHUNK, filename="<devloop-builtins>")
-        try:
-            interpreter.exec(self.text, filename=PROGRAM_NAME)
-        except starlark_go.StarlarkError as exc:
-            raise self.translate(exc) from None
+        for chunk in self.chunks:
+            before = set(interpreter.globals())
+            try:
+                interpreter.exec("\n".join(chunk.lines), filename=chunk.name)
+            except starlark_go.StarlarkError as exc:
+                raise self.translate(exc, chunk.name) from None
+            if chunk.hoisted is not None:
+                # The file's own names are not the next program's: only its exports (and
+                # the callbacks it registered) carry over, frozen.
+                keep = {f"__DL_EXPORTS_{chunk.hoisted}", f"__DL_CALLBACKS_{chunk.hoisted}"}
+                for name in set(interpreter.globals()) - before - keep:
+                    # pop() removes the name, then fails to hand a function to Python.
+                    with contextlib.suppress(starlark_go.ConversionError):
+                        interpreter.pop(name)
 
     # -- source map
-    def origin(self, line: int, column: int) -> Location | None:
-        if not 1 <= line <= len(self.origins):
+    def origin(self, line: int, column: int, chunk_name: str = PROGRAM_NAME
+               ) -> Location | None:
+        chunk = next((c for c in self.chunks if c.name == chunk_name), None)
+        if chunk is None or not 1 <= line <= len(chunk.origins):
             return None
-        origin = self.origins[line - 1]
+        origin = chunk.origins[line - 1]
         if origin.file is None:
             return None
         if origin.indented:
@@ -132,23 +198,29 @@ class Program:
             column = edits.original_column(column)
         return Location(origin.file.path, origin.line, max(column, 1))
 
-    def translate(self, exc: starlark_go.StarlarkError) -> TiltfileError:
+    def translate(self, exc: starlark_go.StarlarkError, failing: str = PROGRAM_NAME
+                  ) -> TiltfileError:
+        """The error as the user's files see it; `failing` names the program that raised."""
         if isinstance(exc, starlark_go.ResolveError):
             items = getattr(exc, "errors", [])
             first = items[0] if items else None
-            location = self.origin(getattr(first, "line", 0), getattr(first, "column", 0))
+            location = self.origin(getattr(first, "line", 0), getattr(first, "column", 0),
+                                   failing)
             message = getattr(first, "msg", str(exc))
             return ResolutionError(message, location)
         frames: list[Location] = []
         backtrace = getattr(exc, "backtrace", "") or ""
-        for match in re.finditer(rf"{re.escape(PROGRAM_NAME)}:(\d+):(\d+): in (\S+)", backtrace):
-            location = self.origin(int(match.group(1)), int(match.group(2)))
+        for match in _FRAME.finditer(backtrace):
+            location = self.origin(int(match.group(2)), int(match.group(3)), match.group(1))
             if location is not None:
                 frames.append(location)
         message = _error_message(exc, backtrace)
         location = frames[-1] if frames else self.origin(getattr(exc, "line", 0),
-                                                         getattr(exc, "column", 0))
+                                                         getattr(exc, "column", 0), failing)
         return TiltfileError(message, location, tuple(frames))
+
+
+_FRAME = re.compile(r"(<devloop(?:-\d+)?>):(\d+):(\d+): in (\S+)")
 
 
 def _error_message(exc: starlark_go.StarlarkError, backtrace: str) -> str:

@@ -76,6 +76,21 @@ class RewrittenFile:
     exports: list[str]
     conditional_names: list[str]
     string_continuation_lines: set[int]
+    # What decides whether the file can run as a program of its own before the main one,
+    # so that its values are frozen once loaded (program.py): its `load` statements all
+    # come before any other statement, it names no include()/load_dynamic(), and it
+    # declares no extension repositories (which change what later ext:// loads mean).
+    loads_lead: bool = False
+    leading_loads: int = 0  # how many load statements come before any other statement
+    dynamic_loads: bool = True
+    declares_extensions: bool = True
+    top_level_names: frozenset[str] = frozenset()
+    # A function nested in another that names a function of the enclosing one (itself,
+    # when it recurses): the bundled starlark-go's freeze never ends on such a closure.
+    closure_cycles: bool = True
+    # Names and attribute names used inside the file's functions: those run after the
+    # load, when the file's own program state (its copy of os.environ) is frozen.
+    names_in_functions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -275,8 +290,8 @@ def rewrite(path: str, text: str, located_builtins: frozenset[str],
     rewriter = _Rewriter(path, lines, located_builtins)
     load_bound: set[str] = set()
     for stmt in tree.body:
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) \
-                and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "load":
+        if _is_load(stmt):
+            assert isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
             spec = _load_spec(stmt.value, path, rewriter._loc(stmt.value))
             rewriter.loads.append(spec)
             literal = json.dumps(spec.path)
@@ -294,7 +309,91 @@ def rewrite(path: str, text: str, located_builtins: frozenset[str],
     conditional = sorted(n for n, cond in found.items() if cond and n not in load_bound)
     new_lines, edits = _apply(lines, rewriter.edits)
     return RewrittenFile(path, new_lines, edits, rewriter.loads, exports, conditional,
-                         _string_continuation_lines(text))
+                         _string_continuation_lines(text), loads_lead=_loads_lead(tree.body),
+                         leading_loads=_leading_loads(tree.body),
+                         dynamic_loads=_names_any(tree, {"include", "load_dynamic"}),
+                         declares_extensions=_attributes_any(tree, {"extension_repo",
+                                                                    "extension"}),
+                         top_level_names=frozenset(found) | load_bound | {"__dl_m"},
+                         closure_cycles=_closure_cycles(tree),
+                         names_in_functions=_names_in_functions(tree))
+
+
+def _is_load(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) \
+        and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "load"
+
+
+def _loads_lead(body: list[ast.stmt]) -> bool:
+    """Whether every load statement comes before the file's first other statement (a
+    docstring aside)."""
+    seen_other = False
+    for stmt in body:
+        if _is_load(stmt):
+            if seen_other:
+                return False
+        elif not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+                  and isinstance(stmt.value.value, str)):
+            seen_other = True
+    return True
+
+
+def _leading_loads(body: list[ast.stmt]) -> int:
+    count = 0
+    for stmt in body:
+        if _is_load(stmt):
+            count += 1
+        elif not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+                  and isinstance(stmt.value.value, str)):
+            break
+    return count
+
+
+def _closure_cycles(tree: ast.Module) -> bool:
+    """Whether a function nested in a top-level one uses the name of a function defined
+    inside that top-level one (a def, or a name bound to a lambda): such a closure may
+    hold itself through a cell."""
+    for outer in tree.body:
+        if not isinstance(outer, ast.FunctionDef):
+            continue
+        inner_functions: set[str] = set()
+        nested: list[ast.AST] = []
+        for node in ast.walk(outer):
+            if node is outer:
+                continue
+            if isinstance(node, ast.FunctionDef):
+                inner_functions.add(node.name)
+                nested.append(node)
+            elif isinstance(node, ast.Lambda):
+                nested.append(node)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
+                for target in node.targets:
+                    inner_functions.update(_bound_names(target))
+        for function in nested:
+            if _names_any(function, inner_functions):
+                return True
+    return False
+
+
+def _names_in_functions(tree: ast.Module) -> frozenset[str]:
+    names: set[str] = set()
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef | ast.Lambda):
+            for node in ast.walk(function):
+                if isinstance(node, ast.Name):
+                    names.add(node.id)
+                elif isinstance(node, ast.Attribute):
+                    names.add(node.attr)
+    return frozenset(names)
+
+
+def _names_any(tree: ast.AST, names: set[str]) -> bool:
+    return any(isinstance(node, ast.Name) and node.id in names for node in ast.walk(tree))
+
+
+def _attributes_any(tree: ast.AST, names: set[str]) -> bool:
+    return any(isinstance(node, ast.Attribute) and node.attr in names
+               for node in ast.walk(tree))
 
 
 def _load_spec(call: ast.Call, path: str, loc: Location) -> LoadSpec:
