@@ -231,6 +231,7 @@ class Pusher:
         self._retry = retry or PushRetrySettings()
         self._sleep = sleep
         self._found: dict[str, Credentials | None] = {}
+        self._said: set[str] = set()  # hosts whose credentials' source was logged
 
     def credentials_for(self, host: str) -> Credentials | None:
         """The Docker config's credentials for `host`, looked up once per session (a
@@ -243,6 +244,7 @@ class Pusher:
         """Look credentials up again next time (after an auth refusal: the developer may
         have run `docker login` since)."""
         self._found.pop(host, None)
+        self._said.discard(host)
 
     async def push(self, image: BuiltImage, registry: reg.Registry | None, *,
                    log: LogFn) -> PushResult:
@@ -262,7 +264,8 @@ class Pusher:
             credentials = self.credentials_for(host)
         except CredentialsError as exc:
             raise PushError(f"pushing {ref}: {exc}") from None
-        if credentials is not None:
+        if credentials is not None and host not in self._said:
+            self._said.add(host)
             emit(f"Using credentials for {host} from {credentials.source}")
         attempt = 0
         while True:
