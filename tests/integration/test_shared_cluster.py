@@ -11,20 +11,28 @@ each test names its objects uniquely and runs `devloop down` itself.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from devloop.build import registry as reg
+from devloop.build.docker_builder import BuiltImage, PushError
+from devloop.build.push import Pusher
 from tests.integration.conftest import K8sTestEnv
 from tests.integration.projects_support import (
     deployment,
@@ -319,3 +327,97 @@ def test_second_session_in_the_same_namespace_is_refused_naming_the_first(
     finally:
         for directory in (first_dir, second_dir):
             run(["down"], directory, kubeconfig)
+
+
+class Gate:
+    """A TCP port on the registry's address that refuses connections until `open()`, then
+    passes them through to the registry (TLS end to end): a registry that is down when a
+    push starts and comes back."""
+
+    def __init__(self, address: str, port: int, target: tuple[str, int]) -> None:
+        self.address, self.port, self.target = address, port, target
+        self._server: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+
+    def open(self) -> None:
+        server = socket.create_server((self.address, self.port))
+        self._server = server
+        thread = threading.Thread(target=self._accept, args=(server,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client_sock, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            for a, b in ((client_sock, upstream), (upstream, client_sock)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+def test_push_rides_out_a_registry_that_is_down_and_gives_up_with_advice(
+        shared: Shared, testenv: K8sTestEnv, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    address = socket.gethostbyname(shared.registry)
+    port = 8443
+    host = f"{shared.registry}:{port}"
+    certs = Path("/etc/docker/certs.d") / host
+    certs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(testenv.env["DEVLOOP_TLS_REGISTRY_CA"], certs / "ca.crt")
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"auths": {host: {"auth": base64.b64encode(
+        f"{shared.user}:{shared.password}".encode()).decode()}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    context = tmp_path / "image"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY stamp /stamp\n")
+    (context / "stamp").write_text(uuid.uuid4().hex)
+    repo = f"{host}/flaky-{uuid.uuid4().hex[:8]}"
+    api = docker.APIClient(version="auto")
+    for item in api.build(path=str(context), tag=f"{repo}:1", decode=True, rm=True):
+        assert "error" not in item, item
+    image = BuiltImage(ref=f"{repo}:1", image_id=str(api.inspect_image(f"{repo}:1")["Id"]),
+                       repo=repo, tag="1")
+    gate = Gate(address, port, (address, 443))
+    lines: list[str] = []
+    try:
+        # Down for the whole push: four attempts, then an error naming the registry.
+        with pytest.raises(PushError) as caught:
+            Pusher().push_blocking(image, reg.Registry(host=host), lines.append)
+        assert "connection refused" in str(caught.value)
+        assert f"Gave up after 4 attempts. Is the registry {host} up" in str(caught.value)
+        assert caught.value.temporary
+
+        # Down when the push starts, back 2.5 s later: the retries carry it through.
+        lines.clear()
+        opener = threading.Timer(2.5, gate.open)
+        opener.start()
+        result = Pusher().push_blocking(image, reg.Registry(host=host), lines.append)
+        opener.join()
+        assert result.attempts >= 2, lines
+        assert result.ref == f"{repo}:1"
+        assert any("retrying in 1s (attempt 2 of 4)" in line for line in lines), lines
+        assert shared.password not in "\n".join(lines)
+    finally:
+        gate.close()
+        shutil.rmtree(certs, ignore_errors=True)
+        api.remove_image(f"{repo}:1", force=True)
