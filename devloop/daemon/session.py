@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from devloop.engine.ci import DEFAULT_TIMEOUT_SECONDS, CiOutcome, wait_for_outcome
 from devloop.engine.cluster import Cluster
 from devloop.engine.engine import Engine
-from devloop.engine.local_runner import LocalRunner, plan_environment
 from devloop.engine.logs import LogStore
 from devloop.engine.reloader import Reloader
-from devloop.engine.runner import ResourceRunner, RunnerHooks, UpdateError
+from devloop.engine.runner import RunnerHooks, UpdateError
+from devloop.engine.runner_registry import make_runner_factory
 from devloop.engine.store import Store
 from devloop.hud.plain import PlainPrinter, ci_summary
 from devloop.hud.wiring import run_ui
@@ -25,33 +25,6 @@ from devloop.server.app import RunningServer, start_server
 from devloop.server.engine_actions import EngineActions
 from devloop.tiltfile.evaluator import Evaluation
 from devloop.tiltfile.isolated import evaluate_in_child_async
-
-
-def make_runner_factory(hooks: RunnerHooks, cluster: object | None
-                        ) -> Callable[[p.Resource, p.Plan], ResourceRunner]:
-    """Runners are made for a resource of a given plan: a reload makes new ones."""
-
-    def factory(resource: p.Resource, plan: p.Plan) -> ResourceRunner:
-        if resource.type == p.ResourceType.LOCAL:
-            return LocalRunner(resource, environ=plan_environment(plan), hooks=hooks)
-        if resource.type == p.ResourceType.K8S:
-            from devloop.engine.k8s_runner import K8sRunner
-
-            return K8sRunner(resource, plan=plan, cluster=cluster, hooks=hooks)
-        if resource.type == p.ResourceType.CUSTOM_DEPLOY:
-            from devloop.engine.custom_deploy_runner import CustomDeployRunner
-
-            return CustomDeployRunner(resource, plan=plan, cluster=cluster, hooks=hooks)
-        if resource.type == p.ResourceType.COMPOSE:
-            from devloop.engine.compose_runner import make_compose_runner
-
-            return make_compose_runner(resource, plan, hooks, plan_environment(plan))
-        from devloop.engine.unsupported import UnsupportedRunner
-
-        return UnsupportedRunner(resource)
-
-    return factory
-
 
 # `up` shows its terminal UI only once the Tiltfile has run: until then, a Tiltfile that takes
 # long (a slow `local()` at load time) is announced on stderr this often, with its last line.

@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -39,7 +40,13 @@ from devloop.compose.status import Health, assess
 from devloop.compose.sync import RunFailed, SyncFailed, update_container
 from devloop.engine import live_update as lu
 from devloop.engine.local_runner import plan_environment
-from devloop.engine.runner import RunnerHooks, RuntimeReport, UpdateError
+from devloop.engine.runner import (
+    ResourceRunner,
+    RunnerContext,
+    RunnerHooks,
+    RuntimeReport,
+    UpdateError,
+)
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.sync import tar_archive
 from devloop.model import plan as p
@@ -125,6 +132,9 @@ class ComposeRunner:
 
     def _log(self, text: str, source: str = "build", prefix: str = "") -> None:
         self.hooks.log(self.name, text, source, prefix)
+
+    def _log_from(self, container: str, text: str) -> None:
+        self._log(text, prefix=container)
 
     # -- update
     async def update(self, changed_files: tuple[str, ...]) -> None:
@@ -262,13 +272,13 @@ class ComposeRunner:
                 is_input = lu.inputs_of(self.plan.image(update.image_ref), base)
                 archive = await asyncio.to_thread(
                     tar_archive, [(c.local, c.remote) for c in update.copies],
-                    lambda path, is_input=is_input: not is_input(path))
+                    functools.partial(_excluded, is_input))
                 restart = self._restarts(update.image_ref)
                 for container in containers:
                     records = await update_container(
                         self.backend.containers, container.id, archive=archive,
                         deletes=update.deletes, runs=update.runs, restart=restart,
-                        log=lambda text, name=container.name: self._log(text, prefix=name))
+                        log=functools.partial(self._log_from, container.name))
                     steps += [{"step": r.step, "detail": r.detail, "exitCode": r.exit_code,
                                "container": container.name} for r in records]
                     if restart:
@@ -411,13 +421,17 @@ class ComposeRunner:
                 await self._disable_task
 
 
-def make_compose_runner(resource: p.Resource, plan: p.Plan, hooks: RunnerHooks,
-                        environ: dict[str, str]) -> ComposeRunner:
-    """The engine's constructor for COMPOSE resources."""
+def _excluded(is_input: Callable[[str], bool], path: str) -> bool:
+    """What the image's ignore rules leave out of the archive: what is not an input."""
+    return not is_input(path)
+
+
+def make_runner(resource: p.Resource, plan: p.Plan, context: RunnerContext) -> ResourceRunner:
+    """The runner of a Compose service (see `runner_registry`)."""
     if plan.compose is None:
         raise UpdateError(f"resource {resource.name}: no docker_compose() project")
-    return ComposeRunner(resource, plan=plan, hooks=hooks,
-                         backend=backend_for(plan, environ))
+    return ComposeRunner(resource, plan=plan, hooks=context.hooks,
+                         backend=backend_for(plan, plan_environment(plan)))
 
 
 async def compose_down(plan: p.Plan, *, volumes: bool, say: Callable[[str], None]) -> None:

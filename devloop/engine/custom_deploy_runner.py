@@ -9,13 +9,16 @@ prints on stdout are then monitored like any Kubernetes resource (pods, logs, fo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from devloop.engine.k8s_runner import K8sRunner
+from devloop.engine import k8s_runner
+from devloop.engine.k8s_deploy import Deployed
+from devloop.engine.k8s_seam import ClusterSeam
 from devloop.engine.local_runner import command_environment, kill_group, plan_environment
-from devloop.engine.runner import UpdateError
+from devloop.engine.runner import ResourceRunner, RunnerContext, UpdateError
 from devloop.model import plan as p
 
 
@@ -58,10 +61,19 @@ async def run_capturing(spec: p.CommandSpec, env: dict[str, str], log: Any,
     return stdout.decode(errors="replace")
 
 
-class CustomDeployRunner(K8sRunner):
-    async def _full_update(self) -> dict[str, str]:
-        """Build, run apply_cmd, watch. Returns no input digests: apply_cmd reads files of
-        its own (`deps`), so unchanged images never mean an unchanged deploy."""
+class ApplyCmdDeployer:
+    """Build the images, run apply_cmd, read what it deployed from its output."""
+
+    def __init__(self, resource: p.Resource, *, plan: p.Plan, cluster: ClusterSeam,
+                 log: Callable[[str], None]) -> None:
+        self.resource = resource
+        self.plan = plan
+        self.cluster = cluster
+        self._log = log
+
+    async def deploy(self) -> Deployed:
+        """Returns no input digests: apply_cmd reads files of its own (`deps`), so
+        unchanged images never mean an unchanged deploy."""
         images = await self.cluster.build_images(self.plan, self.resource.image_refs,
                                                  self._log)
         spec = self.resource.apply_cmd
@@ -78,8 +90,22 @@ class CustomDeployRunner(K8sRunner):
         manifests = [item for doc in manifests for item in (
             doc.get("items", []) if doc.get("kind", "").endswith("List") else [doc])]
         self._log(f"apply_cmd deployed {len(manifests)} objects")
-        await self._watch_deployed(manifests, images, output)
-        return {}
+        return Deployed(manifests, images, output)
+
+
+def make_runner(resource: p.Resource, plan: p.Plan, context: RunnerContext) -> ResourceRunner:
+    """The runner of a `k8s_custom_deploy` resource (see `runner_registry`): a Kubernetes
+    resource whose deploy is its apply_cmd."""
+    if context.cluster is None:
+        return k8s_runner.make_runner(resource, plan, context)
+    hooks = context.hooks
+
+    def log(text: str) -> None:
+        hooks.log(resource.name, text, "build", "")
+
+    return k8s_runner.K8sRunner(resource, plan=plan, cluster=context.cluster,
+                                hooks=context.hooks, deployer=ApplyCmdDeployer(
+                                    resource, plan=plan, cluster=context.cluster, log=log))
 
 
 async def run_delete_cmd(plan: p.Plan, resource: p.Resource, log: Any) -> None:

@@ -101,21 +101,21 @@ class Engine:
                                      source="build")
         self._order = new_names
         for resource in plan.resources:
-            state = self._states.get(resource.name)
-            if state is not None and state.resource == resource and all(
+            kept = self._states.get(resource.name)
+            if kept is not None and kept.resource == resource and all(
                     _image_or_none(old, ref) == _image_or_none(plan, ref)
                     for ref in resource.image_refs):
                 continue
-            if state is not None:
-                if state.task is not None:
-                    state.task.cancel()
-                await state.runner.stop()
+            if kept is not None:
+                if kept.task is not None:
+                    kept.task.cancel()
+                await kept.runner.stop()
             fresh = _State(resource, self.runner_factory(resource, self.plan), dirty=False)
-            if state is not None:
-                fresh.builds, fresh.enabled = state.builds, state.enabled
+            if kept is not None:
+                fresh.builds, fresh.enabled = kept.builds, kept.enabled
             self._states[resource.name] = fresh
             changed.append(resource.name)
-            if resource.auto_init or state is not None:
+            if resource.auto_init or kept is not None:
                 self.trigger(resource.name, cause="Tiltfile changed")
             else:
                 self._publish(resource.name)

@@ -13,7 +13,13 @@ import os
 import signal
 import urllib.request
 
-from devloop.engine.runner import RunnerHooks, RuntimeReport, UpdateError
+from devloop.engine.runner import (
+    ResourceRunner,
+    RunnerContext,
+    RunnerHooks,
+    RuntimeReport,
+    UpdateError,
+)
 from devloop.engine.scheduler import RuntimeState
 from devloop.model import plan as p
 
@@ -205,9 +211,15 @@ async def probe_once(probe: p.Probe, environ: dict[str, str], *, cwd: str = "") 
         return False
 
 
+def make_runner(resource: p.Resource, plan: p.Plan, context: RunnerContext) -> ResourceRunner:
+    """The runner of a `local_resource` (see `runner_registry`)."""
+    return LocalRunner(resource, environ=plan_environment(plan), hooks=context.hooks)
+
+
 def _http_ok(url: str, timeout: float) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
-            return 200 <= response.status < 400
+            status: int = response.status
+            return 200 <= status < 400
     except OSError:
         return False

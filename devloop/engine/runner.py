@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from devloop.engine.scheduler import RuntimeState
+from devloop.model import plan as p
+
+if TYPE_CHECKING:  # the seam's module imports the Kubernetes adapters: only for types
+    from devloop.engine.k8s_seam import ClusterSeam
 
 
 class UpdateError(Exception):
@@ -58,5 +62,18 @@ class RunnerHooks:
 
     log: Callable[[str, str, str, str], None]  # resource, text, source, prefix
     changed: Callable[[], None]
-    publish: Callable[[str, str, dict[str, object], dict[str, object]], None] = _ignore_publish
+    publish: Callable[[str, str, dict[str, object], dict[str, object]], object] = _ignore_publish
     delete: Callable[[str, str], None] = _ignore_delete
+
+
+@dataclass(frozen=True)
+class RunnerContext:
+    """What a session gives every runner it makes: its hooks, and the cluster (None when
+    the session started without a Kubernetes resource)."""
+
+    hooks: RunnerHooks
+    cluster: ClusterSeam | None = None
+
+
+# Makes the runner of one resource of a plan; a reload makes new ones (see runner_registry).
+RunnerFactory = Callable[[p.Resource, p.Plan, RunnerContext], ResourceRunner]

@@ -9,6 +9,7 @@ a slow reader costs memory, never a stalled engine.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import time
 from collections.abc import Iterator
@@ -51,10 +52,10 @@ class Store:
     def get(self, kind: str, name: str) -> StoredObject | None:
         return self._objects.get((kind, name))
 
-    def list(self, kind: str) -> list[StoredObject]:
+    def list(self, kind: str) -> builtins.list[StoredObject]:
         return [obj for (k, _), obj in self._objects.items() if k == kind]
 
-    def kinds(self) -> list[str]:
+    def kinds(self) -> builtins.list[str]:
         return sorted({kind for kind, _ in self._objects})
 
     def __iter__(self) -> Iterator[StoredObject]:

@@ -1,4 +1,4 @@
-"""Resources of a kind this version cannot run yet (docker_compose, k8s_custom_deploy)."""
+"""A resource that cannot run in this session: each update fails saying why."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from devloop.model import plan as p
 
 
 class UnsupportedRunner:
-    def __init__(self, resource: p.Resource) -> None:
+    def __init__(self, resource: p.Resource, reason: str = "") -> None:
         self.name = resource.name
         self.resource = resource
+        self.reason = reason or (f"resources of type {resource.type.value!r} cannot run "
+                                 "yet; they are evaluated into the plan only")
 
     async def update(self, changed_files: tuple[str, ...]) -> None:
-        raise UpdateError(f"resources of type {self.resource.type.value!r} cannot run yet; "
-                          "they are evaluated into the plan only")
+        raise UpdateError(self.reason)
 
     def runtime(self) -> RuntimeReport:
         return RuntimeReport(RuntimeState.NOT_APPLICABLE)

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from devloop.engine import k8s_runner
+from devloop.engine import k8s_monitor
 from devloop.engine.k8s_runner import K8sRunner
 from devloop.engine.runner import RunnerHooks
 from devloop.engine.scheduler import RuntimeState
@@ -115,23 +115,23 @@ def make() -> tuple[K8sRunner, Cluster, list[str]]:
     resource = p.Resource(name="web", type=p.ResourceType.K8S)
     plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,))
     runner = K8sRunner(resource, plan=plan, cluster=cluster, hooks=hooks)  # type: ignore[arg-type]
-    runner.applied = [dict(POD)]
+    runner.monitor.applied = [dict(POD)]
     return runner, cluster, lines
 
 
 def test_warnings_about_an_unready_pod_are_alerts_and_every_event_is_logged_and_kept():
     async def run() -> None:
         runner, cluster, lines = make()
-        await runner._observe()
+        await runner.monitor.observe()
         cluster.events.deliver(warning("1", "Unhealthy", "Readiness probe failed: no"))
-        await runner._observe()
+        await runner.monitor.observe()
         report = runner.runtime()
         assert report.state == RuntimeState.PENDING
         assert report.alerts == ["pod web: Unhealthy: Readiness probe failed: no"]
         assert "[event: pod web] Unhealthy: Readiness probe failed: no" in lines
         assert report.details["events"][0]["reason"] == "Unhealthy"
         cluster.live = pod_status(ready=True)
-        await runner._observe()
+        await runner.monitor.observe()
         assert runner.runtime().alerts == []  # a ready pod's warnings are history
         assert runner.runtime().details["events"][0]["reason"] == "Unhealthy"
         await runner.stop()
@@ -145,11 +145,11 @@ def test_a_stopped_container_is_followed_once_a_new_instance_again():
         runner, cluster, _ = make()
         cluster.live = pod_status(ready=False, running=False)
         for _ in range(3):
-            await runner._observe()
+            await runner.monitor.observe()
             await asyncio.sleep(0)  # let the follow task end
         assert cluster.follows == [("web", "main")]
         cluster.live = pod_status(ready=True, restarts=1)
-        await runner._observe()
+        await runner.monitor.observe()
         await asyncio.sleep(0)
         assert cluster.follows == [("web", "main"), ("web", "main")]
         await runner.stop()
@@ -209,7 +209,7 @@ def running(*, restarts: int = 0, started: str = "") -> dict[str, Any]:
 def test_the_monitor_reads_again_when_the_watch_reports_a_change_not_on_a_clock():
     async def run() -> None:
         runner, cluster, _ = make()
-        await runner._restart_monitor()
+        await runner.monitor.restart()
         await asyncio.sleep(0.1)
         assert runner.runtime().state == RuntimeState.PENDING
         assert cluster.watched.listeners  # the monitor listens to the shared watch
@@ -231,17 +231,17 @@ def test_a_ready_container_is_stable_only_after_running_a_while_without_restart(
         runner, cluster, _ = make()
         cluster.live = running()
         before = time.monotonic()
-        await runner._observe()
+        await runner.monitor.observe()
         first = runner.runtime().stable_at
         assert first is not None
-        assert before + k8s_runner.STABLE_SECONDS <= first
-        assert first <= time.monotonic() + k8s_runner.STABLE_SECONDS
+        assert before + k8s_monitor.STABLE_SECONDS <= first
+        assert first <= time.monotonic() + k8s_monitor.STABLE_SECONDS
         await asyncio.sleep(0.05)
-        await runner._observe()
+        await runner.monitor.observe()
         assert runner.runtime().stable_at == first  # the same instance: same clock
         cluster.live = running(restarts=1)  # crashed and came back: counts again
         await asyncio.sleep(0.05)
-        await runner._observe()
+        await runner.monitor.observe()
         again = runner.runtime().stable_at
         assert again is not None and again > first
         await runner.stop()
@@ -254,13 +254,13 @@ def test_a_container_started_long_before_it_was_seen_is_stable_at_once():
     async def run() -> None:
         runner, cluster, _ = make()
         cluster.live = running(started="2020-01-01T00:00:00Z")
-        await runner._observe()
+        await runner.monitor.observe()
         stable_at = runner.runtime().stable_at
         assert stable_at is not None and stable_at < time.monotonic()
         # A pod that is not ready (it crashed, or restarts) is never trusted, even when its
         # workload's status, written later by its controller, still counts it ready.
         cluster.live = pod_status(ready=False)
-        await runner._observe()
+        await runner.monitor.observe()
         assert runner.runtime().stable_at == math.inf
         await runner.stop()
         await cluster.events.close()
@@ -291,13 +291,13 @@ def test_a_forward_that_does_not_connect_yet_is_tried_again_soon_without_a_chang
         plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,))
         runner = K8sRunner(resource, plan=plan, cluster=cluster,  # type: ignore[arg-type]
                            hooks=hooks)
-        runner.applied = [dict(POD)]
+        runner.monitor.applied = [dict(POD)]
         cluster.live = running()
-        await runner._restart_monitor()
+        await runner.monitor.restart()
         await asyncio.sleep(0.05)
         assert "connection refused" in runner.runtime().reason
         # No change from the watch: the monitor's clock tries the forward again.
-        await asyncio.sleep(k8s_runner.FORWARD_RECHECK_SECONDS * 3)
+        await asyncio.sleep(k8s_monitor.FORWARD_RECHECK_SECONDS * 3)
         assert runner.runtime().state == RuntimeState.OK
         await runner.stop()
         await cluster.events.close()

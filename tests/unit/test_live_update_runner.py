@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from devloop.engine import k8s_runner
+from devloop.engine import k8s_monitor
 from devloop.engine.k8s_runner import K8sRunner
 from devloop.engine.runner import RunnerHooks, UpdateError
 from devloop.engine.scheduler import RuntimeState
@@ -315,7 +315,7 @@ class Watched:
                                                   (0.0, RuntimeState.ERROR)])
 async def test_a_retried_container_error_fails_only_once_it_lasts(project, monkeypatch,
                                                                   stuck_seconds, state):
-    monkeypatch.setattr(k8s_runner, "STUCK_SECONDS", stuck_seconds)
+    monkeypatch.setattr(k8s_monitor, "STUCK_SECONDS", stuck_seconds)
     runner, cluster, _ = make_runner(project)
     try:
         await runner.update(())
@@ -324,7 +324,7 @@ async def test_a_retried_container_error_fails_only_once_it_lasts(project, monke
             "reason": "CreateContainerConfigError",
             "message": "failed to sync configmap cache"}}
         cluster.pods = [pod]
-        await runner._observe()
+        await runner.monitor.observe()
         report = runner.runtime()
         assert report.state == state
         assert "CreateContainerConfigError" in report.reason
