@@ -19,6 +19,7 @@ from devloop.engine.logs import LogStore
 from devloop.engine.runner import ResourceRunner, RuntimeReport, UpdateError
 from devloop.engine.scheduler import ResourceView, RuntimeState, UpdateState, next_updates
 from devloop.engine.store import Store
+from devloop.engine.trace import TraceBook
 from devloop.model import plan as p
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ class Engine:
         self.on_removed = on_removed
         self.store = store
         self.logs = logs
+        # Each update's change-to-ready trace (see engine/trace.py).
+        self.traces = TraceBook(store, lambda name, text: logs.append(name, text,
+                                                                      source="build"))
         self.runner_factory = runner_factory
         self._wake = asyncio.Event()
         self._states: dict[str, _State] = {}
@@ -217,6 +221,7 @@ class Engine:
             "initial update" if state.builds == 1 else why or "triggered")
         self.logs.append(name, f"Update #{state.builds} ({cause})", source="build")
         self._publish(name)
+        trace = self.traces.begin(name, f"{name}-{state.builds}", files, started)
         try:
             await state.runner.update(files)
         except asyncio.CancelledError:
@@ -235,6 +240,7 @@ class Engine:
                 "resource": name, "cause": cause, "files": list(files)}, status={
                 "startTime": started, "duration": round(duration, 3),
                 "error": state.last_error if state.update == UpdateState.ERROR else ""})
+            self.traces.finish(trace, failed=state.update != UpdateState.OK)
             self._publish(name)
             self.wake()
 

@@ -66,7 +66,9 @@ class Reloader:
         reload, by_resource = self.routing.route(changes)
         if reload:
             self._reload_wanted.set()
+        notices = self.watcher.notices if self.watcher is not None else {}
         for name, files in by_resource.items():
+            self.engine.traces.noticed(name, [notices[f] for f in files if f in notices])
             self.engine.files_changed(name, files)
 
     def request_reload(self) -> None:
