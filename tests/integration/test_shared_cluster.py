@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -421,3 +423,75 @@ def test_push_rides_out_a_registry_that_is_down_and_gives_up_with_advice(
         gate.close()
         shutil.rmtree(certs, ignore_errors=True)
         api.remove_image(f"{repo}:1", force=True)
+
+
+def admin_lease(namespace: str, *, holder: str, host: str, renewed_seconds_ago: float
+                ) -> dict[str, Any]:
+    when = (datetime.now(UTC) - timedelta(seconds=renewed_seconds_ago)).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": LEASE, "namespace": namespace, "annotations": {
+                "devloop.dev/user": holder, "devloop.dev/host": host,
+                "devloop.dev/pid": "4242", "devloop.dev/session": "elsewhere",
+                "devloop.dev/tiltfile": "/home/carol/app/Tiltfile"}},
+            "spec": {"holderIdentity": f"{holder}@{host} pid 4242 session elsewhere",
+                     "leaseDurationSeconds": 30, "acquireTime": when, "renewTime": when}}
+
+
+def test_another_machines_session_blocks_up_and_down_until_its_lease_expires(
+        testenv: K8sTestEnv, shared: Shared, docker_login: Path, tmp_path: Path) -> None:
+    uid = uuid.uuid4().hex[:8]
+    namespace, kubeconfig = shared.namespaces["alice"], shared.kubeconfigs["alice"]
+    directory = project(tmp_path / "app", name=f"blocked-{uid}", image=f"blocked-{uid}",
+                        allow=allow(shared))
+    with testenv.api_client() as api:
+        leases = client.CoordinationV1Api(api)
+        leases.create_namespaced_lease(namespace, admin_lease(
+            namespace, holder="carol", host="carols-laptop", renewed_seconds_ago=2))
+        try:
+            for command in (["ci", "--timeout", "60s"], ["down"]):
+                done = run(command, directory, kubeconfig, timeout=120)
+                text = output(done)
+                assert done.returncode != 0, text
+                assert (f"namespace '{namespace}' is in use by another devloop session: "
+                        "carol@carols-laptop (pid 4242, Tiltfile /home/carol/app/Tiltfile"
+                        in text), text
+            assert f"blocked-{uid}" not in deployments(testenv, namespace)
+
+            # Carol's laptop died a while ago: her lease has expired, the next session
+            # takes the namespace over and says from whom.
+            expired = admin_lease(namespace, holder="carol", host="carols-laptop",
+                                  renewed_seconds_ago=300)
+            expired["metadata"]["resourceVersion"] = leases.read_namespaced_lease(
+                LEASE, namespace).metadata.resource_version
+            leases.replace_namespaced_lease(LEASE, namespace, expired)
+            done = run(["ci", "--timeout", "180s"], directory, kubeconfig)
+            text = output(done)
+            assert done.returncode == 0, text
+            assert "Taking over the devloop session lock of namespace " \
+                   f"{namespace} from carol@carols-laptop" in text
+            assert re.search(r"it was last renewed 3\d\ds ago", text), text
+            assert lease(testenv, namespace) is None
+        finally:
+            with contextlib.suppress(ApiException):
+                leases.delete_namespaced_lease(LEASE, namespace)
+            run(["down"], directory, kubeconfig)
+
+
+def test_namespace_flag_deploys_and_deletes_in_that_namespace(
+        testenv: K8sTestEnv, k8s_namespace: str, tmp_path: Path) -> None:
+    name = f"flagged-{uuid.uuid4().hex[:8]}"
+    directory = write_project(tmp_path / "app", "k8s_yaml('k8s.yaml')\n"
+                              "print('namespace: ' + k8s_namespace())\n",
+                              [deployment(name, "echo up; exec sleep 3600")])
+    # The admin context's own namespace is `default`; --namespace overrides it.
+    done = run(["ci", "--timeout", "120s", "--namespace", k8s_namespace], directory,
+               testenv.kubeconfig)
+    assert done.returncode == 0, output(done)
+    assert f"namespace: {k8s_namespace}" in output(done)
+    assert name in deployments(testenv, k8s_namespace)
+    assert name not in deployments(testenv, "default")
+    down = run(["down", "--namespace", k8s_namespace], directory, testenv.kubeconfig)
+    assert down.returncode == 0, output(down)
+    assert f"Deleted Deployment/{name}" in down.stdout
+    assert name not in deployments(testenv, k8s_namespace)
