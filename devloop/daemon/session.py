@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from devloop.engine.ci import DEFAULT_TIMEOUT_SECONDS, CiOutcome, wait_for_outcome
 from devloop.engine.cluster import Cluster
 from devloop.engine.engine import Engine
+from devloop.engine.health_wiring import watch_session
 from devloop.engine.logs import LogStore
 from devloop.engine.reloader import Reloader
 from devloop.engine.runner import RunnerHooks, UpdateError
@@ -115,6 +116,8 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
                     on_removed=on_removed)
     engine_ref.append(engine)
     engine_task = asyncio.create_task(engine.run(), name="engine")
+    # Alerts within seconds when a part of the cluster fails; updates again when it returns.
+    health = None if cluster is None else watch_session(cluster, engine)
     # `devloop args` replaces the Tiltfile args for the next reload.
     args_now = [tuple(tiltfile_args)]
     reloader = None if mode == "ci" else Reloader(
@@ -141,6 +144,8 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
             await reloader.stop()
         return 0
     finally:
+        if health is not None:
+            await health.stop()
         await _shut_down(server, engine, engine_task, cluster)
 
 

@@ -16,9 +16,10 @@ import asyncio
 import contextlib
 import math
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from devloop.engine.runner import RuntimeReport
 from devloop.engine.scheduler import RuntimeState
@@ -227,3 +228,40 @@ def retry_failed_updates(engine: EngineView, failed_at: Callable[[str], float | 
         names.append(name)
     return names
 
+
+# The monitor of each session's cluster (the object its runners hold as their seam).
+_MONITORS: weakref.WeakKeyDictionary[Any, ClusterHealth] = weakref.WeakKeyDictionary()
+# How often an update waiting for the cluster looks again.
+WAIT_POLL_SECONDS = 0.5
+
+
+def attach(cluster: Any, health: ClusterHealth) -> None:
+    """Make `health` the monitor of `cluster` (see `health_of`)."""
+    _MONITORS[cluster] = health
+
+
+def health_of(cluster: Any) -> ClusterHealth | None:
+    """The monitor watching `cluster`, if the session started one."""
+    try:
+        return _MONITORS.get(cluster)
+    except TypeError:  # a seam that cannot be weakly referenced has none
+        return None
+
+
+def overlay_for(cluster: Any, report: RuntimeReport) -> RuntimeReport:
+    """`report` as the cluster's health lets it stand (see `ClusterHealth.overlay`)."""
+    health = health_of(cluster)
+    return report if health is None else health.overlay(report)
+
+
+async def until_reachable(cluster: Any, log: Callable[[str], None]) -> None:
+    """Wait while the cluster's monitor says it cannot be reached, saying so once: an
+    update started now would only fail (or hang a minute per call)."""
+    health = health_of(cluster)
+    if health is None or not health.problem():
+        return
+    log(f"Waiting for the cluster before updating: {health.problem()}")
+    started = time.monotonic()
+    while health.problem():
+        await asyncio.sleep(WAIT_POLL_SECONDS)
+    log(f"The cluster is back after {time.monotonic() - started:.1f} s: updating")

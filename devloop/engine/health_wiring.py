@@ -15,6 +15,7 @@ from devloop.engine.cluster_health import (
     Part,
     Reporter,
     Unwatchable,
+    attach,
     retry_failed_updates,
 )
 from devloop.engine.engine import BUILD_KIND, Engine
@@ -97,5 +98,6 @@ def watch_session(cluster: Cluster, engine: Engine) -> ClusterHealth:
         publish=publish, delete=engine.store.delete, on_change=engine.wake,
         on_recovered=recovered)
     health = ClusterHealth(session_parts(cluster, lambda: engine.plan), reporter)
+    attach(cluster, health)  # its resources read it (overlay_for, until_reachable)
     health.start()
     return health
