@@ -17,6 +17,7 @@ import yaml
 
 from devloop.engine.k8s_seam import ClusterSeam
 from devloop.model import plan as p
+from devloop.model import trace as tr
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class ApplyDeployer:
         manifests = self.cluster.prepare(self.resource, images)
         self._log(f"Applying {len(manifests)} objects")
         for manifest in manifests:
-            await self.cluster.apply(manifest)
+            tr.applied(await self.cluster.apply(manifest))  # its generation, for the rollout
             meta = manifest.get("metadata", {})
             self._log(f"  {manifest.get('kind')}/{meta.get('name')} applied")
         return Deployed(manifests, images, yaml.safe_dump_all(manifests, sort_keys=False),

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from devloop.build.restart_wrapper import touch_command
 from devloop.engine import live_update as lu
 from devloop.engine.k8s_deploy import Deployed
 from devloop.engine.k8s_seam import ClusterSeam, workloads_of
@@ -25,6 +26,7 @@ from devloop.engine.runner import RunnerHooks, UpdateError
 from devloop.k8s.errors import KubeError
 from devloop.k8s.sync import Archive, SyncError, apply_in_container, tar_archive
 from devloop.model import plan as p
+from devloop.model import trace as tr
 
 LIVE_UPDATE_KIND = "liveupdate"
 
@@ -105,6 +107,7 @@ class LiveUpdater:
         names = [str(c) for _, targets in work.items for c in targets]
         restarts = dict(self._synced.restarts) if self._synced else {}
         base = os.path.dirname(self.plan.tiltfile)
+        tr.mark(tr.Phase.PREPARE)  # hashing the inputs, finding the containers
         try:
             for update, targets in work.items:
                 archive = await asyncio.to_thread(
@@ -142,6 +145,7 @@ class LiveUpdater:
         started = time.monotonic()
         await apply_in_container(self.cluster.exec, container.namespace, container.pod,
                                  container.name, archive=archive, deletes=update.deletes)
+        tr.mark(tr.Phase.SYNC, container=str(container))
         elapsed = _ms(started)
         done = [text for n, text in (
             (archive.files, f"synced {count(archive.files, 'file')}"),
@@ -160,6 +164,8 @@ class LiveUpdater:
                                                   container.name, list(run.command), None)
             except KubeError as exc:
                 raise SyncError(f"run `{shown}` in {container}: {exc.message}") from None
+            tr.mark(tr.Phase.RESTART if run.command == touch_command() else tr.Phase.RUN,
+                    container=str(container), command=shown)
             output = (result.stdout + result.stderr).decode(errors="replace").rstrip()
             for line in output.splitlines():
                 self._log(line, prefix=str(container))

@@ -24,6 +24,7 @@ from devloop.engine.runner import RunnerHooks, RuntimeReport
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.health import Assessment, Health, assess
 from devloop.model import plan as p
+from devloop.model import trace as tr
 
 # The runtime is read again on every change the watches report; without one, only while
 # something waits on a clock (a stuck pod, a failing port-forward) and then this often.
@@ -63,8 +64,7 @@ class K8sMonitor:
                                       forward=cluster.forward, hooks=hooks,
                                       wake=self._wake.set)
         self.pods = PodStreams(self.name, cluster=cluster, wake=self._wake.set,
-                               log=lambda text, prefix: hooks.log(self.name, text, "runtime",
-                                                                  prefix))
+                               log=self._pod_log)
         self._published_pods: set[str] = set()
         self._stuck_since: dict[str, float] = {}
         # When each container instance ((pod uid, container, restarts)) was first seen
@@ -73,6 +73,12 @@ class K8sMonitor:
 
     def runtime(self) -> RuntimeReport:
         return self._report
+
+    def _pod_log(self, text: str, prefix: str) -> None:
+        tracer = tr.current()  # the update's trace: its first new log line
+        if tracer is not None:
+            tracer.log_line(prefix.split(":", 1)[0])
+        self.hooks.log(self.name, text, "runtime", prefix)
 
     async def watch(self, manifests: list[dict[str, Any]], applied_yaml: str) -> None:
         """After a full deploy: watch what runs now from scratch."""
@@ -140,6 +146,7 @@ class K8sMonitor:
         if not workloads:
             self._set(RuntimeReport(RuntimeState.NOT_APPLICABLE, "no workload",
                                     details=self._report.details))
+            self._traced(rolled_out=True, ready=True, workloads=[])
             return
         assessments: list[Assessment] = []
         ready_pods: list[tuple[str, dict[str, Any]]] = []
@@ -170,6 +177,7 @@ class K8sMonitor:
         await self.forwards.keep(ready_pods)
         self._publish_pods(assessments)
         report = self._combine(assessments)
+        rolled_out = report.state == RuntimeState.OK  # the pods alone, for the trace
         verdict = self.forwards.verdict()
         if verdict.state is not None and report.state in (RuntimeState.OK,
                                                           RuntimeState.PENDING):
@@ -178,6 +186,20 @@ class K8sMonitor:
         report.stable_at = (math.inf if unsettled
                             else self._stable_at([pod for _, pod in ready_pods]))
         self._set(report)
+        self._traced(rolled_out=rolled_out, ready=report.state == RuntimeState.OK,
+                     workloads=workloads)
+
+    @staticmethod
+    def _traced(*, rolled_out: bool, ready: bool, workloads: list[_Watched]) -> None:
+        """The update's trace: the rollout and readiness, once the watches show the
+        generation applied."""
+        tracer = tr.current()
+        if tracer is not None:
+            names = [(str(w.get("kind")), str(w.get("metadata", {}).get("name", "")), cache)
+                     for w, _, cache in workloads]
+            tracer.observed(rolled_out=rolled_out, ready=ready, generations={
+                (kind, name): int(((cache.get(name) or {}).get("metadata") or {}).get(
+                    "generation") or 0) for kind, name, cache in names})
 
     def _stable_at(self, ready: list[dict[str, Any]]) -> float:
         """When every running container of the ready pods will have run ready for

@@ -17,13 +17,16 @@ from __future__ import annotations
 import os
 import time
 
+from devloop.engine.cluster_health import overlay_for
 from devloop.engine.k8s_deploy import ApplyDeployer, Deployer
 from devloop.engine.k8s_live import LiveUpdater, count
 from devloop.engine.k8s_monitor import K8sMonitor
 from devloop.engine.k8s_seam import ClusterSeam
+from devloop.engine.resync import Resyncer
 from devloop.engine.runner import ResourceRunner, RunnerContext, RunnerHooks, RuntimeReport
 from devloop.engine.unsupported import UnsupportedRunner
 from devloop.model import plan as p
+from devloop.model import trace as tr
 
 
 class K8sRunner:
@@ -39,6 +42,8 @@ class K8sRunner:
         self.live = LiveUpdater(resource, plan=plan, cluster=cluster, hooks=hooks,
                                 log=self._log)
         self.monitor = K8sMonitor(resource, cluster=cluster, hooks=hooks)
+        # Live-updated files go again into a container that restarted (see resync.py).
+        self.resync = Resyncer(self.name, self.live, cluster, hooks=hooks, log=self._log)
         # Content digest of each image's inputs as the running containers have them.
         self._digests: dict[str, str] = {}
         self._rebuild_next = False  # a full update failed: the next one is full too
@@ -48,6 +53,10 @@ class K8sRunner:
         self.hooks.log(self.name, text, source, prefix)
 
     async def update(self, changed_files: tuple[str, ...]) -> None:
+        async with self.resync.updating():  # waits out an unreachable cluster
+            await self._update(changed_files)
+
+    async def _update(self, changed_files: tuple[str, ...]) -> None:
         # Files of a live update that failed stay pending: the next one copies them again.
         self._pending.update(changed_files)
         files = tuple(sorted(self._pending))
@@ -62,12 +71,16 @@ class K8sRunner:
             self._pending.clear()
             return
         if deployed and await self.live.try_update(files, started):
+            self.resync.synced(files)
             self._pending.clear()
             self._digests = digests
             return
         self._rebuild_next = True  # until a full update succeeds
+        tr.mark(tr.Phase.PREPARE)  # hashing the inputs, choosing (the update's trace)
         result = await self.deployer.deploy()
+        tr.mark(tr.Phase.APPLY)  # builds and pushes are marked; the rest is the apply
         self.live.deployed_by(result)
+        self.resync.deployed()
         await self.monitor.watch(result.manifests, result.applied_yaml)
         # The inputs as the build read them: a file written after this update started
         # but before its build (a local_resource writing into the context) is in them.
@@ -87,9 +100,10 @@ class K8sRunner:
             for image in images)
 
     def runtime(self) -> RuntimeReport:
-        return self.monitor.runtime()
+        return overlay_for(self.cluster, self.monitor.runtime())
 
     async def stop(self) -> None:
+        await self.resync.stop()
         await self.monitor.stop()
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -146,7 +146,7 @@ class UpdateTrace:
         self.dropped_steps = 0
         # Set by the Kubernetes runner: the generation of each workload it applied, so a
         # stale watch reading of the previous generation is not taken for the rollout.
-        self.applied_generations: dict[tuple[str, str, str], int] = {}
+        self.applied_generations: dict[tuple[str, str], int] = {}  # (kind, name) ->
         self.pods_before: frozenset[str] = frozenset()
 
     # -- recording
@@ -309,20 +309,20 @@ class Tracer:
         trace = self._open()
         meta = obj.get("metadata") or {}
         if trace is not None and isinstance(meta, Mapping):
-            key = (str(obj.get("kind", "")), str(meta.get("namespace", "")),
-                   str(meta.get("name", "")))
+            key = (str(obj.get("kind", "")), str(meta.get("name", "")))
             trace.applied_generations[key] = int(meta.get("generation") or 0)
             trace.pods_before = frozenset(self._logging)
 
     # -- after the update: the runtime monitor, log streams, port-forwards
     def observed(self, *, rolled_out: bool, ready: bool,
-                 live: Sequence[Mapping[str, Any]] = ()) -> None:
+                 generations: Mapping[tuple[str, str], int] | None = None) -> None:
         """The runtime as the monitor read it: every workload's new pods ready
-        (`rolled_out`), the resource ready (`ready`); `live` the workloads as read."""
+        (`rolled_out`), the resource ready (`ready`); `generations` each workload's
+        ((kind, name)) generation as read, 0 when not seen yet."""
         trace = self._open()
         if trace is None or trace.state != TraceState.WAITING:
             return
-        if not rolled_out or not self._fresh(trace, live):
+        if not rolled_out or not self._fresh(trace, generations or {}):
             return
         now = self.clock()
         if not trace.has(Phase.ROLLOUT):
@@ -334,19 +334,11 @@ class Tracer:
             self._changed(trace, "ready")
 
     @staticmethod
-    def _fresh(trace: UpdateTrace, live: Sequence[Mapping[str, Any]]) -> bool:
-        for obj in live:
-            meta = obj.get("metadata") or {}
-            key = (str(obj.get("kind", "")), str(meta.get("namespace", "")),
-                   str(meta.get("name", "")))
-            want = trace.applied_generations.get(key)
-            if want is None:
-                # Namespace defaulted by the server: match on kind and name alone.
-                want = next((g for (k, _, n), g in trace.applied_generations.items()
-                             if (k, n) == (key[0], key[2])), None)
-            if want is not None and int(meta.get("generation") or 0) < want:
-                return False
-        return True
+    def _fresh(trace: UpdateTrace, generations: Mapping[tuple[str, str], int]) -> bool:
+        """The watches show every applied workload at the generation applied, not a
+        stale reading of the one before."""
+        return all(generations.get(key, want) >= want
+                   for key, want in trace.applied_generations.items())
 
     def log_line(self, pod: str) -> None:
         """A runtime log line from `pod` (cheap: called for every line)."""

@@ -177,17 +177,16 @@ def test_a_kubernetes_update_is_ready_only_when_the_monitor_says_so():
     trace = full_update(book, store, clock)
     tracer = book.tracer("api")
     assert trace.state == TraceState.WAITING and said == []
-    stale = {"kind": "Deployment", "metadata": {"name": "api", "namespace": "ns",
-                                                "generation": 3}}
     clock.advance(0.1)
-    tracer.observed(rolled_out=True, ready=True, live=[stale])  # the watch is behind
+    # The watch is behind (the generation before), or has not seen it yet.
+    tracer.observed(rolled_out=True, ready=True, generations={("Deployment", "api"): 3})
+    tracer.observed(rolled_out=True, ready=True, generations={("Deployment", "api"): 0})
     assert not trace.has(Phase.ROLLOUT)
-    fresh = {"kind": "Deployment", "metadata": {"name": "api", "namespace": "ns",
-                                                "generation": 4}}
+    fresh = {("Deployment", "api"): 4}
     clock.advance(0.9)
-    tracer.observed(rolled_out=True, ready=False, live=[fresh])
+    tracer.observed(rolled_out=True, ready=False, generations=fresh)
     clock.advance(0.5)
-    tracer.observed(rolled_out=True, ready=True, live=[fresh])
+    tracer.observed(rolled_out=True, ready=True, generations=fresh)
     assert [s.name for s in trace.phases][-3:] == ["apply", "rollout", "ready"]
     assert trace.state == TraceState.READY
     assert said == [("api", "Update to ready in 4.5 s: prepare 2.0 s, build 1.0 s, "
