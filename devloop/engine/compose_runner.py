@@ -48,6 +48,7 @@ from devloop.engine.runner import (
     UpdateError,
 )
 from devloop.engine.scheduler import RuntimeState
+from devloop.engine.tasks import cancel_and_wait, resource_reporter, spawn
 from devloop.k8s.sync import tar_archive
 from devloop.model import plan as p
 
@@ -179,8 +180,9 @@ class ComposeRunner:
         self._details["composeConfig"] = await self._service_config()
         self._set(RuntimeReport(RuntimeState.PENDING, "starting", details=self._details))
         if self._monitor is None or self._monitor.done():
-            self._monitor = asyncio.create_task(self._monitor_loop(),
-                                                name=f"compose-monitor:{self.name}")
+            self._monitor = spawn(self._monitor_loop(), name=f"compose-monitor:{self.name}",
+                                  resource=self.name,
+                                  on_error=resource_reporter(self.hooks, self.name))
 
     async def _build_images(self) -> dict[str, str]:
         """Build the service's images (image_deps first); map ref -> image ID."""
@@ -398,7 +400,9 @@ class ComposeRunner:
         """Disabling the resource removes the service's container (as Tilt does)."""
         self._disabled = True
         self._deployed = {}
-        self._disable_task = asyncio.create_task(self._remove(), name=f"compose-rm:{self.name}")
+        self._disable_task = spawn(self._remove(), name=f"compose-rm:{self.name}",
+                                   resource=self.name,
+                                   on_error=resource_reporter(self.hooks, self.name))
 
     async def _remove(self) -> None:
         try:
@@ -409,10 +413,7 @@ class ComposeRunner:
 
     async def stop(self) -> None:
         """Stop watching; the containers keep running (like Tilt, `down` removes them)."""
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._monitor
+        await cancel_and_wait(self._monitor)
         for _, cancel in self._followers.values():
             cancel()
         self._followers.clear()

@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from devloop.build.dockerfile_deps import with_image_deps
+from devloop.engine.alerts import publisher_of
 from devloop.engine.logs import LogStore
 from devloop.engine.runner import ResourceRunner, RuntimeReport, UpdateError
 from devloop.engine.scheduler import ResourceView, RuntimeState, UpdateState, next_updates
 from devloop.engine.store import Store
+from devloop.engine.tasks import Reporter, cancel_and_wait, report_to, spawn
 from devloop.engine.trace import TraceBook
 from devloop.model import plan as p
 
@@ -210,8 +212,13 @@ class Engine:
         state.changed_files.clear()
         cause, state.cause = state.cause, ""
         state.update = UpdateState.IN_PROGRESS
-        state.task = asyncio.create_task(self._update(state, files, cause),
-                                         name=f"update:{name}")
+        state.task = spawn(self._update(state, files, cause), name=f"update:{name}",
+                           resource=name, on_error=self.task_reporter(name))
+
+    def task_reporter(self, resource: str) -> Reporter:
+        """Where a failed background task of `resource` is reported: its log, an alert."""
+        return report_to(lambda text: self.logs.append(resource, text, source="build"),
+                         publisher_of(self.store))
 
     async def _update(self, state: _State, files: tuple[str, ...], why: str = "") -> None:
         name = state.resource.name
@@ -279,9 +286,6 @@ class Engine:
         self._closed = True
         self.wake()
         for state in self._states.values():
-            if state.task is not None:
-                state.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await state.task
+            await cancel_and_wait(state.task)
             with contextlib.suppress(Exception):
                 await state.runner.stop()

@@ -22,6 +22,7 @@ from devloop.engine.k8s_pods import PodStreams
 from devloop.engine.k8s_seam import ClusterSeam, workloads_of
 from devloop.engine.runner import RunnerHooks, RuntimeReport
 from devloop.engine.scheduler import RuntimeState
+from devloop.engine.tasks import cancel_and_wait, resource_reporter, spawn
 from devloop.k8s.health import Assessment, Health, assess
 from devloop.model import plan as p
 from devloop.model import trace as tr
@@ -64,7 +65,7 @@ class K8sMonitor:
                                       forward=cluster.forward, hooks=hooks,
                                       wake=self._wake.set)
         self.pods = PodStreams(self.name, cluster=cluster, wake=self._wake.set,
-                               log=self._pod_log)
+                               log=self._pod_log, on_error=resource_reporter(hooks, self.name))
         self._published_pods: set[str] = set()
         self._stuck_since: dict[str, float] = {}
         # When each container instance ((pod uid, container, restarts)) was first seen
@@ -90,11 +91,9 @@ class K8sMonitor:
 
     async def restart(self) -> None:
         """(Re)start the monitor task on the objects in `applied`."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = asyncio.create_task(self._loop(), name=f"monitor:{self.name}")
+        await cancel_and_wait(self._task)
+        self._task = spawn(self._loop(), name=f"monitor:{self.name}", resource=self.name,
+                           on_error=resource_reporter(self.hooks, self.name))
 
     def _caches(self) -> list[_Watched]:
         return [(w, ns, self.cluster.watch(w["kind"], ns)) for w in workloads_of(self.applied)
@@ -275,10 +274,7 @@ class K8sMonitor:
             self.hooks.changed()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await cancel_and_wait(self._task)
         await self.pods.stop()
         await self.forwards.stop()
 

@@ -9,20 +9,24 @@ logged as they come and kept, for the resource's details and for its alerts (see
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from devloop.engine.k8s_seam import ClusterSeam
+from devloop.engine.tasks import Reporter, cancel_and_wait, spawn
 from devloop.k8s.events import PodEventRecord
 
 
 class PodStreams:
     def __init__(self, resource: str, *, cluster: ClusterSeam,
-                 log: Callable[[str, str], None], wake: Callable[[], None]) -> None:
+                 log: Callable[[str, str], None], wake: Callable[[], None],
+                 on_error: Reporter | None = None) -> None:
         """`log(text, prefix)` writes a runtime line of the resource; `wake` asks the
-        monitor to read the pods again (a warning event may be an alert)."""
+        monitor to read the pods again (a warning event may be an alert); `on_error`
+        reports a log stream that failed."""
         self.resource = resource
+        self._on_error = on_error
         self.cluster = cluster
         self._log = log
         self._wake = wake
@@ -54,11 +58,12 @@ class PodStreams:
                 self._followed[key] = restarts
                 prefix = f"{name}:{container['name']}" if len(
                     pod["spec"]["containers"]) > 1 else name
-                self._log_tasks[key] = asyncio.create_task(
+                self._log_tasks[key] = spawn(
                     self.cluster.follow_logs(namespace, name, container["name"],
-                                             lambda text, prefix=prefix: self._log(
-                                                 text, prefix)),
-                    name=f"logs:{self.resource}:{name}:{container['name']}")
+                                             functools.partial(_with_prefix, self._log,
+                                                               prefix)),
+                    name=f"logs:{self.resource}:{name}:{container['name']}",
+                    resource=self.resource, on_error=self._on_error)
 
     def _watch_events(self, namespace: str, pod: str) -> None:
         if pod not in self._subscribed:
@@ -89,12 +94,11 @@ class PodStreams:
             del self._followed[key]
 
     async def stop(self) -> None:
-        tasks = list(self._log_tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._log_tasks.values())
         for pod, namespace in self._subscribed.items():
             self.cluster.events.unsubscribe(namespace, pod, self._on_event)
         self._subscribed.clear()
+
+
+def _with_prefix(log: Callable[[str, str], None], prefix: str, text: str) -> None:
+    log(text, prefix)

@@ -21,6 +21,7 @@ from devloop.engine.runner import (
     UpdateError,
 )
 from devloop.engine.scheduler import RuntimeState
+from devloop.engine.tasks import cancel_and_wait, resource_reporter, spawn
 from devloop.model import plan as p
 
 STOP_GRACE_SECONDS = 5.0
@@ -135,14 +136,17 @@ class LocalRunner:
             raise UpdateError(f"cannot start serve_cmd {shown!r}: {exc}") from None
         self._set(RuntimeState.PENDING, "starting")
         process = self._serve
+        report = resource_reporter(self.hooks, self.name)
         self._serve_tasks = [
-            asyncio.create_task(_pump(process.stdout, self.hooks, self.name, "local"),
-                                name=f"serve-logs:{self.name}"),
-            asyncio.create_task(self._watch_exit(process), name=f"serve-exit:{self.name}"),
+            spawn(_pump(process.stdout, self.hooks, self.name, "local"),
+                  name=f"serve-logs:{self.name}", resource=self.name, on_error=report),
+            spawn(self._watch_exit(process), name=f"serve-exit:{self.name}",
+                  resource=self.name, on_error=report),
         ]
         if self.resource.readiness_probe is not None:
-            self._serve_tasks.append(asyncio.create_task(
-                self._probe_loop(self.resource.readiness_probe), name=f"probe:{self.name}"))
+            self._serve_tasks.append(spawn(
+                self._probe_loop(self.resource.readiness_probe), name=f"probe:{self.name}",
+                resource=self.name, on_error=report))
         else:
             self._set(RuntimeState.OK, "serving")
 
@@ -177,11 +181,7 @@ class LocalRunner:
         return self._report
 
     async def _stop_serve(self) -> None:
-        for task in self._serve_tasks:
-            task.cancel()
-        for task in self._serve_tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._serve_tasks)
         self._serve_tasks = []
         if self._serve is not None:
             process, self._serve = self._serve, None

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from devloop.engine.engine import ALERT_KIND, Engine
 from devloop.engine.logs import LogStore
+from devloop.engine.tasks import cancel_and_wait, spawn
 from devloop.engine.watch_routes import routing_for
 from devloop.engine.watcher import FileWatcher, WatchLimitError
 from devloop.model import plan as p
@@ -45,7 +46,9 @@ class Reloader:
 
     def start(self) -> None:
         self._watch(self.engine.plan)
-        self._task = asyncio.create_task(self._reload_loop(), name="tiltfile-reload")
+        self._task = spawn(self._reload_loop(), name="tiltfile-reload",
+                           resource=TILTFILE_RESOURCE,
+                           on_error=self.engine.task_reporter(TILTFILE_RESOURCE))
 
     def _watch(self, plan: p.Plan) -> None:
         if self.watcher is not None:
@@ -92,8 +95,10 @@ class Reloader:
             loop.call_soon_threadsafe(functools.partial(
                 self.logs.append, TILTFILE_RESOURCE, line, source="tiltfile"))
 
-        running = asyncio.ensure_future(asyncio.to_thread(self.evaluate, self.child, on_output))
-        changed_again = asyncio.ensure_future(self._reload_wanted.wait())
+        # The evaluation's error is the reload's result (read below), not a task failure.
+        running = spawn(asyncio.to_thread(self.evaluate, self.child, on_output),
+                        name="tiltfile-evaluate", handled=True)
+        changed_again = spawn(self._reload_wanted.wait(), name="tiltfile-changed-again")
         try:
             await asyncio.wait({running, changed_again}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -141,8 +146,5 @@ class Reloader:
         if self.watcher is not None:
             self.watcher.stop()
         self.child.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         self.child.close()

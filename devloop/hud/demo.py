@@ -14,6 +14,7 @@ import time
 
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
+from devloop.engine.tasks import spawn
 from devloop.hud.wiring import run_ui
 
 RESOURCES = {
@@ -86,7 +87,7 @@ async def main(options: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    ticker = asyncio.create_task(chatter(logs), name="demo-chatter")
+    ticker = spawn(chatter(logs), name="demo-chatter")
     try:
         await run_ui(options, store, logs, DemoActions(store, logs), "http://127.0.0.1:10350/",
                      stop)

@@ -22,6 +22,7 @@ from rich.live import Live
 
 from devloop.engine.logs import LogLine, LogStore
 from devloop.engine.store import Change, Store
+from devloop.engine.tasks import spawn
 from devloop.hud import keys as k
 from devloop.hud.screen import View, render
 from devloop.hud.table import ResourceRow, resource_rows
@@ -109,15 +110,10 @@ class Hud:
 
     def _spawn(self, coroutine: Coroutine[object, object, None], name: str,
                ) -> asyncio.Task[None]:
-        task = asyncio.create_task(coroutine, name=name)
+        task = spawn(coroutine, name=name)  # a failure goes to Python's log
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(self._tasks.discard)
         return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("terminal UI task %s failed", task.get_name(), exc_info=task.exception())
 
     # -- inputs
     async def _pump_changes(self, changes: asyncio.Queue[Change]) -> None:

@@ -11,6 +11,7 @@ import traceback
 
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
+from devloop.engine.tasks import spawn
 from devloop.hud.live import Actions, Hud
 from devloop.hud.plain import PlainPrinter
 
@@ -33,8 +34,9 @@ async def run_ui(options: argparse.Namespace, store: Store, logs: LogStore, acti
         await stop_event.wait()
         return
     hud = Hud(store, logs, actions, dashboard_url)
-    screen = asyncio.create_task(hud.run(), name="hud")
-    stopped = asyncio.create_task(stop_event.wait(), name="hud-stop")
+    # The screen's failure is awaited below: shown, then plain lines instead.
+    screen = spawn(hud.run(), name="hud", handled=True)
+    stopped = spawn(stop_event.wait(), name="hud-stop")
     try:
         await asyncio.wait({screen, stopped}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:

@@ -30,8 +30,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from devloop.engine.alerts import publisher_of
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
+from devloop.engine.tasks import report_to
 from devloop.server.actions import Actions, ActionsApi
 from devloop.server.daemon_file import daemon_file, remove_daemon_file, write_daemon_file
 from devloop.server.logs_api import LogsApi
@@ -42,6 +44,7 @@ from devloop.server.watch import ALL_KINDS, ChangeFeed, resume_version, stream_c
 from devloop.snapshot.route import snapshot_handler
 
 DEFAULT_PORT = 10350
+SESSION_LOG = "(Tiltfile)"  # the session's own log, where the server's failures go
 # Kinds the engine publishes; a plural of one of them (`pods`) names the same kind.
 KNOWN_KINDS = ("resource", "build", "alert", "pod", "portforward", "session", "liveupdate")
 NOT_INSTALLED_PAGE = """<!doctype html>
@@ -79,7 +82,8 @@ class Streams:
         try:
             yield
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            if task is not None:
+                self._tasks.discard(task)
 
     async def close(self) -> None:
         self.closing.set()
@@ -285,7 +289,9 @@ async def start_server(*, store: Store, logs: LogStore, actions: Actions,
     """Serve until `stop()`. Port 0 picks a free port (`RunningServer.port` is the real one).
     The token and URL go to the daemon file (`security.daemon_file`) for the CLI clients."""
     guard = Guard(bind_host=host)
-    feed = ChangeFeed(store)
+    # A feed that fails stalls every watch: say so in the session's log and as an alert.
+    feed = ChangeFeed(store, on_error=report_to(
+        lambda text: logs.append(SESSION_LOG, text, source="tiltfile"), publisher_of(store)))
     feed.start()
     streams = Streams()
     app = build_app(store=store, logs=logs, actions=actions, guard=guard, feed=feed,

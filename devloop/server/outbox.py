@@ -27,6 +27,8 @@ from typing import Generic, TypeVar
 
 from aiohttp import web
 
+from devloop.engine.tasks import spawn
+
 T = TypeVar("T")
 
 KEEPALIVE = b": keep-alive\n\n"
@@ -125,7 +127,7 @@ async def send_stream(request: web.Request, response: web.StreamResponse, outbox
     """Send what the outbox collects until the client goes, falls behind, or the server stops.
     `resume_hint` says, in the overflow message, how to continue from the last item sent."""
     last_write = time.monotonic()
-    closed = asyncio.ensure_future(closing.wait())
+    closed = spawn(closing.wait(), name="stream-closing")
     try:
         while not closing.is_set():
             if client_gone(request):
@@ -144,7 +146,7 @@ async def send_stream(request: web.Request, response: web.StreamResponse, outbox
                 last_write = time.monotonic()
                 continue
             wait = min(settings.liveness_seconds, settings.keepalive_seconds - idle)
-            ready = asyncio.ensure_future(outbox.ready.wait())
+            ready = spawn(outbox.ready.wait(), name="stream-ready")
             try:
                 await asyncio.wait({ready, closed}, timeout=wait,
                                    return_when=asyncio.FIRST_COMPLETED)

@@ -11,7 +11,6 @@ whatever the client had.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import re
@@ -21,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from devloop.engine.store import Change, Store
+from devloop.engine.tasks import Reporter, cancel_and_wait, spawn
 from devloop.server.outbox import (
     ClientTooSlow,
     Outbox,
@@ -56,8 +56,10 @@ class ChangeFeed:
     object with the version it had while alive).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, on_error: Reporter | None = None) -> None:
+        """`on_error` reports the feed failing (every watch would stall)."""
         self.store = store
+        self._on_error = on_error
         self._queue = store.subscribe()
         self._seen = store.version
         self._tombstones: dict[tuple[str, str], int] = {}
@@ -65,14 +67,11 @@ class ChangeFeed:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._pump(), name="api-change-feed")
+        self._task = spawn(self._pump(), name="api-change-feed", on_error=self._on_error)
 
     async def stop(self) -> None:
         self.store.unsubscribe(self._queue)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _pump(self) -> None:
         while True:
