@@ -21,11 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import portforward
 
 from devloop.k8s.errors import KubeError
+from devloop.k8s.websocket import open_portforward
 from devloop.model import trace as tr
 
 if TYPE_CHECKING:
@@ -195,16 +194,15 @@ class PortForwarder:
                             temporary=True) from None
 
     def _open(self, namespace: str, pod: str) -> tuple[Any, Any]:
-        api = CoreV1Api(self._client.new_api_client())
+        api = self._client.new_api_client()
         try:
-            pf = portforward(api.connect_get_namespaced_pod_portforward, pod, namespace,
-                             ports=str(self.remote_port))
+            pf = open_portforward(api, namespace, pod, self.remote_port)
         except ApiException as e:
-            api.api_client.close()
+            api.close()
             raise KubeError(f"port-forward to {namespace}/{pod}:{self.remote_port}: "
                             f"{e.reason or e}", temporary=True, status=e.status) from e
         except Exception as e:  # the client raises its own types (ApiValueError, websocket)
-            api.api_client.close()
+            api.close()
             raise KubeError(f"port-forward to {namespace}/{pod}:{self.remote_port}: {e}",
                             temporary=True) from e
         return pf, api
@@ -246,7 +244,7 @@ class PortForwarder:
         finally:
             with contextlib.suppress(Exception):
                 pf.close()
-            api.api_client.close()
+            api.close()
 
     async def _pod_gone(self, namespace: str, pod: str) -> bool:
         try:
@@ -302,7 +300,7 @@ class PortForwarder:
                 self._report(namespace, pod, error.strip(), await self._pod_gone(namespace, pod))
         finally:
             if api is not None:
-                api.api_client.close()
+                api.close()
 
 
 def _close_late(future: concurrent.futures.Future[tuple[Any, Any]] | asyncio.Future[Any],
@@ -313,7 +311,7 @@ def _close_late(future: concurrent.futures.Future[tuple[Any, Any]] | asyncio.Fut
     pf, api = future.result()
     with contextlib.suppress(Exception):
         pf.close()
-    api.api_client.close()
+    api.close()
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import urllib3
 import yaml
-from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import stream as ws_stream
 
 from devloop.k8s.errors import KubeError, error_from_status
+from devloop.k8s.websocket import open_exec
 
 if TYPE_CHECKING:
     from devloop.k8s.client import KubeClient
@@ -541,12 +540,9 @@ def exec_blocking(client: KubeClient, namespace: str, pod: str, container: str,
                   argv: list[str], stdin: bytes | None) -> ExecResult:
     """Run `argv` in the container over the exec websocket (blocking)."""
     what = f"exec in {namespace}/{pod} container {container}"
-    api = CoreV1Api(client.new_api_client())
+    api = client.new_api_client()
     try:
-        ws = ws_stream(api.connect_get_namespaced_pod_exec, pod, namespace,
-                       container=container, command=argv, stdin=stdin is not None,
-                       stdout=True, stderr=True, tty=False, _preload_content=False,
-                       binary=True)
+        ws = open_exec(api, namespace, pod, container, argv, stdin=stdin is not None)
     except ApiException as e:
         raise error_from_status(e.status or 0, e.body or e.reason or str(e), what) from e
     out, err = bytearray(), bytearray()
@@ -572,7 +568,7 @@ def exec_blocking(client: KubeClient, namespace: str, pod: str, container: str,
         raise KubeError(f"{what}: connection lost: {e}", temporary=True) from e
     finally:
         ws.close()
-        api.api_client.close()
+        api.close()
     return ExecResult(_exit_code(status_raw, what), bytes(out), bytes(err))
 
 
