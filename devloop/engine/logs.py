@@ -82,9 +82,10 @@ class _Chunk:
     def __init__(self) -> None:
         self.seqs = array("q")
         self.times = array("d")
-        self.ends = array("L")  # end offset of each line's text in `text`
-        self.metas = array("L")  # index into LogStore._metas: (source, prefix)
-        self.text = bytearray()
+        # "I" is 4 bytes ("L" is 8 on 64-bit Linux): a chunk's text is far below 4 GiB.
+        self.ends = array("I")  # end offset of each line's text in `text`
+        self.metas = array("I")  # index into LogStore._metas: (source, prefix)
+        self.text: bytearray | bytes = bytearray()  # bytes once sealed
         self.start = 0
         self.ascii = True  # every line ASCII: bytes.lower() is then exactly str.lower()
 
@@ -93,6 +94,14 @@ class _Chunk:
 
     def full(self) -> bool:
         return len(self.seqs) >= CHUNK_LINES or len(self.text) >= CHUNK_BYTES
+
+    def seal(self) -> None:
+        """No more lines come: drop the slack that growing the buffers left (bytearray and
+        array over-allocate by an eighth or so as they grow)."""
+        self.text = bytes(self.text)
+        # A slice of an array is allocated to its exact size.
+        self.seqs, self.times = self.seqs[:], self.times[:]
+        self.ends, self.metas = self.ends[:], self.metas[:]
 
     def raw(self, index: int) -> bytes:
         begin = self.ends[index - 1] if index else 0
@@ -161,6 +170,8 @@ class LogStore:
         now = time.time()
         log = self._logs.setdefault(resource, _ResourceLog())
         if not log.chunks or log.chunks[-1].full():
+            if log.chunks:
+                log.chunks[-1].seal()
             log.chunks.append(_Chunk())
         chunk = log.chunks[-1]
         data = text.encode("utf-8", _ENCODING_ERRORS)
