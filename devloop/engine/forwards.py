@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any, Protocol
 
 from devloop.engine.runner import RunnerHooks
 from devloop.engine.scheduler import RuntimeState
-from devloop.k8s.portforward import container_port_for
+from devloop.k8s.portforward import container_port_for, describe_failure
 from devloop.model import plan as p
 
 # A server often starts listening a moment after its pod turns ready (no readiness probe):
@@ -33,7 +32,7 @@ from devloop.model import plan as p
 ALERT_AFTER_SECONDS = 5.0
 # A forward that worked and then lost its pod or its connection is a fault, not a start:
 # it is alerted this soon (a second look confirms it first).
-LOST_ALERT_AFTER_SECONDS = 1.0
+LOST_ALERT_AFTER_SECONDS = 0.5
 # A working forward is probed this often, so a target that stops listening (or a kubelet
 # or API server that goes away) shows within a few seconds, not at the next request.
 PROBE_EVERY_SECONDS = 2.0
@@ -42,20 +41,11 @@ LOG_EVERY_SECONDS = 10.0
 # Broken this long, the forward fails its resource: the same patience as for a container
 # stuck in a retried error (k8s_runner.STUCK_SECONDS).
 FAIL_AFTER_SECONDS = 30.0
-# The kubelet's refusal names network namespaces and container IDs around the one fact
-# that matters: "dial tcp4 127.0.0.1:9999: connect: connection refused".
-_DIAL_ERROR = re.compile(r"dial tcp4? [^\s]*?:(\d+): connect: ([a-z ]+)")
 
 
 def summarize(message: str) -> str:
-    """The kubelet's port-forward error said briefly; other messages as they are."""
-    found = _DIAL_ERROR.search(message)
-    if found is None:
-        return message
-    port, reason = found.group(1), found.group(2).strip()
-    if reason == "connection refused":
-        return f"connection refused: nothing listens on port {port} in the pod"
-    return f"cannot connect to port {port} in the pod: {reason}"
+    """A port-forward's error said briefly (see `describe_failure`)."""
+    return describe_failure(message)
 
 
 class Forwarding(Protocol):
@@ -197,8 +187,9 @@ class ForwardKeeper:
         if (fw.state != "error" or fw.message != message) and (
                 now - fw.logged.get(message, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS):
             fw.logged[message] = now
-            self._log(f"port-forward {fw.spec.local_port} -> {fw.pod or '?'}:"
-                      f"{fw.container_port or fw.spec.container_port}: {message}")
+            target = f" -> {fw.pod}:{fw.container_port or fw.spec.container_port}" if (
+                fw.pod) else ""
+            self._log(f"port-forward {fw.spec.local_port}{target}: {message}")
         fw.state, fw.message = "error", message
         if fw.failing_since is None:
             fw.failing_since = now

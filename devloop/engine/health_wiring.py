@@ -31,10 +31,10 @@ def session_parts(cluster: Cluster, plan: Callable[[], p.Plan]) -> Callable[[], 
     session's pods, and the Docker engine and registry when the plan builds images."""
     kube = cluster.kube
 
-    def kubelet(node: str) -> Part:
+    def kubelet(node: str, pod: tuple[str, str, str]) -> Part:
         async def probe() -> str:
             try:
-                return await api_health.kubelet_problem(kube, node)
+                return await api_health.kubelet_problem(kube, node, pod)
             except api_health.NotAllowed as exc:
                 raise Unwatchable(str(exc)) from None
 
@@ -45,7 +45,7 @@ def session_parts(cluster: Cluster, plan: Callable[[], p.Plan]) -> Callable[[], 
 
     def parts() -> list[Part]:
         found = [Part("api-server", "the API server", api_server)]
-        found += [kubelet(node) for node in sorted(kube.watched_nodes())]
+        found += [kubelet(node, pod) for node, pod in sorted(kube.pods_by_node().items())]
         if any(isinstance(image, p.DockerBuild) for image in plan().images):
             found.append(Part("docker", "the Docker engine", reachability.docker_problem,
                               cluster=False))

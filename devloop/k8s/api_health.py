@@ -3,9 +3,10 @@
 Ordinary API calls wait up to a minute, and an API server whose etcd is gone still
 accepts connections and keeps its watches open without a word: neither says the cluster
 is in trouble. These probes do, in a couple of seconds: the API server's `/readyz`
-(which checks etcd and its own controllers) and each kubelet's `/healthz` through the
-API server's node proxy (what logs, exec and port-forwards go through). Each returns ''
-when the part is healthy, else one short line saying why not.
+(which checks etcd and its own controllers) and each kubelet, asked for an empty piece of
+a log of a pod on its node (logs, exec and port-forwards go through the kubelet; its
+`/healthz` through the node proxy is refused for loopback node addresses, as on a local
+cluster). Each returns '' when the part is healthy, else one short line saying why not.
 """
 
 from __future__ import annotations
@@ -73,20 +74,43 @@ def _api_server_blocking(kube: KubeClient) -> str:
     return _short(f"the API server is not ready (HTTP {status}): {body}")
 
 
-def _kubelet_blocking(kube: KubeClient, node: str) -> str:
-    status, body = _get_text(kube, f"/api/v1/nodes/{node}/proxy/healthz",
-                             f"kubelet of node {node}")
-    if status == 200:
+def _kubelet_blocking(kube: KubeClient, node: str, namespace: str, pod: str,
+                     container: str) -> str:
+    resp_status, body = _get_log_head(kube, namespace, pod, container)
+    if resp_status == 200:
         return ""
-    if status in (401, 403, 404):
+    if resp_status in (401, 403):
         raise NotAllowed(body)
-    if status == 0 and "cannot reach the API server" in body:
+    if resp_status in (400, 404):
+        return ""  # the pod or its container is gone: not the kubelet's fault
+    if resp_status == 0 and "cannot reach the API server" in body:
         return ""  # the API server's own probe says so; nothing to say of the kubelet
-    if "error dialing backend" in body or status in (500, 502, 503):
-        reason = body.split("error dialing backend:")[-1] if "error dialing backend" in body \
-            else body
-        return _short(f"the kubelet of node {node} is unreachable: {reason.strip()}")
-    return _short(f"the kubelet of node {node} is not healthy (HTTP {status}): {body}")
+    if "error dialing backend" in body:
+        reason = body.split("error dialing backend:")[-1].strip()
+        return _short(f"the kubelet of node {node} is unreachable: {reason}")
+    if resp_status == 0:
+        return _short(f"the kubelet of node {node} does not answer: {body}")
+    return _short(f"the kubelet of node {node} is not healthy (HTTP {resp_status}): {body}")
+
+
+def _get_log_head(kube: KubeClient, namespace: str, pod: str,
+                  container: str) -> tuple[int, str]:
+    """(HTTP status, body) of an empty log read (tailLines=0) through the kubelet."""
+    try:
+        resp = kube.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+                            query=[("container", container), ("tailLines", 0),
+                                   ("limitBytes", 1)], stream=True,
+                            what=f"log of {namespace}/{pod}",
+                            timeout=(PROBE_TIMEOUT_SECONDS, PROBE_TIMEOUT_SECONDS))
+    except KubeError as e:
+        return e.status or 0, e.message
+    try:
+        resp.read()
+        return int(resp.status), ""
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        return 0, f"connection lost: {e}"
+    finally:
+        resp.release_conn()
 
 
 async def api_server_problem(kube: KubeClient) -> str:
@@ -94,7 +118,7 @@ async def api_server_problem(kube: KubeClient) -> str:
     return await asyncio.to_thread(_api_server_blocking, kube)
 
 
-async def kubelet_problem(kube: KubeClient, node: str) -> str:
-    """'' when the node's kubelet answers its health check through the API server, else
-    why not; raises NotAllowed when these credentials may not ask."""
-    return await asyncio.to_thread(_kubelet_blocking, kube, node)
+async def kubelet_problem(kube: KubeClient, node: str, pod: tuple[str, str, str]) -> str:
+    """'' when the node's kubelet serves a read of the log of `pod` (namespace, name,
+    container) on it, else why not; raises NotAllowed when these credentials may not."""
+    return await asyncio.to_thread(_kubelet_blocking, kube, node, *pod)

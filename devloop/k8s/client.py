@@ -349,12 +349,21 @@ class KubeClient:
             self._caches[key] = cache
         return cache
 
-    def watched_nodes(self) -> set[str]:
-        """The nodes that run the pods the shared watches see (whose kubelets the session
-        depends on for logs, exec and port-forwards)."""
-        return {str(pod["spec"]["nodeName"]) for (kind, _), cache in self._caches.items()
-                if kind == "Pod" for pod in cache.objects.values()
-                if (pod.get("spec") or {}).get("nodeName")}
+    def pods_by_node(self) -> dict[str, tuple[str, str, str]]:
+        """For each node that runs a pod the shared watches see, one of its running pods
+        as (namespace, pod, container): the session depends on that node's kubelet for
+        logs, exec and port-forwards, and can ask it through that pod."""
+        found: dict[str, tuple[str, str, str]] = {}
+        for (kind, namespace), cache in sorted(self._caches.items()):
+            if kind != "Pod":
+                continue
+            for name, pod in sorted(cache.objects.items()):
+                node = (pod.get("spec") or {}).get("nodeName")
+                running = [s.get("name") for s in (pod.get("status") or {}).get(
+                    "containerStatuses") or [] if "running" in (s.get("state") or {})]
+                if node and running and node not in found:
+                    found[str(node)] = (namespace, name, str(running[0]))
+        return found
 
     async def stream_logs(self, namespace: str, pod: str, container: str,
                           since_time: str | None = None) -> AsyncIterator[str]:

@@ -57,6 +57,9 @@ OPEN_TIMEOUT_SECONDS = 10.0
 REPORT_EVERY_SECONDS = 10.0
 
 _POOL = concurrent.futures.ThreadPoolExecutor(OPEN_THREADS, thread_name_prefix="portforward")
+# The kubelet's refusal names network namespaces and container IDs around the one fact
+# that matters: "dial tcp4 127.0.0.1:9999: connect: connection refused".
+_DIAL_ERROR = re.compile(r"dial tcp[46]? [^\s]*?:(\d+): connect: ([a-z ]+)")
 # websocket-client's handshake error: "Handshake status 500 Internal Server Error -+-+-
 # {headers} -+-+- body"; the headers (a new Date each time) made every report different.
 _HANDSHAKE = re.compile(r"Handshake status (\d+)\s*([^\n]*?)\s*-\+-\+-.*-\+-\+-\s*(.*)\Z",
@@ -64,8 +67,15 @@ _HANDSHAKE = re.compile(r"Handshake status (\d+)\s*([^\n]*?)\s*-\+-\+-.*-\+-\+-\
 
 
 def describe_failure(text: str) -> str:
-    """A tunnel's failure in one short line: the API server's own Status message out of a
-    websocket handshake dump, and what it means when it says the kubelet is away."""
+    """A tunnel's failure in one short line: the kubelet's refusal to dial the pod's port
+    without its network namespaces and container IDs, the API server's own Status message
+    out of a websocket handshake dump, and what it means when the kubelet is away."""
+    dial = _DIAL_ERROR.search(text)
+    if dial is not None and "error dialing backend" not in text:
+        port, reason = dial.group(1), dial.group(2).strip()
+        if reason == "connection refused":
+            return f"connection refused: nothing listens on port {port} in the pod"
+        return f"cannot connect to port {port} in the pod: {reason}"
     found = _HANDSHAKE.search(text)
     if found is not None:
         status, status_text, body = found.group(1), found.group(2).strip(), found.group(3)
