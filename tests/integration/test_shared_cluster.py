@@ -155,7 +155,10 @@ def test_push_and_deploy_through_the_tls_registry_with_a_pull_secret(
     uid = uuid.uuid4().hex[:8]
     name, image = f"tls-web-{uid}", f"shared-app-{uid}"
     namespace, kubeconfig = shared.namespaces["alice"], shared.kubeconfigs["alice"]
-    directory = project(tmp_path / "app", name=name, image=image, allow=allow(shared))
+    # Contents unique to this run: a layer pushed by an earlier run would be mounted from
+    # its repository instead of sent.
+    directory = project(tmp_path / "app", name=name, image=image, allow=allow(shared),
+                        content=f"v1 {uid}")
     try:
         first = run(["ci", "--timeout", "180s"], directory, kubeconfig)
         text = output(first)
@@ -194,7 +197,7 @@ def test_push_and_deploy_through_the_tls_registry_with_a_pull_secret(
             admin.delete_namespaced_pod(bare, namespace, grace_period_seconds=0)
 
         # A rebuild that changes one file sends one layer; the base is already there.
-        (directory / "content.txt").write_text("v2\n")
+        (directory / "content.txt").write_text(f"v2 {uid}\n")
         second = run(["ci", "--timeout", "180s"], directory, kubeconfig)
         assert second.returncode == 0, output(second)
         summary = pushed_summaries(output(second))
