@@ -187,9 +187,7 @@ class ForwardKeeper:
         if (fw.state != "error" or fw.message != message) and (
                 now - fw.logged.get(message, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS):
             fw.logged[message] = now
-            target = f" -> {fw.pod}:{fw.container_port or fw.spec.container_port}" if (
-                fw.pod) else ""
-            self._log(f"port-forward {fw.spec.local_port}{target}: {message}")
+            self._log(f"port-forward {fw.spec.local_port}{self._target(fw)}: {message}")
         fw.state, fw.message = "error", message
         if fw.failing_since is None:
             fw.failing_since = now
@@ -212,8 +210,11 @@ class ForwardKeeper:
         after = LOST_ALERT_AFTER_SECONDS if fw.worked else ALERT_AFTER_SECONDS
         if self._clock() - fw.failing_since < after:
             return ""
-        return (f"port-forward {fw.spec.local_port} -> {fw.pod or 'pod'}:"
-                f"{fw.container_port or fw.spec.container_port}: {fw.message}")
+        return f"port-forward {fw.spec.local_port}{self._target(fw)}: {fw.message}"
+
+    def _target(self, fw: _Forward) -> str:
+        """' -> pod:port', or '' when the forward has no pod now (its message says why)."""
+        return f" -> {fw.pod}:{fw.container_port or fw.spec.container_port}" if fw.pod else ""
 
     def _sync_alert(self, fw: _Forward) -> None:
         """Publish the alert the forward deserves, or take back one it no longer does."""

@@ -12,6 +12,7 @@ cluster). Each returns '' when the part is healthy, else one short line saying w
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING
 
 import urllib3
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 PROBE_TIMEOUT_SECONDS = 2.0
 # A probe's answer is cut to this many characters.
 MAX_CHARS = 200
+# The API server's failure to reach a kubelet: "dial tcp 127.0.0.1:10250: connect: ...".
+_DIAL = re.compile(r"dial tcp[46]? \S+: connect: [a-z ]+")
 
 
 class NotAllowed(Exception):
@@ -85,8 +88,10 @@ def _kubelet_blocking(kube: KubeClient, node: str, namespace: str, pod: str,
         return ""  # the pod or its container is gone: not the kubelet's fault
     if resp_status == 0 and "cannot reach the API server" in body:
         return ""  # the API server's own probe says so; nothing to say of the kubelet
-    if "error dialing backend" in body:
-        reason = body.split("error dialing backend:")[-1].strip()
+    dial = _DIAL.search(body)
+    if "error dialing backend" in body or dial is not None:
+        reason = dial.group(0) if dial is not None else body.split(
+            "error dialing backend:")[-1].strip()
         return _short(f"the kubelet of node {node} is unreachable: {reason}")
     if resp_status == 0:
         return _short(f"the kubelet of node {node} does not answer: {body}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from devloop.engine import cluster_health
 from devloop.engine.cluster_health import (
     ClusterHealth,
@@ -17,7 +19,9 @@ from devloop.engine.cluster_health import (
 )
 from devloop.engine.runner import RuntimeReport
 from devloop.engine.scheduler import RuntimeState
+from devloop.k8s import api_health
 from devloop.k8s.api_health import readyz_failures
+from devloop.k8s.errors import KubeError
 
 
 class Parts:
@@ -164,3 +168,51 @@ def test_updates_that_failed_during_the_outage_run_again_when_the_part_returns()
 def test_the_failed_checks_of_readyz_are_named():
     body = "[+]ping ok\n[-]etcd failed: reason withheld\n[+]log ok\n[-]informer-sync failed\n"
     assert readyz_failures(body) == ["etcd", "informer-sync"]
+
+
+class Kube:
+    """Raises `error` for every request, as KubeClient.request does for a failed one."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        raise self.error
+
+
+def test_an_api_server_without_etcd_says_so():
+    from devloop.k8s.errors import error_from_status
+
+    error = error_from_status(500, "[+]ping ok\n[-]etcd failed: reason withheld\n"
+                              "readyz check failed", "API server")
+    problem = asyncio.run(api_health.api_server_problem(Kube(error)))  # type: ignore[arg-type]
+    assert problem == "the API server is not ready: etcd failed"
+
+
+def test_an_unreachable_api_server_says_so():
+    error = KubeError("API server: cannot reach the API server: [Errno 111] Connection "
+                      "refused", temporary=True)
+    problem = asyncio.run(api_health.api_server_problem(Kube(error)))  # type: ignore[arg-type]
+    assert problem.startswith("API server: cannot reach the API server")
+
+
+def test_a_stopped_kubelet_is_named_with_the_api_servers_dial_error():
+    from devloop.k8s.errors import error_from_status
+
+    error = error_from_status(500, 'Get "https://127.0.0.1:10250/containerLogs/ns/p/c": '
+                              "dial tcp 127.0.0.1:10250: connect: connection refused", "log")
+    problem = asyncio.run(api_health.kubelet_problem(
+        Kube(error), "n1", ("ns", "p", "c")))  # type: ignore[arg-type]
+    assert problem == ("the kubelet of node n1 is unreachable: dial tcp 127.0.0.1:10250: "
+                       "connect: connection refused")
+
+
+def test_a_kubelet_these_credentials_may_not_ask_is_not_a_fault():
+    from devloop.k8s.errors import error_from_status
+
+    error = error_from_status(403, "pods/log is forbidden", "log")
+    with pytest.raises(api_health.NotAllowed):
+        asyncio.run(api_health.kubelet_problem(Kube(error), "n1", ("ns", "p", "c")))  # type: ignore[arg-type]
+    gone = error_from_status(404, "pods p not found", "log")
+    assert asyncio.run(api_health.kubelet_problem(
+        Kube(gone), "n1", ("ns", "p", "c"))) == ""  # type: ignore[arg-type]
