@@ -240,6 +240,10 @@ class Pusher:
             self._found[host] = self._credentials(host)
         return self._found[host]
 
+    def known_credentials(self, host: str) -> Credentials | None:
+        """The credentials the last push to `host` used (no lookup; None if none yet)."""
+        return self._found.get(host)
+
     def forget(self, host: str) -> None:
         """Look credentials up again next time (after an auth refusal: the developer may
         have run `docker login` since)."""

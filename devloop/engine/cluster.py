@@ -14,7 +14,7 @@ from typing import Any
 
 from devloop.build import registry as reg
 from devloop.build.context import context_digest
-from devloop.build.credentials import CredentialsError, dockerconfigjson
+from devloop.build.credentials import Credentials, CredentialsError, dockerconfigjson
 from devloop.build.custom_builder import CustomBuilder
 from devloop.build.docker_builder import BuildError, DockerBuilder
 from devloop.build.dockerfile_deps import inject_built_refs
@@ -50,6 +50,7 @@ class Cluster:
         # images it is attached to (see pull_secrets.py).
         self.pull_secret = ""
         self.pull_hosts: tuple[str, ...] = ()
+        self._pull_credentials: Credentials | None = None
         self.custom = CustomBuilder(self.builder)
         self._built: dict[tuple[str, str], tuple[str, str]] = {}  # -> (cluster ref, local)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -120,7 +121,20 @@ class Cluster:
         except CredentialsError as exc:
             log(f"WARNING: no image pull secret for {self.registry.host}: {exc}")
             return
-        if found is None:
+        await self._apply_pull_secret(found, log)
+
+    async def _refresh_pull_secret(self, log: LogFn) -> None:
+        """After a push: credentials that changed since the secret was made (a `docker
+        login` after the registry refused the old ones) go into the secret too, or pods
+        would fail to pull what was just pushed."""
+        if self.registry is None:
+            return
+        found = self.pusher.known_credentials(self.registry.host)
+        if found is not None and found != self._pull_credentials:
+            await self._apply_pull_secret(found, log)
+
+    async def _apply_pull_secret(self, found: Credentials | None, log: LogFn) -> None:
+        if self.registry is None or found is None:
             return
         hosts = tuple(dict.fromkeys((self.registry.runtime_host, self.registry.host)))
         try:
@@ -136,6 +150,7 @@ class Cluster:
             raise UpdateError(f"cannot create the image pull secret {name} in namespace "
                               f"{self.kube.namespace}: {exc}") from None
         self.pull_secret, self.pull_hosts = name, hosts
+        self._pull_credentials = found
         log(f"Image pull secret {name} in namespace {self.kube.namespace}: credentials for "
             f"{self.registry.host} from {found.source}")
 
@@ -202,6 +217,7 @@ class Cluster:
                         log(f"Pushing {built.ref}")
                         ref = (await self.pusher.push(built, self.registry, log=log)).ref
                         tr.mark(step, image=image.ref)
+                        await self._refresh_pull_secret(log)
                 except (BuildError, WrapError) as exc:
                     tr.mark(step, image=image.ref, error=True)
                     raise UpdateError(f"image {image.ref}: {exc}") from None

@@ -150,3 +150,45 @@ def test_namespace_and_context_flags_reach_the_tiltfile(
     evaluation = tiltfile(text)
     assert "ns=dev-bob" in "".join(evaluation.output)
     assert evaluation.plan.settings.k8s_namespace == "dev-bob"
+
+
+class FakeKube:
+    """What Cluster's pull-secret code uses of KubeClient: the namespace and apply."""
+
+    def __init__(self) -> None:
+        self.namespace = "team"
+        self.applied: list[dict[str, Any]] = []
+
+    async def server_side_apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.applied.append(obj)
+        return obj
+
+
+async def test_cluster_makes_and_refreshes_the_pull_secret_from_push_credentials() -> None:
+    from devloop.build.credentials import Credentials
+    from devloop.build.push import Pusher
+    from devloop.engine.cluster import Cluster
+
+    answers = [None, Credentials(host="registry.example.com", username="u", password="s3cret-new",
+                                 source="auths")]
+    pusher = Pusher(lambda: None, credentials=lambda host: answers[0])  # type: ignore[arg-type,return-value]
+    kube = FakeKube()
+    cluster = Cluster(kube, reg.Registry(host="registry.example.com"), push=True,  # type: ignore[arg-type]
+                      pusher=pusher)
+    said: list[str] = []
+    await cluster._ensure_pull_secret(said.append)
+    assert kube.applied == [] and cluster.pull_secret == ""  # no login yet: nothing to pull with
+
+    # `docker login` later: the next push finds credentials, the secret follows them.
+    answers.pop(0)
+    pusher.forget("registry.example.com")
+    pusher.credentials_for("registry.example.com")
+    await cluster._refresh_pull_secret(said.append)
+    assert [m["metadata"]["name"] for m in kube.applied] == [
+        "devloop-registry-registry.example.com"]
+    data = json.loads(base64.b64decode(kube.applied[0]["data"][".dockerconfigjson"]))
+    assert data["auths"]["registry.example.com"]["password"] == "s3cret-new"
+    assert cluster.pull_secret == "devloop-registry-registry.example.com"
+    assert said and "s3cret-new" not in "\n".join(said)
+    await cluster._refresh_pull_secret(said.append)
+    assert len(kube.applied) == 1  # unchanged credentials: not applied again
