@@ -14,7 +14,12 @@ from typing import Any
 
 from devloop.build import registry as reg
 from devloop.build.context import context_digest
-from devloop.build.credentials import Credentials, CredentialsError, dockerconfigjson
+from devloop.build.credentials import (
+    Credentials,
+    CredentialsError,
+    dockerconfigjson,
+    registry_host,
+)
 from devloop.build.custom_builder import CustomBuilder
 from devloop.build.docker_builder import BuildError, DockerBuilder
 from devloop.build.dockerfile_deps import inject_built_refs
@@ -136,13 +141,15 @@ class Cluster:
     async def _apply_pull_secret(self, found: Credentials | None, log: LogFn) -> None:
         if self.registry is None or found is None:
             return
-        hosts = tuple(dict.fromkeys((self.registry.runtime_host, self.registry.host)))
+        # Hosts only: a registry given as `host/path` logs in to `host`.
+        hosts = tuple(dict.fromkeys(registry_host(h) for h in (self.registry.runtime_host,
+                                                               self.registry.host)))
         try:
             config = dockerconfigjson(found, hosts=hosts)
         except CredentialsError as exc:
             log(f"WARNING: no image pull secret for {self.registry.host}: {exc}")
             return
-        name = secret_name(self.registry.runtime_host)
+        name = secret_name(hosts[0])
         try:
             await self.kube.server_side_apply(
                 pull_secret_manifest(name, self.kube.namespace, config))

@@ -171,9 +171,9 @@ async def test_cluster_makes_and_refreshes_the_pull_secret_from_push_credentials
 
     answers = [None, Credentials(host="registry.example.com", username="u", password="s3cret-new",
                                  source="auths")]
-    pusher = Pusher(lambda: None, credentials=lambda host: answers[0])  # type: ignore[arg-type,return-value]
+    pusher = Pusher(lambda: None, credentials=lambda host: answers[0])
     kube = FakeKube()
-    cluster = Cluster(kube, reg.Registry(host="registry.example.com"), push=True,  # type: ignore[arg-type]
+    cluster = Cluster(kube, reg.Registry(host="registry.example.com"), push=True,
                       pusher=pusher)
     said: list[str] = []
     await cluster._ensure_pull_secret(said.append)
@@ -192,3 +192,23 @@ async def test_cluster_makes_and_refreshes_the_pull_secret_from_push_credentials
     assert said and "s3cret-new" not in "\n".join(said)
     await cluster._refresh_pull_secret(said.append)
     assert len(kube.applied) == 1  # unchanged credentials: not applied again
+
+
+async def test_pull_secret_of_a_registry_with_a_path_logs_in_to_its_host() -> None:
+    from devloop.build.credentials import Credentials
+    from devloop.build.push import Pusher
+    from devloop.engine.cluster import Cluster
+
+    found = Credentials(host="registry.example.com", username="u", password="p", source="x")
+    kube = FakeKube()
+    cluster = Cluster(kube, reg.Registry(host="registry.example.com/team",
+                                         host_from_container_runtime="mirror.internal/team"),
+                      push=True, pusher=Pusher(lambda: None, credentials=lambda host: found))
+    await cluster._ensure_pull_secret(lambda line: None)
+    data = json.loads(base64.b64decode(kube.applied[0]["data"][".dockerconfigjson"]))
+    assert set(data["auths"]) == {"mirror.internal", "registry.example.com"}
+    assert cluster.pull_secret == "devloop-registry-mirror.internal"
+    deployed = attach(deployment("mirror.internal/team/app:1"), cluster.pull_secret,
+                      hosts=cluster.pull_hosts, namespace="team")
+    assert deployed["spec"]["template"]["spec"]["imagePullSecrets"] == [
+        {"name": "devloop-registry-mirror.internal"}]
