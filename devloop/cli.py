@@ -137,7 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         _setup_failure_reports(options, started, "(devloop)", str(exc), str(exc))
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Ctrl-C: asyncio.run turns it into CancelledError when the session's task was
+        # cancelled more than once on its way out; either way, end quietly.
         return 130
 
 
