@@ -3,7 +3,8 @@
 One monitor per session probes each part every PROBE_EVERY_SECONDS: the API server
 (`/readyz`, so a lost etcd shows too), the kubelet of every node that runs the session's
 pods, and, when images are built, the Docker engine and the registry pushed to. A part
-that fails a probe is an `alert` object (`cluster-<part>`) and a line in the Tiltfile log
+that fails a probe is an `alert` object (type `cluster`, keyed by the part) and a line in
+the Tiltfile log
 at once; Kubernetes resources then say the cluster is unreachable (`overlay`) instead of
 showing a stale "ready". When the part answers again its alert goes, the log says after
 how long, and every resource whose update failed while the part was away is updated
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from devloop.engine.alerts import ALERT_KIND, Alert, AlertType, alert_id, raise_alert
 from devloop.engine.runner import RuntimeReport
 from devloop.engine.scheduler import RuntimeState
 
@@ -34,7 +36,8 @@ PROBE_TIMEOUT_SECONDS = 3.0
 # An update that failed this long before a part's failure was seen may still have failed
 # because of it (a push retries for a while before it gives up).
 RETRY_MARGIN_SECONDS = 30.0
-ALERT_KIND = "alert"
+# The resource session-wide alerts and log lines belong to.
+SESSION_RESOURCE = "(Tiltfile)"
 
 
 Probe = Callable[[], Awaitable[str]]
@@ -154,7 +157,7 @@ class ClusterHealth:
         for key in [k for k in self._seen if k not in parts]:
             gone = self._seen.pop(key)
             if gone.problem:
-                self._reporter.delete(ALERT_KIND, f"cluster-{key}")
+                self._reporter.delete(ALERT_KIND, _alert_name(key))
         api_down = bool(self._seen.get("api-server") and self._seen["api-server"].problem)
         probing: list[tuple[_Seen, asyncio.Task[str]]] = []
         for key, part in parts.items():
@@ -196,16 +199,20 @@ class ClusterHealth:
                 seen.since, seen.since_wall = self._clock(), self._wall()
                 self._reporter.log(f"WARNING: {problem}")
             seen.problem = problem
-            self._reporter.publish(ALERT_KIND, f"cluster-{key}", {"resource": "", "part": key},
-                                   {"message": problem})
+            raise_alert(self._reporter.publish, Alert(AlertType.CLUSTER, SESSION_RESOURCE,
+                                                       problem, key=key))
             return True
         lasted = self._clock() - seen.since if seen.since is not None else 0.0
         self._reporter.log(f"{label[0].upper()}{label[1:]} is back after {lasted:.1f} s")
-        self._reporter.delete(ALERT_KIND, f"cluster-{key}")
+        self._reporter.delete(ALERT_KIND, _alert_name(key))
         since_wall = seen.since_wall
         seen.problem, seen.since = "", None
         self._reporter.on_recovered(label, since_wall)
         return True
+
+
+def _alert_name(part: str) -> str:
+    return alert_id(AlertType.CLUSTER, SESSION_RESOURCE, part)
 
 
 async def _answer(probe: Probe) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from devloop.engine.alerts import Alert, AlertType, alert_id, raise_alert
 from devloop.engine.runner import RunnerHooks
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.portforward import container_port_for, describe_failure
@@ -222,14 +223,14 @@ class ForwardKeeper:
         if text == fw.alert:
             return
         if text:
-            self._hooks.publish("alert", self._alert_name(fw), {"resource": self.resource},
-                                {"message": text})
+            raise_alert(self._hooks.publish, Alert(AlertType.PORT_FORWARD, self.resource, text,
+                                                   key=str(fw.spec.local_port)))
         else:
             self._hooks.delete("alert", self._alert_name(fw))
         fw.alert = text
 
     def _alert_name(self, fw: _Forward) -> str:
-        return f"{self.resource}-portforward-{fw.spec.local_port}"
+        return alert_id(AlertType.PORT_FORWARD, self.resource, str(fw.spec.local_port))
 
     def _publish(self, fw: _Forward) -> None:
         self._hooks.publish("portforward", f"{self.resource}-{fw.spec.local_port}", {

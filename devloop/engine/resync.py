@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from devloop.engine import live_update as lu
+from devloop.engine.alerts import ALERT_KIND, Alert, AlertType, alert_id, raise_alert
 from devloop.engine.cluster_health import until_reachable
 from devloop.engine.k8s_live import LiveUpdater, _LiveWork, count
 from devloop.engine.k8s_seam import ClusterSeam
@@ -28,7 +29,6 @@ from devloop.engine.runner import RunnerHooks, UpdateError
 from devloop.k8s.errors import KubeError
 from devloop.k8s.sync import SyncError
 
-ALERT_KIND = "alert"
 # Pod changes arrive in bursts (a new pod's statuses change within milliseconds): a short
 # pause gathers them into one look.
 GATHER_SECONDS = 0.05
@@ -203,8 +203,7 @@ class Resyncer:
         if text == self._alert:
             return
         if text:
-            self._hooks.publish(ALERT_KIND, f"{self.name}-resync", {"resource": self.name},
-                                {"message": text})
+            raise_alert(self._hooks.publish, Alert(AlertType.RESYNC, self.name, text))
         else:
-            self._hooks.delete(ALERT_KIND, f"{self.name}-resync")
+            self._hooks.delete(ALERT_KIND, alert_id(AlertType.RESYNC, self.name))
         self._alert = text

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from devloop.engine import cluster_health
+from devloop.engine.alerts import AlertType, alert_id
 from devloop.engine.cluster_health import (
     ClusterHealth,
     Part,
@@ -22,6 +23,9 @@ from devloop.engine.scheduler import RuntimeState
 from devloop.k8s import api_health
 from devloop.k8s.api_health import readyz_failures
 from devloop.k8s.errors import KubeError
+
+API_ALERT = alert_id(AlertType.CLUSTER, cluster_health.SESSION_RESOURCE, "api-server")
+KUBELET_ALERT = alert_id(AlertType.CLUSTER, cluster_health.SESSION_RESOURCE, "kubelet-n1")
 
 
 class Parts:
@@ -76,7 +80,7 @@ def test_a_failing_part_is_an_alert_at_once_and_its_return_clears_it():
     assert recorder.alerts == {} and health.problem() == ""
     parts.answers["api-server"] = "the API server is not ready: etcd failed"
     asyncio.run(health.check_once())
-    assert recorder.alerts == {"cluster-api-server": "the API server is not ready: etcd failed"}
+    assert recorder.alerts == {API_ALERT: "the API server is not ready: etcd failed"}
     assert recorder.lines == ["WARNING: the API server is not ready: etcd failed"]
     assert health.problem() == "the API server is not ready: etcd failed"
     parts.answers["api-server"] = ""
@@ -96,7 +100,7 @@ def test_while_the_api_server_is_away_the_kubelets_are_not_asked():
     parts.asked.clear()
     asyncio.run(health.check_once())
     assert parts.asked == ["api-server"]
-    assert list(recorder.alerts) == ["cluster-api-server"]
+    assert list(recorder.alerts) == [API_ALERT]
 
 
 def test_a_probe_that_does_not_answer_is_a_failure(monkeypatch):
@@ -110,7 +114,7 @@ def test_a_probe_that_does_not_answer_is_a_failure(monkeypatch):
         await health.stop()
 
     asyncio.run(scenario())
-    assert "does not answer" in recorder.alerts["cluster-kubelet-n1"]
+    assert "does not answer" in recorder.alerts[KUBELET_ALERT]
 
 
 def test_a_part_these_credentials_cannot_probe_is_left_alone():

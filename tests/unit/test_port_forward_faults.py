@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from devloop.engine import forwards
+from devloop.engine.alerts import AlertType, alert_id
 from devloop.engine.forwards import LOST_ALERT_AFTER_SECONDS, ForwardKeeper
 from devloop.engine.runner import RunnerHooks
 from devloop.k8s.portforward import PortForwarder, PortForwardError, describe_failure
 from devloop.model import plan as p
 
-ALERT = ("alert", "web-portforward-8000")
+ALERT = ("alert", alert_id(AlertType.PORT_FORWARD, "web", "8000"))
 
 
 def pod(name: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from devloop.engine.alerts import AlertType, alert_id
 from devloop.engine.forwards import (
     ALERT_AFTER_SECONDS,
     FAIL_AFTER_SECONDS,
@@ -17,6 +18,8 @@ from devloop.engine.runner import RunnerHooks
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.portforward import container_port_for
 from devloop.model import plan as p
+
+ALERT = ("alert", alert_id(AlertType.PORT_FORWARD, "web", "8000"))
 
 
 def pod(name: str, *ports: int) -> dict[str, Any]:
@@ -94,12 +97,11 @@ def test_a_forward_that_stays_broken_alerts_then_fails_its_resource():
     clock = [0.0]
     fwd, recorder, _ = keeper(["connection refused"], clock)
     asyncio.run(fwd.keep([("ns", pod("web-1"))]))
-    assert ("alert", "web-portforward-8000") not in recorder.objects
+    assert ALERT not in recorder.objects
     clock[0] = ALERT_AFTER_SECONDS
     asyncio.run(fwd.keep([("ns", pod("web-1"))]))
     assert fwd.verdict().state == RuntimeState.PENDING
-    assert "connection refused" in recorder.objects[("alert", "web-portforward-8000")][
-        "status"]["message"]
+    assert "connection refused" in recorder.objects[ALERT]["status"]["message"]
     clock[0] = FAIL_AFTER_SECONDS
     verdict = fwd.verdict()
     assert verdict.state == RuntimeState.ERROR
