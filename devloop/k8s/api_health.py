@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 PROBE_TIMEOUT_SECONDS = 2.0
 # A probe's answer is cut to this many characters.
 MAX_CHARS = 200
+# The OS's reason in a connection error: "[Errno 111] Connection refused".
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()\]]+)")
 # The API server's failure to reach a kubelet: "dial tcp 127.0.0.1:10250: connect: ...".
 _DIAL = re.compile(r"dial tcp[46]? \S+: connect: [a-z ]+")
 
@@ -67,14 +69,22 @@ def _api_server_blocking(kube: KubeClient) -> str:
     if status == 200:
         return ""
     if status == 0:
-        if "timed out" in body or "timeout" in body.lower():
-            return f"the API server does not answer (no reply in {PROBE_TIMEOUT_SECONDS:g} s)"
-        return _short(body) if "cannot reach" in body else _short(
-            f"cannot reach the API server: {body}")
+        return f"cannot reach the API server at {kube.configuration.host}: {_reason(body)}"
     failed = readyz_failures(body)
     if failed:
         return _short(f"the API server is not ready: {', '.join(failed)} failed")
     return _short(f"the API server is not ready (HTTP {status}): {body}")
+
+
+def _reason(text: str) -> str:
+    """Why a connection failed, out of urllib3's long story ("HTTPSConnectionPool(...):
+    Max retries exceeded ... [Errno 111] Connection refused"))."""
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        return f"no answer in {PROBE_TIMEOUT_SECONDS:g} s"
+    found = _ERRNO.search(text)
+    if found is not None:
+        return found.group(1).strip().lower()
+    return _short(text)
 
 
 def _kubelet_blocking(kube: KubeClient, node: str, namespace: str, pod: str,

@@ -179,6 +179,7 @@ class Kube:
 
     def __init__(self, error: Exception) -> None:
         self.error = error
+        self.configuration = type("Configuration", (), {"host": "https://127.0.0.1:6443"})
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         raise self.error
@@ -193,11 +194,14 @@ def test_an_api_server_without_etcd_says_so():
     assert problem == "the API server is not ready: etcd failed"
 
 
-def test_an_unreachable_api_server_says_so():
-    error = KubeError("API server: cannot reach the API server: [Errno 111] Connection "
-                      "refused", temporary=True)
+def test_an_unreachable_api_server_says_so_briefly():
+    error = KubeError(
+        "API server: cannot reach the API server: HTTPSConnectionPool(host='127.0.0.1', "
+        "port=6443): Max retries exceeded with url: /readyz?verbose=1 (Caused by "
+        "NewConnectionError('<urllib3.connection.HTTPSConnection object at 0x7f>: Failed to "
+        "establish a new connection: [Errno 111] Connection refused'))", temporary=True)
     problem = asyncio.run(api_health.api_server_problem(Kube(error)))  # type: ignore[arg-type]
-    assert problem.startswith("API server: cannot reach the API server")
+    assert problem == "cannot reach the API server at https://127.0.0.1:6443: connection refused"
 
 
 def test_a_stopped_kubelet_is_named_with_the_api_servers_dial_error():
