@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import yaml
 
 from devloop.engine.k8s_seam import ClusterSeam
+from devloop.k8s.apply import apply_all
 from devloop.model import plan as p
 from devloop.model import trace as tr
 
@@ -54,9 +55,17 @@ class ApplyDeployer:
                                                  self._log, inputs=inputs)
         manifests = self.cluster.prepare(self.resource, images)
         self._log(f"Applying {len(manifests)} objects")
-        for manifest in manifests:
-            tr.applied(await self.cluster.apply(manifest))  # its generation, for the rollout
+
+        async def apply(manifest: dict[str, Any]) -> dict[str, Any]:
+            applied = await self.cluster.apply(manifest)
+            tr.applied(applied)  # its generation, for the rollout
+            return applied
+
+        def done(manifest: dict[str, Any]) -> None:
             meta = manifest.get("metadata", {})
             self._log(f"  {manifest.get('kind')}/{meta.get('name')} applied")
+
+        # In kind order, several at once (k8s/apply.py): not one round trip after another.
+        await apply_all(apply, manifests, on_applied=done)
         return Deployed(manifests, images, yaml.safe_dump_all(manifests, sort_keys=False),
                         inputs)
