@@ -355,11 +355,20 @@ class Tracer:
         self._logging.add(pod)
 
     def answered(self, opened: float) -> None:
-        """Bytes came back through a port-forward on a connection opened at `opened`."""
+        """Bytes came back through a port-forward on a connection opened at `opened`.
+
+        After a rollout the forwards move to the new pods at once (before their own
+        probe says they work): an answer on a connection opened after the rollout ends
+        readiness there and then."""
         trace = self.current
-        if trace is None or trace.state != TraceState.READY or trace.has(Phase.ANSWER):
+        if trace is None or trace.has(Phase.ANSWER):
             return
-        if opened < trace.cursor:
+        if trace.state == TraceState.WAITING and trace.has(Phase.ROLLOUT) and \
+                opened >= trace.cursor:
+            trace.mark(Phase.READY)
+            trace.state = TraceState.READY
+            self._changed(trace, "ready")
+        elif trace.state != TraceState.READY or opened < trace.cursor:
             return  # asked before the update was ready: may be the old version's answer
         trace.mark(Phase.ANSWER)
         trace.state = TraceState.ANSWERED

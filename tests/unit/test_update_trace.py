@@ -214,6 +214,25 @@ def test_the_first_answer_counts_only_on_a_connection_opened_once_ready():
                                "started (0.2 s after ready)")
 
 
+def test_an_answer_right_after_the_rollout_ends_readiness_then():
+    clock = FakeClock(100.0)
+    book, store, said = book_with(clock)
+    trace = full_update(book, store, clock)
+    tracer = book.tracer("api")
+    clock.advance(1.0)
+    tracer.observed(rolled_out=True, ready=False)  # the forwards move to the new pods
+    opened = clock()
+    clock.advance(0.05)
+    tracer.answered(opened)  # before the forward's own probe said it works
+    clock.advance(0.05)
+    tracer.observed(rolled_out=True, ready=True)
+    assert [s.name for s in trace.phases][-3:] == ["rollout", "ready", "answer"]
+    assert [s.duration for s in trace.phases][-2:] == [pytest.approx(0.05), 0.0]
+    assert [text for _, text in said] == [
+        "Update to ready in 4.0 s: prepare 2.0 s, build 1.0 s, rollout 1.0 s, ready 50 ms",
+        "First answer through a port-forward 4.0 s after the update started (0 ms after ready)"]
+
+
 def test_the_first_new_log_line_is_from_a_pod_that_was_not_logging_before_the_apply():
     clock = FakeClock(100.0)
     book, store, _ = book_with(clock)
