@@ -7,6 +7,7 @@ the token the daemon wrote to its daemon file.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
+from devloop.model.kinds import CHANGED, KINDS, Column, Format
 from devloop.server.daemon_file import daemon_file, read_daemon_file
 
 TOKEN_HEADER = "X-Devloop-Token"
@@ -134,52 +136,27 @@ def _first_line(text: Any, width: int = 60) -> str:
 
 
 def _columns(kind: str, wide: bool) -> list[tuple[str, Any]]:
-    """(header, function of the object) for each column of `devloop get <kind>`."""
-    def status(key: str, default: str = "") -> Any:
-        return lambda obj: obj["status"].get(key, default)
+    """(header, function of the object) for each column of `devloop get <kind>`: the kind's
+    columns in devloop.model.kinds; a kind it does not know shows when it changed."""
+    known = KINDS.get(kind)
+    columns = known.columns if known is not None else (CHANGED,)
+    return [(column.header, functools.partial(_shown, column, wide)) for column in columns
+            if wide or not column.wide]
 
-    def spec(key: str, default: str = "") -> Any:
-        return lambda obj: obj["spec"].get(key, default)
 
-    changed = ("CHANGED", lambda obj: age(obj["metadata"].get("updatedAt")))
-    if kind == "resource":
-        columns = [("TYPE", spec("type")),
-                   ("UPDATE", lambda obj: obj["status"].get("updateStatus", "")
-                    if obj["status"].get("enabled", True) else "disabled"),
-                   ("RUNTIME", status("runtimeStatus")), ("BUILDS", status("builds", 0)),
-                   changed]
-        if wide:
-            columns += [("TRIGGER", spec("triggerMode")),
-                        ("LABELS", lambda obj: ",".join(obj["spec"].get("labels", []))),
-                        ("LINKS", lambda obj: " ".join(obj["spec"].get("links", []))),
-                        ("REASON", lambda obj: _first_line(
-                            obj["status"].get("error") or obj["status"].get("waiting")
-                            or obj["status"].get("runtimeReason")))]
-        return columns
-    if kind == "build":
-        return [("RESOURCE", spec("resource")),
-                ("STARTED", lambda obj: age(obj["status"].get("startTime"))),
-                ("DURATION", lambda obj: f"{obj['status'].get('duration', 0):.1f}s"),
-                ("RESULT", lambda obj: "error" if obj["status"].get("error") else "ok"),
-                ("CAUSE", lambda obj: _first_line(obj["spec"].get("cause"), 40 if not wide
-                                                  else 200))]
-    if kind == "alert":
-        return [("RESOURCE", spec("resource")),
-                ("MESSAGE", lambda obj: _first_line(obj["status"].get("message"),
-                                                    60 if not wide else 200)), changed]
-    if kind == "pod":
-        return [("RESOURCE", spec("resource")), ("PHASE", status("phase")),
-                ("READY", status("ready")), ("RESTARTS", status("restarts", 0)),
-                ("PROBLEM", lambda obj: _first_line(obj["status"].get("problem"))),
-                ("AGE", lambda obj: age(obj["status"].get("created")))]
-    if kind == "portforward":
-        return [("RESOURCE", spec("resource")), ("LOCAL", spec("localPort")),
-                ("CONTAINER", spec("containerPort")), ("POD", status("pod")),
-                ("STATE", status("state")), ("URL", status("url"))]
-    if kind == "session":
-        return [("ARGS", lambda obj: " ".join(obj["spec"].get("args", []))),
-                ("ERROR", lambda obj: _first_line(obj["status"].get("error"))), changed]
-    return [changed]
+def _shown(column: Column, wide: bool, obj: dict[str, Any]) -> Any:
+    value = column.value(obj)
+    if column.format == Format.AGE:
+        return age(value)
+    if column.format == Format.SECONDS:
+        return f"{float(value or 0):.1f}s"
+    if column.format == Format.LINE:
+        return _first_line(value, 200 if wide else column.width)
+    if column.format == Format.JOIN:
+        return " ".join(str(item) for item in value or [])
+    if column.format == Format.RESULT:
+        return "error" if value else "ok"
+    return value
 
 
 def _cell(value: Any) -> str:
@@ -259,7 +236,7 @@ def format_line(line: dict[str, Any]) -> str:
     prefix = f"{line['resource']:>14} │ "
     if line.get("prefix"):
         prefix += f"[{line['prefix']}] "
-    return prefix + line["text"]
+    return prefix + str(line["text"])
 
 
 # -- commands

@@ -1,7 +1,7 @@
 // The dashboard: resources from the daemon's watch stream, grouped by label, with Logs,
 // Alerts and Facets per resource. It only reads the API and acts through POSTs; no polling.
 
-import { action, stream } from "./api.js";
+import { action, getJSON, stream } from "./api.js";
 import { LogView } from "./logview.js";
 import { buildsOf, renderAlerts, renderFacets } from "./panels.js";
 import { snapshot } from "./snapshot.js";
@@ -9,6 +9,11 @@ import { ago, clockTime, duration, el, statusOf } from "./util.js";
 
 const TABS = ["logs", "alerts", "facets"];
 const UNLABELED = "unlabeled";
+
+// The kinds whose objects belong to a resource (spec.resource), from GET /api/v1/kinds (the
+// registry in devloop/model/kinds.py): a change to any of them redraws the resource's facets,
+// so a new kind needs no change here. Until it answers (and in a snapshot), these.
+let ownedKinds = ["build", "pod", "portforward", "alert", "liveupdate", "container"];
 
 // The client's copy of the store, kept current by the watch stream.
 class State {
@@ -168,7 +173,7 @@ function renderPanel(force) {
   const touches = (...kinds) => force || kinds.some((k) => dirtyKinds.has(k));
   if (route.tab === "alerts" && touches("alert", "build")) {
     renderAlerts($("panel-alerts"), state, route.resource);
-  } else if (route.tab === "facets" && touches("resource", "build", "pod", "portforward", "liveupdate")) {
+  } else if (route.tab === "facets" && touches("resource", ...ownedKinds)) {
     renderFacets($("panel-facets"), state, route.resource, panelCache);
   }
 }
@@ -215,6 +220,15 @@ function connect() {
   });
 }
 
+function loadKinds() {
+  if (snapshot) return;
+  getJSON("/api/v1/kinds").then((body) => {
+    if (!Array.isArray(body.kinds)) return;
+    ownedKinds = body.kinds.filter((kind) => kind.owned).map((kind) => kind.kind);
+    render(true);
+  }).catch(() => { /* an older daemon: the defaults above */ });
+}
+
 function wireLogControls() {
   const search = $("log-search");
   let timer = 0;
@@ -247,6 +261,7 @@ if (snapshot) document.body.dataset.mode = "snapshot";
 window.addEventListener("hashchange", onRoute);
 wireLogControls();
 wireArgs();
+loadKinds();
 connect();
 route = { resource: null, tab: "logs" }; // force the first route to load its logs
 onRoute();

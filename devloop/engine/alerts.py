@@ -3,7 +3,8 @@
 An alert has a type (what kind of problem), the resource it is about, a key telling apart
 alerts of one type and resource (a port, a task; a digest of the message for a runtime
 problem), a message, the time it was raised and its evidence (the resource's last log lines,
-the Kubernetes event). Its id, `<resource>-<type>[-<key>]`, stays the same while the problem
+the Kubernetes event). Its id, `<resource>-<type>[-<key>]` (`<type>[-<key>]` for the
+session's own: the Tiltfile, file watching, the cluster), stays the same while the problem
 lasts: other alerts coming and going never rename it. Raising it again with the same
 message keeps its time and evidence.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,14 +32,19 @@ Delete = Callable[[str, str], None]
 
 
 class AlertType(enum.StrEnum):
-    UPDATE_FAILED = "update-failed"  # a build, deploy, cmd or live update failed
+    UPDATE = "update"  # the last update (build, deploy, cmd, live update) failed
     RUNTIME = "runtime"  # what runs is failing: a crash loop, a pull error, a warning event
-    PORT_FORWARD = "port-forward"  # a port-forward has not connected for a while
+    PORT_FORWARD = "portforward"  # a port-forward has not connected for a while
     TASK_FAILED = "task-failed"  # a background task ended with an exception (a bug)
+    RESYNC = "resync"  # a restarted container has not got the live-updated files back yet
     TILTFILE = "tiltfile"  # the Tiltfile does not load: the last good state keeps running
     FILE_WATCH = "file-watch"  # files cannot be watched (the OS's inotify limits)
-    RESYNC = "resync"  # a restarted container has not got the live-updated files back yet
     CLUSTER = "cluster"  # a part of the cluster or image pipeline does not answer
+
+    @property
+    def session_wide(self) -> bool:
+        """About the session, not one resource: its id does not name a resource."""
+        return self in (AlertType.TILTFILE, AlertType.FILE_WATCH, AlertType.CLUSTER)
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,8 @@ class Alert:
 
 
 def alert_id(type_: AlertType, resource: str, key: str = "") -> str:
-    return f"{resource}-{type_.value}" + (f"-{key}" if key else "")
+    base = type_.value if type_.session_wide else f"{resource}-{type_.value}"
+    return base + (f"-{key}" if key else "")
 
 
 def message_key(message: str) -> str:
@@ -83,13 +90,19 @@ class _Readable(Protocol):
     def get(self, kind: str, name: str) -> Any: ...
 
 
+def is_raised(current: _Readable, type_: AlertType, resource: str, key: str,
+              message: str) -> bool:
+    """The alert is in `current` (the store) with this message."""
+    existing = current.get(ALERT_KIND, alert_id(type_, resource, key))
+    return existing is not None and existing.status.get("message") == message
+
+
 def raise_alert(publish: Publish, alert: Alert, *, current: _Readable | None = None) -> None:
     """Publish `alert`. With `current` (the store), an alert already raised with the same
     message keeps its time and evidence (and nothing is written)."""
-    if current is not None:
-        existing = current.get(ALERT_KIND, alert.id)
-        if existing is not None and existing.status.get("message") == alert.message:
-            return
+    if current is not None and is_raised(current, alert.type, alert.resource, alert.key,
+                                         alert.message):
+        return
     publish(ALERT_KIND, alert.id, {
         "resource": alert.resource, "type": alert.type.value, "key": alert.key}, {
         "message": alert.message, "time": alert.time or time.time(),
@@ -102,21 +115,6 @@ def clear_alert(delete: Delete, type_: AlertType, resource: str, key: str = "",
     name = alert_id(type_, resource, key)
     if current is None or current.get(ALERT_KIND, name) is not None:
         delete(ALERT_KIND, name)
-
-
-class _Listing(_Readable, Protocol):
-    def list(self, kind: str) -> Iterable[Any]: ...
-
-
-def keep_only(store: _Listing, delete: Delete, type_: AlertType, resource: str,
-              keys: Iterable[str]) -> None:
-    """Take back the alerts of this type and resource whose key is not in `keys` (the
-    problems that went away)."""
-    wanted = {alert_id(type_, resource, key) for key in keys}
-    for obj in list(store.list(ALERT_KIND)):
-        if (obj.spec.get("type") == type_.value and obj.spec.get("resource") == resource
-                and obj.name not in wanted):
-            delete(ALERT_KIND, obj.name)
 
 
 class _Putting(Protocol):

@@ -50,6 +50,7 @@ from devloop.engine.runner import (
 from devloop.engine.scheduler import RuntimeState
 from devloop.engine.tasks import cancel_and_wait, resource_reporter, spawn
 from devloop.k8s.sync import tar_archive
+from devloop.model import kinds as k
 from devloop.model import plan as p
 
 MONITOR_PERIOD_SECONDS = 1.0
@@ -57,7 +58,7 @@ MONITOR_PERIOD_SECONDS = 1.0
 ALERT_LOG_LINES = 15
 # The image kind the Tiltfile gives a service's `build:` section (built by Compose).
 COMPOSE_BUILD_KIND = "docker_compose"
-CONTAINER_KIND = "container"
+CONTAINER_KIND = k.CONTAINER.name
 
 _HEALTH_STATE = {Health.READY: RuntimeState.OK, Health.PENDING: RuntimeState.PENDING,
                  Health.FAILED: RuntimeState.ERROR}
@@ -301,10 +302,12 @@ class ComposeRunner:
                              started: float, result: str, error: str,
                              steps: list[dict[str, Any]] | None = None) -> None:
         self._live_updates += 1
-        self.hooks.publish("liveupdate", f"{self.name}-{self._live_updates}", {
-            "resource": self.name, "files": list(files), "containers": containers}, {
-            "steps": steps or [], "duration": round(time.monotonic() - started, 3),
-            "result": result, "error": error})
+        self.hooks.publish(k.LIVE_UPDATE.name, f"{self.name}-{self._live_updates}",
+                           k.LiveUpdateSpec(resource=self.name, files=files,
+                                            containers=tuple(containers)).to_json(),
+                           k.LiveUpdateStatus(steps=tuple(steps or ()),
+                                              duration=round(time.monotonic() - started, 3),
+                                              result=result, error=error).to_json())
 
     # -- runtime
     async def _monitor_loop(self) -> None:
@@ -374,13 +377,12 @@ class ComposeRunner:
         names = set()
         for container in containers:
             names.add(container.name)
-            self.hooks.publish(CONTAINER_KIND, container.name, {
-                "resource": self.name, "project": self.project.project_name,
-                "service": self.service}, {
-                "id": container.short_id, "status": container.status,
-                "health": container.health, "exitCode": container.exit_code,
-                "restarts": container.restarts, "ports": list(container.ports),
-                "startedAt": container.started_at})
+            self.hooks.publish(CONTAINER_KIND, container.name, k.ContainerSpec(
+                resource=self.name, project=self.project.project_name,
+                service=self.service).to_json(), k.ContainerStatus(
+                id=container.short_id, status=container.status, health=container.health,
+                exit_code=container.exit_code, restarts=container.restarts,
+                ports=container.ports, started_at=container.started_at).to_json())
         for gone in self._published - names:
             self.hooks.delete(CONTAINER_KIND, gone)
         self._published = names

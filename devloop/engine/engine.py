@@ -15,20 +15,32 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from devloop.build.dockerfile_deps import with_image_deps
-from devloop.engine.alerts import publisher_of
+from devloop.engine.alerts import (
+    ALERT_KIND,
+    EVIDENCE_LINES,
+    Alert,
+    AlertType,
+    Evidence,
+    clear_alert,
+    is_raised,
+    message_key,
+    publisher_of,
+    raise_alert,
+)
 from devloop.engine.logs import LogStore
 from devloop.engine.runner import ResourceRunner, RuntimeReport, UpdateError
 from devloop.engine.scheduler import ResourceView, RuntimeState, UpdateState, next_updates
 from devloop.engine.store import Store
 from devloop.engine.tasks import Reporter, cancel_and_wait, report_to, spawn
 from devloop.engine.trace import TraceBook
+from devloop.model import kinds as k
 from devloop.model import plan as p
 
 log = logging.getLogger(__name__)
 
-RESOURCE_KIND = "resource"
-BUILD_KIND = "build"
-ALERT_KIND = "alert"
+RESOURCE_KIND = k.RESOURCE.name
+BUILD_KIND = k.BUILD.name
+__all__ = ["ALERT_KIND", "BUILD_KIND", "RESOURCE_KIND", "Engine"]
 
 
 @dataclass
@@ -68,6 +80,7 @@ class Engine:
         self.runner_factory = runner_factory
         self._wake = asyncio.Event()
         self._states: dict[str, _State] = {}
+        self._runtime_alerts: dict[str, set[str]] = {}  # resource -> keys of its alerts
         self._order: list[str] = []
         self._closed = False
         self._apply_plan(plan, initial=True)
@@ -243,10 +256,11 @@ class Engine:
             state.update, state.last_error = UpdateState.OK, ""
         finally:
             duration = time.time() - started
-            self.store.put(BUILD_KIND, f"{name}-{state.builds}", spec={
-                "resource": name, "cause": cause, "files": list(files)}, status={
-                "startTime": started, "duration": round(duration, 3),
-                "error": state.last_error if state.update == UpdateState.ERROR else ""})
+            self.store.put(BUILD_KIND, f"{name}-{state.builds}", spec=k.BuildSpec(
+                resource=name, cause=cause, files=files).to_json(), status=k.BuildStatus(
+                start_time=started, duration=round(duration, 3),
+                error=state.last_error if state.update == UpdateState.ERROR else "",
+            ).to_json())
             self.traces.finish(trace, failed=state.update != UpdateState.OK)
             self._publish(name)
             self.wake()
@@ -255,32 +269,42 @@ class Engine:
         state = self._states[name]
         report = state.runner.runtime()
         resource = state.resource
-        self.store.put(RESOURCE_KIND, name, spec={
-            "type": resource.type.value, "labels": list(resource.labels),
-            "resourceDeps": list(resource.resource_deps),
-            "triggerMode": "manual" if resource.trigger_mode == p.TriggerMode.MANUAL else "auto",
-            "links": [link.url for link in resource.links] + [
+        self.store.put(RESOURCE_KIND, name, spec=k.ResourceSpec(
+            type=resource.type.value, labels=resource.labels,
+            resource_deps=resource.resource_deps,
+            trigger_mode="manual" if resource.trigger_mode == p.TriggerMode.MANUAL else "auto",
+            links=tuple(link.url for link in resource.links) + tuple(
                 f"http://{pf.host}:{pf.local_port}/{pf.link_path.lstrip('/')}"
-                for pf in resource.port_forwards],
-        }, status={
-            "updateStatus": state.update.value, "runtimeStatus": report.state.value,
-            "runtimeReason": report.reason, "pendingChanges": sorted(state.changed_files),
-            "error": state.last_error, "builds": state.builds, "enabled": state.enabled,
-            "waiting": waiting, "details": report.details,
-        })
-        for index, alert in enumerate(report.alerts):
-            self.store.put(ALERT_KIND, f"{name}-runtime-{index}", spec={"resource": name},
-                           status={"message": alert})
-        # Problems that went away take their alerts with them.
-        stale = len(report.alerts)
-        while self.store.get(ALERT_KIND, f"{name}-runtime-{stale}") is not None:
-            self.store.delete(ALERT_KIND, f"{name}-runtime-{stale}")
-            stale += 1
+                for pf in resource.port_forwards),
+        ).to_json(), status=k.ResourceStatus(
+            update_status=state.update.value, runtime_status=report.state.value,
+            runtime_reason=report.reason, pending_changes=tuple(sorted(state.changed_files)),
+            error=state.last_error, builds=state.builds, enabled=state.enabled,
+            waiting=waiting, details=report.details,
+        ).to_json())
+        self._publish_alerts(name, state, report)
+
+    def _publish_alerts(self, name: str, state: _State, report: RuntimeReport) -> None:
+        """The runner's runtime alerts (each keyed by its message, so none renames another)
+        and the failed update's; problems that went away take their alerts with them."""
+        publish = publisher_of(self.store)
+        keys: set[str] = set()
+        for text in report.alerts:
+            key = message_key(text)
+            keys.add(key)
+            if not is_raised(self.store, AlertType.RUNTIME, name, key, text):
+                raise_alert(publish, Alert(AlertType.RUNTIME, name, text, key=key, evidence=(
+                    Evidence(tuple(self.logs.tail(name, EVIDENCE_LINES)),
+                             report.events.get(text)))))
+        for key in self._runtime_alerts.get(name, set()) - keys:
+            clear_alert(self.store.delete, AlertType.RUNTIME, name, key, current=self.store)
+        self._runtime_alerts[name] = keys
         if state.update == UpdateState.ERROR:
-            self.store.put(ALERT_KIND, f"{name}-update", spec={"resource": name},
-                           status={"message": state.last_error})
-        elif self.store.get(ALERT_KIND, f"{name}-update"):
-            self.store.delete(ALERT_KIND, f"{name}-update")
+            if not is_raised(self.store, AlertType.UPDATE, name, "", state.last_error):
+                raise_alert(publish, Alert(AlertType.UPDATE, name, state.last_error, evidence=(
+                    Evidence(tuple(self.logs.tail(name, EVIDENCE_LINES))))))
+        else:
+            clear_alert(self.store.delete, AlertType.UPDATE, name, current=self.store)
 
     async def close(self) -> None:
         self._closed = True

@@ -25,10 +25,11 @@ from devloop.engine.k8s_seam import ClusterSeam, workloads_of
 from devloop.engine.runner import RunnerHooks, UpdateError
 from devloop.k8s.errors import KubeError
 from devloop.k8s.sync import Archive, SyncError, apply_in_container, tar_archive
+from devloop.model import kinds as k
 from devloop.model import plan as p
 from devloop.model import trace as tr
 
-LIVE_UPDATE_KIND = "liveupdate"
+LIVE_UPDATE_KIND = k.LIVE_UPDATE.name
 
 
 @dataclass(frozen=True)
@@ -179,10 +180,11 @@ class LiveUpdater:
     def _publish(self, files: tuple[str, ...], containers: list[str],
                  steps: list[dict[str, Any]], started: float, result: str, error: str) -> None:
         self._count += 1
-        self.hooks.publish(LIVE_UPDATE_KIND, f"{self.name}-{self._count}", {
-            "resource": self.name, "files": list(files), "containers": containers}, {
-            "steps": steps, "duration": round(time.monotonic() - started, 3),
-            "result": result, "error": error})
+        self.hooks.publish(LIVE_UPDATE_KIND, f"{self.name}-{self._count}", k.LiveUpdateSpec(
+            resource=self.name, files=files, containers=tuple(containers)).to_json(),
+            k.LiveUpdateStatus(steps=tuple(steps),
+                               duration=round(time.monotonic() - started, 3),
+                               result=result, error=error).to_json())
 
 
 def _not(predicate: Callable[[str], bool]) -> Callable[[str], bool]:

@@ -17,11 +17,21 @@ import contextlib
 import functools
 from collections.abc import Callable
 
-from devloop.engine.engine import ALERT_KIND, Engine
+from devloop.engine.alerts import (
+    EVIDENCE_LINES,
+    Alert,
+    AlertType,
+    Evidence,
+    clear_alert,
+    publisher_of,
+    raise_alert,
+)
+from devloop.engine.engine import Engine
 from devloop.engine.logs import LogStore
 from devloop.engine.tasks import cancel_and_wait, spawn
 from devloop.engine.watch_routes import routing_for
 from devloop.engine.watcher import FileWatcher, WatchLimitError
+from devloop.model import kinds as k
 from devloop.model import plan as p
 from devloop.tiltfile.errors import TiltfileError
 from devloop.tiltfile.evaluator import Evaluation
@@ -60,10 +70,11 @@ class Reloader:
         except WatchLimitError as exc:  # the OS's inotify limits: say which and the fix
             self.watcher = None
             self.logs.append(TILTFILE_RESOURCE, f"ERROR: {exc}", source="tiltfile")
-            self.engine.store.put(ALERT_KIND, "file-watch", spec={
-                "resource": TILTFILE_RESOURCE}, status={"message": str(exc)})
+            raise_alert(publisher_of(self.engine.store), Alert(
+                AlertType.FILE_WATCH, TILTFILE_RESOURCE, str(exc)), current=self.engine.store)
         else:
-            self.engine.store.delete(ALERT_KIND, "file-watch")
+            clear_alert(self.engine.store.delete, AlertType.FILE_WATCH, TILTFILE_RESOURCE,
+                        current=self.engine.store)
 
     def _on_changes(self, changes: frozenset[str]) -> None:
         reload, by_resource = self.routing.route(changes)
@@ -128,15 +139,19 @@ class Reloader:
             self.logs.append(TILTFILE_RESOURCE, f"ERROR: {self.last_error}", source="tiltfile")
             self.logs.append(TILTFILE_RESOURCE, "keeping the last good state running",
                              source="tiltfile")
-            self.engine.store.put(ALERT_KIND, "tiltfile", spec={"resource": TILTFILE_RESOURCE},
-                                  status={"message": self.last_error})
-            self.engine.store.put("session", "tiltfile", status={"error": self.last_error})
+            raise_alert(publisher_of(self.engine.store), Alert(
+                AlertType.TILTFILE, TILTFILE_RESOURCE, self.last_error,
+                evidence=Evidence(tuple(self.logs.tail(TILTFILE_RESOURCE, EVIDENCE_LINES)))),
+                current=self.engine.store)
+            self.engine.store.put(k.SESSION.name, "tiltfile", status=k.SessionStatus(
+                error=self.last_error).to_json())
             return
         for warning in evaluation.plan.warnings:  # once per evaluation, like its output
             self.logs.append(TILTFILE_RESOURCE, f"WARNING: {warning}", source="tiltfile")
         self.last_error = ""
-        self.engine.store.delete(ALERT_KIND, "tiltfile")
-        self.engine.store.put("session", "tiltfile", status={"error": ""})
+        clear_alert(self.engine.store.delete, AlertType.TILTFILE, TILTFILE_RESOURCE,
+                    current=self.engine.store)
+        self.engine.store.put(k.SESSION.name, "tiltfile", status=k.SessionStatus().to_json())
         changed = await self.engine.replace_plan(evaluation.plan)
         self.logs.append(TILTFILE_RESOURCE, "Tiltfile loaded; changed resources: "
                          + (", ".join(changed) or "none"), source="tiltfile")

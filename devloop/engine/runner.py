@@ -28,6 +28,9 @@ class RuntimeReport:
     # When an OK state has held long enough to be trusted (monotonic seconds; see `ci`):
     # None for runners that cannot tell, whose OK `ci` watches for a fixed time instead.
     stable_at: float | None = None
+    # The event behind an alert that one showed (alert text -> the event's facet), kept
+    # with the alert as its evidence.
+    events: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 class ResourceRunner(Protocol):

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from devloop.engine.store import Store, StoredObject
+from devloop.model import kinds as k
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def last_build(store: Store, resource: str, builds: int) -> StoredObject | None:
     """The newest finished build: while update #n runs, build n is not stored yet."""
     for number in (builds, builds - 1):
         if number > 0:
-            build = store.get("build", f"{resource}-{number}")
+            build = store.get(k.BUILD.name, f"{resource}-{number}")
             if build is not None:
                 return build
     return None
@@ -49,35 +50,33 @@ def last_build(store: Store, resource: str, builds: int) -> StoredObject | None:
 def resource_rows(store: Store) -> list[ResourceRow]:
     """Rows in store order, which is the Tiltfile's order (the engine publishes in it)."""
     alerts: dict[str, int] = {}
-    for alert in store.list("alert"):
-        owner = str(alert.spec.get("resource", ""))
+    for alert in store.list(k.ALERT.name):
+        owner = k.AlertSpec.from_json(alert.spec).resource
         alerts[owner] = alerts.get(owner, 0) + 1
     forwards: dict[str, list[str]] = {}
-    for forward in store.list("portforward"):
-        url = str(forward.status.get("url", ""))
+    for forward in store.list(k.PORT_FORWARD.name):
+        url = k.PortForwardStatus.from_json(forward.status).url
         if url:
-            forwards.setdefault(str(forward.spec.get("resource", "")), []).append(url)
+            forwards.setdefault(k.PortForwardSpec.from_json(forward.spec).resource,
+                                []).append(url)
     rows = []
-    for obj in store.list("resource"):
-        status, spec = obj.status, obj.spec
-        builds = int(status.get("builds", 0) or 0)
-        build = last_build(store, obj.name, builds)
+    for obj in store.list(k.RESOURCE.name):
+        status = k.ResourceStatus.from_json(obj.status)
+        spec = k.ResourceSpec.from_json(obj.spec)
+        build = last_build(store, obj.name, status.builds)
         duration = finished = None
         if build is not None:
-            duration = float(build.status.get("duration", 0.0))
-            finished = float(build.status.get("startTime", 0.0)) + duration
-        endpoints = list(dict.fromkeys([*forwards.get(obj.name, []),
-                                        *(str(link) for link in spec.get("links", []))]))
+            build_status = k.BuildStatus.from_json(build.status)
+            duration = build_status.duration
+            finished = build_status.start_time + duration
+        endpoints = list(dict.fromkeys([*forwards.get(obj.name, []), *spec.links]))
         rows.append(ResourceRow(
-            name=obj.name, type=str(spec.get("type", "")),
-            update=str(status.get("updateStatus", "none")),
-            runtime=str(status.get("runtimeStatus", "unknown")),
-            runtime_reason=str(status.get("runtimeReason", "") or ""),
-            enabled=bool(status.get("enabled", True)), builds=builds,
+            name=obj.name, type=spec.type, update=status.update_status,
+            runtime=status.runtime_status, runtime_reason=status.runtime_reason,
+            enabled=status.enabled, builds=status.builds,
             last_duration=duration, last_finished=finished, endpoints=tuple(endpoints),
-            alerts=alerts.get(obj.name, 0), waiting=str(status.get("waiting", "") or ""),
-            pending_changes=len(status.get("pendingChanges", []) or []),
-            error=str(status.get("error", "") or "")))
+            alerts=alerts.get(obj.name, 0), waiting=status.waiting,
+            pending_changes=len(status.pending_changes), error=status.error))
     return rows
 
 

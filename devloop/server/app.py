@@ -3,6 +3,7 @@ the dashboard's static files.
 
 Routes (all JSON unless said otherwise):
   GET  /api/v1                       kinds in the store with their object counts
+  GET  /api/v1/kinds                 every kind the daemon publishes, its fields and columns
   GET  /api/v1/{kind}[?watch=1]      a list, or server-sent events of its changes
   GET  /api/v1/{kind}/{name}         one object
   GET  /api/v1/watch                 events of every kind (also /api/v1/all?watch=1)
@@ -34,6 +35,7 @@ from devloop.engine.alerts import publisher_of
 from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
 from devloop.engine.tasks import report_to
+from devloop.model.kinds import KINDS
 from devloop.server.actions import Actions, ActionsApi
 from devloop.server.daemon_file import daemon_file, remove_daemon_file, write_daemon_file
 from devloop.server.logs_api import LogsApi
@@ -45,8 +47,8 @@ from devloop.snapshot.route import snapshot_handler
 
 DEFAULT_PORT = 10350
 SESSION_LOG = "(Tiltfile)"  # the session's own log, where the server's failures go
-# Kinds the engine publishes; a plural of one of them (`pods`) names the same kind.
-KNOWN_KINDS = ("resource", "build", "alert", "pod", "portforward", "session", "liveupdate")
+# Kinds the engine publishes (devloop.model.kinds); a plural (`pods`) names the same kind.
+KNOWN_KINDS = tuple(KINDS)
 NOT_INSTALLED_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>devloop</title></head>
 <body><h1>devloop</h1><p>The web dashboard is not installed. The API is at
@@ -154,6 +156,7 @@ class ResourceApi:
         return [web.get("/api/v1", self.kinds), web.get("/api/v1/", self.kinds),
                 web.get("/api/v1/openapi.json", self.openapi),
                 web.get("/api/v1/watch", self.watch_all),
+                web.get("/api/v1/kinds", self.kind_list),
                 web.get("/api/v1/{kind}", self.list),
                 # /api/v1/actions/... are POST-only: a GET there is a 405, not a lookup.
                 web.get(r"/api/v1/{kind:(?!actions/)[^/]+}/{name}", self.get)]
@@ -164,6 +167,10 @@ class ResourceApi:
             "kinds": [{"kind": kind, "count": len(self.store.list(kind))}
                       for kind in self.store.kinds()],
             "openStreams": len(self.streams)})
+
+    async def kind_list(self, request: web.Request) -> web.Response:
+        """Every kind the daemon publishes: its fields and the columns to show it with."""
+        return web.json_response({"kinds": [kind.to_json() for kind in KINDS.values()]})
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(describe())

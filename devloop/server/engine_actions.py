@@ -6,9 +6,10 @@ from collections.abc import Callable, Sequence
 
 from devloop.engine.engine import Engine
 from devloop.engine.reloader import TILTFILE_RESOURCE, Reloader
+from devloop.model import kinds as k
 from devloop.server.actions import ActionRefused
 
-SESSION_KIND = "session"
+SESSION_KIND = k.SESSION.name
 SESSION_NAME = "tiltfile"
 
 

@@ -1,14 +1,17 @@
 """The API's OpenAPI 3.0 description, served at `/api/v1/openapi.json`.
 
-Written by hand next to the routes it describes (app, logs_api, actions, watch) and checked
-against the running server by the schemathesis test (tests/unit/test_api_openapi.py): a
-route or answer that changes without this file fails there.
+The routes are written by hand next to the routes they describe (app, logs_api, actions,
+watch); the objects' schemas are generated from the kinds' typed schemas
+(devloop.model.kinds), so an object of a known kind must match its kind's spec and status.
+Checked against the running server by the schemathesis test (tests/unit/test_api_fuzz.py):
+a route or answer that changes without this file fails there.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from devloop.model.kinds import KINDS, Kind, json_schema
 from devloop.server.logs_api import MAX_LIMIT, SOURCES
 from devloop.server.security import TOKEN_HEADER
 from devloop.server.watch import VERSION_DIGITS
@@ -100,8 +103,8 @@ def describe() -> dict[str, Any]:
     """The OpenAPI document."""
     kind = {"name": "kind", "in": "path", "required": True,
             "schema": {"type": "string", "pattern": KIND_PATTERN},
-            "description": "resource, build, pod, portforward, alert, session, liveupdate "
-                           "(a plural names the same kind; `all` lists every kind)"}
+            "description": ", ".join(KINDS) + " (a plural names the same kind; `all` "
+                           "lists every kind; any other name has no objects)"}
     name = {"name": "name", "in": "path", "required": True,
             "schema": {"type": "string", "pattern": r"^[^/]+$"}}
     last_event_id = {"name": "Last-Event-ID", "in": "header", "required": False,
@@ -116,6 +119,9 @@ def describe() -> dict[str, Any]:
                                               **REFUSED}}},
             "/api/v1/openapi.json": {"get": {"summary": "this document", "responses": {
                 "200": _json({"type": "object"}, "the OpenAPI description"), **REFUSED}}},
+            "/api/v1/kinds": {"get": {
+                "summary": "every kind the daemon publishes, its fields and table columns",
+                "responses": {"200": _json(_ref("KindList"), "the kinds"), **REFUSED}}},
             "/api/v1/watch": {"get": {
                 "summary": "changes of every kind as server-sent events",
                 "parameters": [WATCH_PARAMS[1], last_event_id],
@@ -179,14 +185,28 @@ def _schemas() -> dict[str, Any]:
                       "kinds": {"type": "array", "items": {
                           "type": "object", "required": ["kind", "count"],
                           "properties": {"kind": string, "count": integer}}}}},
-        "Object": {"type": "object", "required": ["kind", "metadata", "spec", "status"],
-                   "properties": {
-                       "kind": string,
-                       "metadata": {"type": "object",
-                                    "required": ["name", "resourceVersion", "updatedAt"],
-                                    "properties": {"name": string, "resourceVersion": string,
-                                                   "updatedAt": {"type": "number"}}},
-                       "spec": {"type": "object"}, "status": {"type": "object"}}},
+        # An object of a known kind matches that kind's schema; any other has objects.
+        "Object": {"anyOf": [*(_ref(_object_name(kind)) for kind in KINDS.values()),
+                             _ref("OtherObject")]},
+        "OtherObject": _object({"type": "string", "not": {"enum": list(KINDS)}},
+                               {"type": "object"}, {"type": "object"}),
+        **{name: schema for kind in KINDS.values() for name, schema in _kind_schemas(kind)},
+        "KindList": {"type": "object", "required": ["kinds"], "properties": {
+            "kinds": {"type": "array", "items": {
+                "type": "object", "required": ["kind", "description", "owned", "columns",
+                                               "spec", "status"],
+                "properties": {
+                    "kind": string, "description": string, "owned": {"type": "boolean"},
+                    "spec": {"type": "array", "items": string},
+                    "status": {"type": "array", "items": string},
+                    "columns": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["header", "path", "format", "wide", "width",
+                                     "fallbacks"],
+                        "properties": {"header": string, "path": string, "format": string,
+                                       "wide": {"type": "boolean"}, "width": integer,
+                                       "fallbacks": {"type": "array",
+                                                     "items": string}}}}}}}}},
         "List": {"type": "object", "required": ["kind", "resourceVersion", "items"],
                  "properties": {"kind": string, "resourceVersion": string,
                                 "items": {"type": "array", "items": _ref("Object")}}},
@@ -203,3 +223,29 @@ def _schemas() -> dict[str, Any]:
                         "more": {"type": "boolean",
                                  "description": "older lines match: page back with before"}}},
     }
+
+
+def _object(kind: dict[str, Any], spec: dict[str, Any], status: dict[str, Any]
+            ) -> dict[str, Any]:
+    return {"type": "object", "required": ["kind", "metadata", "spec", "status"],
+            "properties": {
+                "kind": kind,
+                "metadata": {"type": "object",
+                             "required": ["name", "resourceVersion", "updatedAt"],
+                             "properties": {"name": {"type": "string"},
+                                            "resourceVersion": {"type": "string"},
+                                            "updatedAt": {"type": "number"}}},
+                "spec": spec, "status": status}}
+
+
+def _object_name(kind: Kind) -> str:
+    return kind.spec.__name__.removesuffix("Spec") + "Object"
+
+
+def _kind_schemas(kind: Kind) -> list[tuple[str, dict[str, Any]]]:
+    """The kind's object, spec and status schemas, from its dataclasses."""
+    spec, status = kind.spec.__name__, kind.status.__name__
+    object_schema = _object({"type": "string", "enum": [kind.name]}, _ref(spec), _ref(status))
+    object_schema["description"] = kind.description
+    return [(_object_name(kind), object_schema), (spec, json_schema(kind.spec)),
+            (status, json_schema(kind.status))]
