@@ -27,6 +27,7 @@ from devloop.engine.runner import RunnerHooks
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.portforward import container_port_for, describe_failure
 from devloop.model import plan as p
+from devloop.model import trace as tr
 
 # A server often starts listening a moment after its pod turns ready (no readiness probe):
 # a forward that fails for less than this is only shown as waiting, not alerted.
@@ -153,6 +154,7 @@ class ForwardKeeper:
             fw.handle.retarget(namespace, name)
             fw.recheck = True
         fw.namespace, fw.pod, fw.container_port = namespace, name, port
+        tr.forwarded(name)  # the update's trace: traffic on a new pod ends the rollout
         if fw.recheck or fw.state != "active":
             fw.recheck = False
             error = await fw.handle.probe()

@@ -271,7 +271,10 @@ class Tracer:
         self.clock = clock
         self.current: UpdateTrace | None = None
         self.on_change = on_change
-        self._logging: set[str] = set()  # pods seen logging, for the first *new* line
+        # Pods seen logging or forwarded to since the last apply: the old pods, which
+        # neither the first new log line nor the end of a rollout can come from.
+        self._logging: set[str] = set()
+        self._targets: set[str] = set()
 
     def _changed(self, trace: UpdateTrace, what: str) -> None:
         if self.on_change is not None:
@@ -311,7 +314,8 @@ class Tracer:
         if trace is not None and isinstance(meta, Mapping):
             key = (str(obj.get("kind", "")), str(meta.get("name", "")))
             trace.applied_generations[key] = int(meta.get("generation") or 0)
-            trace.pods_before = frozenset(self._logging)
+            trace.pods_before = trace.pods_before | self._logging | self._targets
+            self._logging, self._targets = set(), set()
 
     # -- after the update: the runtime monitor, log streams, port-forwards
     def observed(self, *, rolled_out: bool, ready: bool,
@@ -339,6 +343,16 @@ class Tracer:
         stale reading of the one before."""
         return all(generations.get(key, want) >= want
                    for key, want in trace.applied_generations.items())
+
+    def forwarded(self, pod: str) -> None:
+        """A port-forward sends new connections to `pod` (called on every check): when
+        that is a pod the apply made, the rollout is over for whoever uses the forward."""
+        trace = self._open()
+        if trace is not None and trace.state == TraceState.WAITING and pod and \
+                not trace.has(Phase.ROLLOUT) and pod not in trace.pods_before:
+            trace.mark(Phase.ROLLOUT)
+            self._changed(trace, "rollout")
+        self._targets.add(pod)
 
     def log_line(self, pod: str) -> None:
         """A runtime log line from `pod` (cheap: called for every line)."""
@@ -414,3 +428,10 @@ def applied(obj: Mapping[str, Any]) -> None:
     tracer = CURRENT.get()
     if tracer is not None:
         tracer.applied(obj)
+
+
+def forwarded(pod: str) -> None:
+    """A port-forward points at `pod` (see `Tracer.forwarded`; a no-op outside an update)."""
+    tracer = CURRENT.get()
+    if tracer is not None:
+        tracer.forwarded(pod)

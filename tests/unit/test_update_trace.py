@@ -233,6 +233,27 @@ def test_an_answer_right_after_the_rollout_ends_readiness_then():
         "First answer through a port-forward 4.0 s after the update started (0 ms after ready)"]
 
 
+def test_a_forward_moving_to_a_pod_the_apply_made_ends_the_rollout():
+    clock = FakeClock(100.0)
+    book, store, said = book_with(clock)
+    book.tracer("api").forwarded("api-old")  # before the update: the old pod
+    trace = full_update(book, store, clock)
+    tracer = book.tracer("api")
+    clock.advance(0.5)
+    tracer.forwarded("api-old")
+    assert not trace.has(Phase.ROLLOUT)
+    clock.advance(0.5)
+    tracer.forwarded("api-new")
+    opened = clock()
+    clock.advance(0.1)
+    tracer.answered(opened)
+    assert [(s.name, round(s.duration, 3)) for s in trace.phases][-3:] == [
+        ("rollout", 1.0), ("ready", 0.1), ("answer", 0.0)]
+    clock.advance(1.0)
+    tracer.observed(rolled_out=True, ready=True)  # the workload's status catches up later
+    assert [s.name for s in trace.phases][-1] == "answer"
+
+
 def test_the_first_new_log_line_is_from_a_pod_that_was_not_logging_before_the_apply():
     clock = FakeClock(100.0)
     book, store, _ = book_with(clock)
