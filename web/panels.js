@@ -120,7 +120,7 @@ function traceRow(span, total, color, thin) {
     attrs.error ? `error: ${attrs.error}` : ""].filter(Boolean).join(" · ");
   return el("div", { class: thin ? "trace-step" : "trace-phase", dataset: { name: span.name },
     style: "display:flex;align-items:center;gap:8px;margin:1px 0;" + (thin ? "font-size:11px" : "") },
-    el("span", { style: `width:${thin ? 220 : 90}px;flex:none;overflow:hidden;text-overflow:ellipsis;`
+    el("span", { style: `width:220px;flex:none;overflow:hidden;text-overflow:ellipsis;`
       + `white-space:nowrap;${thin ? "padding-left:12px;color:var(--muted)" : ""}`, title: span.name },
       span.name),
     bar(span, total, color, thin),
