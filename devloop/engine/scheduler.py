@@ -67,6 +67,11 @@ def next_updates(resources: Sequence[ResourceView], max_parallel: int) -> Decisi
     Like Tilt, the `uncategorized` Kubernetes resource goes before the other Kubernetes
     resources, which are held while it updates (it may create their namespace, config
     or volumes).
+
+    A Kubernetes resource deployed before (its next update may be a live update, which
+    Tilt runs outside its build queue) goes ahead of a local resource that runs alone:
+    a save that dirties both (a check over the same sources) updates the running pods
+    first, and the check runs once nothing else is in flight.
     """
     by_name = {resource.name: resource for resource in resources}
     running = [r for r in resources if r.update == UpdateState.IN_PROGRESS]
@@ -75,7 +80,7 @@ def next_updates(resources: Sequence[ResourceView], max_parallel: int) -> Decisi
     uncategorized_running = any(_is_uncategorized(r) for r in running)
     start: list[str] = []
     waiting: dict[str, str] = {}
-    for resource in _uncategorized_first(resources):
+    for resource in _redeploys_first(_uncategorized_first(resources)):
         if not resource.dirty or not resource.enabled:
             continue
         if resource.update == UpdateState.IN_PROGRESS:
@@ -119,3 +124,14 @@ def _uncategorized_first(resources: Sequence[ResourceView]) -> list[ResourceView
         return ordered
     at = next((i for i, r in enumerate(ordered) if r.k8s), len(ordered))
     return ordered[:at] + found + ordered[at:]
+
+
+def _redeploys_first(resources: list[ResourceView]) -> list[ResourceView]:
+    """The local resources that run alone and come before a Kubernetes resource deployed
+    before move to just after the last such one; everything else keeps its order."""
+    redeploys = [i for i, r in enumerate(resources)
+                 if r.k8s and r.update in (UpdateState.OK, UpdateState.ERROR)]
+    if not redeploys:
+        return resources
+    head, tail = resources[:redeploys[-1] + 1], resources[redeploys[-1] + 1:]
+    return [r for r in head if not r.exclusive] + [r for r in head if r.exclusive] + tail

@@ -47,6 +47,20 @@ HELD = "waiting for the uncategorized objects to be applied"
      {"b": "runs alone (allow_parallel=False): waiting for others"}),
     ([view("a", update=RUNNING, dirty=False, exclusive=True), view("b")], 3, (),
      {"b": "waiting for a local resource that runs alone"}),
+    # a Kubernetes resource deployed before goes ahead of a local resource that runs alone
+    # (a save dirtied both: the live update or rebuild does not wait for the check)
+    ([view("check", exclusive=True, update=OK), k8s("api", update=OK)], 3, ("api",),
+     {"check": "runs alone (allow_parallel=False): waiting for others"}),
+    ([view("check", exclusive=True, update=OK), k8s("api", update=UpdateState.ERROR),
+      view("tool")], 3, ("api", "tool"),
+     {"check": "runs alone (allow_parallel=False): waiting for others"}),
+    ([view("check", exclusive=True, update=OK), k8s("api", update=RUNNING, dirty=False)], 3,
+     (), {"check": "runs alone (allow_parallel=False): waiting for others"}),
+    ([view("check", exclusive=True, update=OK), k8s("api", update=OK, dirty=False)], 3,
+     ("check",), {}),
+    # not on a first deploy: the check may make what the image is built from
+    ([view("gen", exclusive=True), k8s("api")], 3, ("gen",),
+     {"api": "waiting for a local resource that runs alone"}),
     # uncategorized goes first among the Kubernetes resources, which wait while it applies
     ([k8s("api"), k8s("web"), k8s(UNC)], 3, (UNC,), {"api": HELD, "web": HELD}),
     ([view("tool"), k8s("api"), k8s(UNC)], 3, ("tool", UNC), {"api": HELD}),
