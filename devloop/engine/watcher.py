@@ -30,9 +30,11 @@ from watchdog.observers.api import BaseObserver
 from devloop.engine.filters import is_noise
 from devloop.model.trace import FileNotice
 
-# Tilt's coalescing delay is 200ms "not the result of any kind of research"; 100ms keeps
-# the loop snappy while still folding an editor's write-rename-chmod burst into one set.
-DEFAULT_DEBOUNCE_SECONDS = 0.1
+# Tilt's coalescing delay is 200ms "not the result of any kind of research". An editor's
+# write-rename-chmod burst and a git checkout's events come milliseconds apart at most,
+# so 25 ms of quiet still folds each into one set, and adds 25 ms to every save-to-response
+# (a burst split in two just updates twice: the second set waits for the first's update).
+DEFAULT_DEBOUNCE_SECONDS = 0.025
 # Where Linux publishes its limits (the root of sysctl's tree; tests point elsewhere).
 PROC_SYS = "/proc/sys"
 # What the message suggests for the watch limit at least: the value most IDE and file-sync
