@@ -9,9 +9,9 @@ import functools
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from devloop.engine.ci import DEFAULT_TIMEOUT_SECONDS, CiOutcome, wait_for_outcome
-from devloop.engine.cluster import Cluster
 from devloop.engine.engine import Engine
 from devloop.engine.health_wiring import watch_session
 from devloop.engine.logs import LogStore
@@ -24,8 +24,14 @@ from devloop.hud.wiring import run_ui
 from devloop.model import plan as p
 from devloop.server.app import RunningServer, start_server
 from devloop.server.engine_actions import EngineActions
-from devloop.tiltfile.evaluator import Evaluation
 from devloop.tiltfile.isolated import evaluate_in_child_async
+
+if TYPE_CHECKING:
+    # Imported when used: a project without Kubernetes resources never loads the kubernetes
+    # and docker clients (about 20 MB of the daemon's memory), and the daemon never loads
+    # starlark-go (the Tiltfile runs in a child process).
+    from devloop.engine.cluster import Cluster
+    from devloop.tiltfile.evaluator import Evaluation
 
 # `up` shows its terminal UI only once the Tiltfile has run: until then, a Tiltfile that takes
 # long (a slow `local()` at load time) is announced on stderr this often, with its last line.
@@ -95,6 +101,8 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
     cluster: Cluster | None = None
     if any(r.type in (p.ResourceType.K8S, p.ResourceType.CUSTOM_DEPLOY)
            for r in plan.resources):
+        from devloop.engine.cluster import Cluster
+
         cluster = await Cluster.connect(plan, log=lambda text: logs.append(
             "(Tiltfile)", text, source="tiltfile"))
     on_removed = None

@@ -7,9 +7,8 @@ with fakes and this file is the one place that names the real probes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from devloop.build import reachability
-from devloop.engine.cluster import Cluster
 from devloop.engine.cluster_health import (
     ClusterHealth,
     Part,
@@ -23,12 +22,17 @@ from devloop.engine.scheduler import UpdateState
 from devloop.k8s import api_health
 from devloop.model import plan as p
 
+if TYPE_CHECKING:  # only sessions with a cluster load its clients (see daemon/session.py)
+    from devloop.engine.cluster import Cluster
+
 LOG_RESOURCE = "(Tiltfile)"
 
 
 def session_parts(cluster: Cluster, plan: Callable[[], p.Plan]) -> Callable[[], list[Part]]:
     """The parts to probe now: the API server, the kubelets of the nodes running the
     session's pods, and the Docker engine and registry when the plan builds images."""
+    from devloop.build import reachability  # the docker client, loaded with the cluster's
+
     kube = cluster.kube
 
     def kubelet(node: str, pod: tuple[str, str, str]) -> Part:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from devloop.engine.alerts import (
     EVIDENCE_LINES,
@@ -34,13 +35,15 @@ from devloop.engine.watcher import FileWatcher, WatchLimitError
 from devloop.model import kinds as k
 from devloop.model import plan as p
 from devloop.tiltfile.errors import TiltfileError
-from devloop.tiltfile.evaluator import Evaluation
 from devloop.tiltfile.isolated import ChildEvaluator
+
+if TYPE_CHECKING:  # the daemon never loads starlark-go: Tiltfiles run in a child process
+    from devloop.tiltfile.evaluator import Evaluation
 
 TILTFILE_RESOURCE = "(Tiltfile)"
 
 # Evaluates the Tiltfile with the given child evaluator, passing each printed line on.
-EvaluateFn = Callable[[ChildEvaluator, Callable[[str], None]], Evaluation]
+EvaluateFn = Callable[[ChildEvaluator, Callable[[str], None]], "Evaluation"]
 
 
 class Reloader:
