@@ -296,7 +296,6 @@ class PortForwarder:
     async def _serve(self, namespace: str, pod: str, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
         api = None
-        opened = time.time()
         try:
             try:
                 pf, api = await self._open_async(namespace, pod)
@@ -306,6 +305,9 @@ class PortForwarder:
             raw: socket.socket = pf.socket(self.remote_port)._socket
             raw.setblocking(False)
             pod_reader, pod_writer = await asyncio.open_connection(sock=raw)
+            # The tunnel is open: the request goes to the pod now (for the update's trace,
+            # an answer counts as new only when its request reached the pod after ready).
+            opened = time.time()
             to_pod = asyncio.create_task(_pump(reader, pod_writer))
             tracer = self._tracer
             from_pod = asyncio.create_task(_pump(pod_reader, writer, None if tracer is None
