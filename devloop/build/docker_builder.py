@@ -27,7 +27,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import docker
 import docker.errors
@@ -71,16 +71,6 @@ class BuiltImage:
     image_id: str
     repo: str
     tag: str
-
-
-class ImageBuilder(Protocol):
-    """The build seam the engine uses (a fake implements the same methods)."""
-
-    async def build(self, target: plan.DockerBuild, *, log: LogFn,
-                    registry: reg.Registry | None = None) -> BuiltImage: ...
-
-    async def push(self, image: BuiltImage, registry: reg.Registry | None = None, *,
-                   log: LogFn | None = None) -> str: ...
 
 
 def content_tag(image_id: str) -> str:

@@ -143,12 +143,6 @@ def replace_registry(ref: str, registry: Registry | None) -> str:
     return str(ImageRef(local_name(ref, registry), parsed.tag, parsed.digest))
 
 
-def replace_registry_for_cluster(ref: str, registry: Registry | None) -> str:
-    """`ref` renamed into the registry as the cluster's runtime pulls it, keeping its tag."""
-    parsed = parse_ref(ref)
-    return str(ImageRef(cluster_name(ref, registry), parsed.tag, parsed.digest))
-
-
 def cluster_ref_for_local(local_ref: str, registry: Registry | None) -> str:
     """A ref this machine pushed, as the cluster pulls it (Tilt swaps the host prefix)."""
     if registry and registry.host_from_container_runtime and local_ref.startswith(

@@ -203,7 +203,3 @@ def find_images(manifest: dict[str, Any], json_paths: Iterable[str] = (),
             if isinstance(value, str) and value:
                 found.append(FoundImage(format_path(steps), value))
     return found
-
-
-def has_containers(manifest: dict[str, Any]) -> bool:
-    return any(not f.in_env for f in find_images(manifest))

@@ -226,10 +226,6 @@ def want_str(fn: str, param: str, value: Any, allow_blob: bool = True) -> str:
     raise BuiltinError(f"{fn}: for parameter '{param}': got {type_name(value)}, want string")
 
 
-def want_opt_str(fn: str, param: str, value: Any) -> str:
-    return "" if value is None else want_str(fn, param, value)
-
-
 def want_str_list(fn: str, param: str, value: Any) -> list[str]:
     """A string or a list of strings (Tilt accepts both almost everywhere)."""
     if value is None:
