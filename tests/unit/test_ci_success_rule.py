@@ -6,9 +6,13 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
+from devloop.engine import ci
 from devloop.engine.ci import wait_for_outcome
 from devloop.engine.runner import RuntimeReport
 from devloop.engine.scheduler import ResourceView, RuntimeState, UpdateState
+from devloop.engine.store import Store
 
 
 class Engine:
@@ -16,6 +20,7 @@ class Engine:
 
     def __init__(self, reports: dict[str, RuntimeReport]) -> None:
         self.reports = reports
+        self.store = Store()
 
     def views(self) -> list[ResourceView]:
         return [ResourceView(name, (), False, UpdateState.OK, report.state)
@@ -76,3 +81,33 @@ def test_a_crash_before_the_containers_are_stable_fails_ci():
     assert not outcome.ok
     assert outcome.failed_resource == "api"
     assert "CrashLoopBackOff" in outcome.message
+
+
+def test_a_change_in_the_store_is_judged_at_once_not_at_the_next_poll(monkeypatch):
+    monkeypatch.setattr(ci, "POLL_SECONDS", 5.0)
+    engine = Engine({"api": ok(time.monotonic() + 30)})
+
+    async def run() -> tuple[Any, float]:
+        async def crash() -> None:
+            await asyncio.sleep(0.3)
+            engine.reports["api"] = RuntimeReport(RuntimeState.ERROR, "pod api-1: Error")
+            engine.store.put("resource", "api", status={"runtimeStatus": "error"})
+        task = asyncio.create_task(crash())
+        started = time.monotonic()
+        outcome = await wait_for_outcome(engine, timeout=20, settle=0.0)
+        await task
+        return outcome, time.monotonic() - started
+
+    outcome, took = asyncio.run(run())
+    assert not outcome.ok and outcome.failed_resource == "api"
+    assert took < 2.0  # the fallback poll would take 5 s
+
+
+@pytest.mark.parametrize("stable_in,settle", [(0.3, 30.0), (None, 0.3)])
+def test_success_comes_when_the_last_trust_is_due_not_at_the_next_poll(monkeypatch, stable_in,
+                                                                      settle):
+    monkeypatch.setattr(ci, "POLL_SECONDS", 5.0)
+    stable_at = None if stable_in is None else time.monotonic() + stable_in
+    outcome, took = timed(Engine({"api": ok(stable_at)}), settle=settle)
+    assert outcome.ok
+    assert 0.25 <= took < 2.0
