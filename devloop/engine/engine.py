@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from devloop.build.dockerfile_deps import with_image_deps
 from devloop.engine.alerts import (
-    ALERT_KIND,
     EVIDENCE_LINES,
     Alert,
     AlertType,
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 
 RESOURCE_KIND = k.RESOURCE.name
 BUILD_KIND = k.BUILD.name
-__all__ = ["ALERT_KIND", "BUILD_KIND", "RESOURCE_KIND", "Engine"]
 
 
 @dataclass
