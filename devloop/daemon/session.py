@@ -17,7 +17,7 @@ from devloop.engine.health_wiring import watch_session
 from devloop.engine.logs import LogStore
 from devloop.engine.reloader import Reloader
 from devloop.engine.runner import RunnerHooks, UpdateError
-from devloop.engine.runner_registry import make_runner_factory
+from devloop.engine.runner_registry import make_runner_factory, needs_cluster
 from devloop.engine.store import Store
 from devloop.hud.plain import PlainPrinter, ci_summary
 from devloop.hud.wiring import run_ui
@@ -99,8 +99,7 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
                                                             status=status),
         delete=store.delete)
     cluster: Cluster | None = None
-    if any(r.type in (p.ResourceType.K8S, p.ResourceType.CUSTOM_DEPLOY)
-           for r in plan.resources):
+    if needs_cluster(plan):
         from devloop.engine.cluster import Cluster
 
         cluster = await Cluster.connect(plan, log=lambda text: logs.append(

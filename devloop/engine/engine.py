@@ -28,6 +28,7 @@ from devloop.engine.alerts import (
 )
 from devloop.engine.logs import LogStore
 from devloop.engine.runner import ResourceRunner, RuntimeReport, UpdateError
+from devloop.engine.runner_registry import deploys_to_kubernetes
 from devloop.engine.scheduler import ResourceView, RuntimeState, UpdateState, next_updates
 from devloop.engine.store import Store
 from devloop.engine.tasks import Reporter, cancel_and_wait, report_to, spawn
@@ -189,8 +190,7 @@ class Engine:
         exclusive = (state.resource.type == p.ResourceType.LOCAL
                      and state.resource.cmd is not None and not state.resource.allow_parallel)
         return ResourceView(name, deps, state.dirty, state.update, runtime, state.enabled,
-                            exclusive, k8s=state.resource.type in (
-                                p.ResourceType.K8S, p.ResourceType.CUSTOM_DEPLOY))
+                            exclusive, k8s=deploys_to_kubernetes(state.resource.type))
 
     def views(self) -> list[ResourceView]:
         return [self.view(name) for name in self._order]

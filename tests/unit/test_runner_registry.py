@@ -29,6 +29,8 @@ class NoCluster:
 
 def test_every_resource_type_has_a_registered_runner_module():
     assert set(runner_registry.RUNNER_MODULES) == set(p.ResourceType)
+    assert {kind for kind in p.ResourceType if runner_registry.deploys_to_kubernetes(kind)} == {
+        p.ResourceType.K8S, p.ResourceType.CUSTOM_DEPLOY}
     for kind in p.ResourceType:
         assert callable(runner_registry.factory_for(kind))
 
