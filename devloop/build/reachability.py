@@ -34,8 +34,14 @@ def _docker_blocking() -> str:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    line = text[0] if text else type(error).__name__
+    """The reason in one line: the OS's ("connection refused") when there is one."""
+    text = str(error).strip()
+    for reason in ("Connection refused", "No such file or directory", "Permission denied",
+                   "timed out"):
+        if reason in text:
+            return reason.lower()
+    lines = text.splitlines()
+    line = lines[0] if lines else type(error).__name__
     return line if len(line) <= 200 else line[:199] + "\u2026"
 
 
