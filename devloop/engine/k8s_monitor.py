@@ -24,6 +24,7 @@ from devloop.engine.runner import RunnerHooks, RuntimeReport
 from devloop.engine.scheduler import RuntimeState
 from devloop.engine.tasks import cancel_and_wait, resource_reporter, spawn
 from devloop.k8s.health import Assessment, Health, assess
+from devloop.model import kinds as k
 from devloop.model import plan as p
 from devloop.model import trace as tr
 
@@ -45,7 +46,7 @@ STABLE_SECONDS = 4.0
 # How long a pod may stay in a retried container error (CreateContainerConfigError...)
 # before it counts as failed: long enough for the kubelet's caches to catch up.
 STUCK_SECONDS = 30.0
-POD_KIND = "pod"
+POD_KIND = k.POD.name
 
 # (workload, its namespace, its kind's watch)
 _Watched = tuple[dict[str, Any], str, Any]
@@ -184,7 +185,8 @@ class K8sMonitor:
         verdict = self.forwards.verdict()
         if verdict.state is not None and report.state in (RuntimeState.OK,
                                                           RuntimeState.PENDING):
-            report = RuntimeReport(verdict.state, verdict.reason, report.alerts, report.details)
+            report = RuntimeReport(verdict.state, verdict.reason, report.alerts, report.details,
+                                   events=report.events)
         report.stable_at = stable_at
         self._set(report)
         self._traced(rolled_out=rolled_out, ready=report.state == RuntimeState.OK,
@@ -229,11 +231,13 @@ class K8sMonitor:
         for assessment in assessments:
             for pod in assessment.pods:
                 seen.add(pod.name)
-                self.hooks.publish(POD_KIND, pod.name, {"resource": self.name}, {
-                    "phase": pod.phase, "ready": pod.ready, "restarts": pod.restarts,
-                    "problem": pod.problem, "lastTermination": pod.last_termination,
-                    "containers": list(pod.containers), "created": pod.created,
-                    "deleting": pod.deleting})
+                self.hooks.publish(POD_KIND, pod.name, k.PodSpec(self.name).to_json(),
+                                   k.PodStatus(
+                                       phase=pod.phase, ready=pod.ready, restarts=pod.restarts,
+                                       problem=pod.problem,
+                                       last_termination=pod.last_termination,
+                                       containers=pod.containers, created=pod.created,
+                                       deleting=pod.deleting).to_json())
         for name in self._published_pods - seen:
             self.hooks.delete(POD_KIND, name)
         self._published_pods = seen
@@ -248,24 +252,29 @@ class K8sMonitor:
         # Warnings about a pod that is not ready yet (failed mounts, probes, pulls,
         # scheduling) are what a person would look for; a ready pod's are history.
         unready = {s.name for a in assessments for s in a.pods if not s.ready and not s.deleting}
+        events: dict[str, dict[str, object]] = {}
         for pod in sorted(unready):
             for event in self.pods.events_of(pod):
                 text = f"pod {pod}: {event.reason}: {event.message}"
                 if event.warning and text not in alerts:
                     alerts.append(text)
+                    events[text] = event.as_facet()
         for assessment in assessments:
             if assessment.health == Health.ERROR:
-                return RuntimeReport(RuntimeState.ERROR, assessment.reason, alerts, details)
+                return RuntimeReport(RuntimeState.ERROR, assessment.reason, alerts, details,
+                                     events=events)
         stuck = [a.stuck for a in assessments if a.stuck]
         now = time.monotonic()
         self._stuck_since = {text: self._stuck_since.get(text, now) for text in stuck}
         for text, since in self._stuck_since.items():
             if now - since >= STUCK_SECONDS:
-                return RuntimeReport(RuntimeState.ERROR, text, alerts + [text], details)
+                return RuntimeReport(RuntimeState.ERROR, text, alerts + [text], details,
+                                     events=events)
         for assessment in assessments:
             if assessment.health == Health.PENDING:
-                return RuntimeReport(RuntimeState.PENDING, assessment.reason, alerts, details)
-        return RuntimeReport(RuntimeState.OK, "ready", alerts, details)
+                return RuntimeReport(RuntimeState.PENDING, assessment.reason, alerts, details,
+                                     events=events)
+        return RuntimeReport(RuntimeState.OK, "ready", alerts, details, events=events)
 
     def _set(self, report: RuntimeReport) -> None:
         changed = (report.state, report.reason, report.alerts, report.stable_at) != (
