@@ -54,6 +54,8 @@ class _State:
     enabled: bool = True
     task: asyncio.Task[None] | None = None
     cause: str = ""  # why the queued update runs, when no file changed
+    # Files of the running update and of failed ones: pending until an update succeeds.
+    unapplied: frozenset[str] = frozenset()
 
 
 def _image_or_none(plan: p.Plan, ref: str) -> p.ImageTarget | None:
@@ -221,6 +223,7 @@ class Engine:
         state.dirty = False
         files = tuple(sorted(state.changed_files))
         state.changed_files.clear()
+        state.unapplied |= set(files)
         cause, state.cause = state.cause, ""
         state.update = UpdateState.IN_PROGRESS
         state.task = spawn(self._update(state, files, cause), name=f"update:{name}",
@@ -252,6 +255,7 @@ class Engine:
             self.logs.append(name, traceback.format_exc(), source="build")
         else:
             state.update, state.last_error = UpdateState.OK, ""
+            state.unapplied = frozenset()
         finally:
             duration = time.time() - started
             self.store.put(BUILD_KIND, f"{name}-{state.builds}", spec=k.BuildSpec(
@@ -276,7 +280,8 @@ class Engine:
                 for pf in resource.port_forwards),
         ).to_json(), status=k.ResourceStatus(
             update_status=state.update.value, runtime_status=report.state.value,
-            runtime_reason=report.reason, pending_changes=tuple(sorted(state.changed_files)),
+            runtime_reason=report.reason,
+            pending_changes=tuple(sorted(state.changed_files | state.unapplied)),
             error=state.last_error, builds=state.builds, enabled=state.enabled,
             waiting=waiting, details=report.details,
         ).to_json())
