@@ -11,6 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from devloop.daemon.preload import preload_cluster
 from devloop.engine.ci import DEFAULT_TIMEOUT_SECONDS, CiOutcome, wait_for_outcome
 from devloop.engine.engine import Engine
 from devloop.engine.health_wiring import watch_session
@@ -85,6 +86,7 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
     store, logs = Store(), LogStore()
     if mode == "ci":
         PlainPrinter().attach(logs)
+    preload = preload_cluster(options.file)  # while the Tiltfile runs (see preload.py)
     evaluation = await _first_evaluation(options.file, tiltfile_args, mode, logs)
     plan = evaluation.plan
     for warning in plan.warnings:
@@ -100,6 +102,8 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
         delete=store.delete)
     cluster: Cluster | None = None
     if needs_cluster(plan):
+        if preload is not None:
+            await preload
         from devloop.engine.cluster import Cluster
 
         cluster = await Cluster.connect(plan, log=lambda text: logs.append(

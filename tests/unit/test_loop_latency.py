@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devloop.daemon.preload import CLUSTER_MODULE, names_kubernetes, preload_cluster
 from devloop.engine import k8s_monitor
 from devloop.engine.k8s_runner import K8sRunner
 from devloop.engine.runner import RunnerHooks
@@ -127,3 +128,23 @@ def test_a_save_updates_the_running_pods_before_the_check_that_runs_alone() -> N
     done = ResourceView("api", (), dirty=False, update=UpdateState.OK,
                         runtime=RuntimeState.OK, k8s=True)
     assert next_updates([check, done], 3).start == ("check",)
+
+
+def test_the_cluster_modules_load_during_the_evaluation_only_for_a_kubernetes_tiltfile(
+        tmp_path: Path) -> None:
+    kube = tmp_path / "Tiltfile"
+    kube.write_text('load("./helpers.star", "svc")\nk8s_yaml(["k8s/api.yaml"])\n')
+    local = tmp_path / "Tiltfile.local"
+    local.write_text('local_resource("check", cmd="make test", deps=["src"])\n')
+    assert names_kubernetes(str(kube))
+    assert names_kubernetes(str(tmp_path / "none")) is False  # a missing file: no guess
+    assert not names_kubernetes(str(local))
+
+    async def run() -> None:
+        assert preload_cluster(str(local)) is None
+        future = preload_cluster(str(kube))
+        assert future is not None
+        module = await future
+        assert module.__name__ == CLUSTER_MODULE and hasattr(module, "Cluster")
+
+    asyncio.run(run())

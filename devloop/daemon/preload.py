@@ -1,0 +1,39 @@
+"""Start-up: the cluster connection's modules load while the Tiltfile is evaluated.
+
+The first evaluation runs in a child process, and this process only waits for it. The
+kubernetes client, the Docker SDK and devloop's cluster code then take 0.2-0.5 s to import
+on the way to the first update. When the main Tiltfile names a Kubernetes call, they are
+imported in a thread during the evaluation instead. Otherwise (a local-only project, or one
+whose Kubernetes calls are all in files it loads) they are imported after the evaluation,
+as before, and only when the plan needs a cluster: a local-only daemon never loads them
+(about 20 MB). A wrong guess costs time or memory, never a different result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import re
+from pathlib import Path
+from types import ModuleType
+
+CLUSTER_MODULE = "devloop.engine.cluster"
+_KUBERNETES_CALL = re.compile(
+    r"\b(k8s_yaml|k8s_resource|k8s_custom_deploy|helm|kustomize)\s*\(")
+
+
+def names_kubernetes(tiltfile: str) -> bool:
+    """Whether the Tiltfile's own text calls a Kubernetes function."""
+    try:
+        text = Path(tiltfile).read_text(errors="replace")
+    except OSError:
+        return False
+    return _KUBERNETES_CALL.search(text) is not None
+
+
+def preload_cluster(tiltfile: str) -> asyncio.Future[ModuleType] | None:
+    """Import the cluster modules in a thread when the Tiltfile names Kubernetes; the
+    caller awaits the future before it imports them itself."""
+    if not names_kubernetes(tiltfile):
+        return None
+    return asyncio.ensure_future(asyncio.to_thread(importlib.import_module, CLUSTER_MODULE))
