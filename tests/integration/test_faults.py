@@ -203,8 +203,8 @@ class Faults:
         figure = Figure(name)
         self.figures.append(figure)
         s = self.s
-        wait_for(lambda: not s.unwell(), 60, f"a well session before {name}")
         try:
+            wait_for(lambda: not s.unwell(), 60, f"a well session before {name}")
             getattr(self, name.replace("-", "_"))(figure)
             # The next edit is live updated.
             s.edit_app()
@@ -344,6 +344,14 @@ def test_faults_of_the_real_parts_are_alerted_and_heal_without_a_restart(
         print(table(faults.figures))
     output = session.log()
     problems = [f"{f.fault}: {f.problems}" for f in faults.figures if f.problems]
+    # Every part stopped is running again.
+    status = subprocess.run([str(TESTENV), "status"], capture_output=True, text=True,
+                            timeout=120, check=False).stdout
+    for part in set(selected) & set(DOWN_SECONDS):
+        name = {"dockerd": "docker"}.get(part, part)
+        line = next((row for row in status.splitlines() if row.startswith(f"{name}:")), "")
+        if "running" not in line:
+            problems.append(f"{part} is not running after the faults: {line!r}")
     problems += [f"{f.fault}: alert after {f.detected_after:.1f} s" for f in faults.figures
                  if f.detected_after is not None and f.detected_after > DETECT_WITHIN]
     problems += [f"{f.fault}: well again after {f.recovered_after:.1f} s"
