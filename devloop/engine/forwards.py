@@ -41,7 +41,7 @@ PROBE_EVERY_SECONDS = 2.0
 # The same failure of a forward is logged at most this often.
 LOG_EVERY_SECONDS = 10.0
 # Broken this long, the forward fails its resource: the same patience as for a container
-# stuck in a retried error (k8s_runner.STUCK_SECONDS).
+# stuck in a retried error (k8s_monitor.STUCK_SECONDS).
 FAIL_AFTER_SECONDS = 30.0
 
 
