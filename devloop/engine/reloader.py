@@ -67,17 +67,20 @@ class Reloader:
         if self.watcher is not None:
             self.watcher.stop()
         self.routing = routing_for(plan)
-        self.watcher = FileWatcher(self._on_changes)
+        self.watcher = FileWatcher(self._on_changes, on_error=self._watch_failed)
         try:
             self.watcher.start(self.routing.roots())
         except WatchLimitError as exc:  # the OS's inotify limits: say which and the fix
             self.watcher = None
-            self.logs.append(TILTFILE_RESOURCE, f"ERROR: {exc}", source="tiltfile")
-            raise_alert(publisher_of(self.engine.store), Alert(
-                AlertType.FILE_WATCH, TILTFILE_RESOURCE, str(exc)), current=self.engine.store)
+            self._watch_failed(str(exc))
         else:
             clear_alert(self.engine.store.delete, AlertType.FILE_WATCH, TILTFILE_RESOURCE,
                         current=self.engine.store)
+
+    def _watch_failed(self, message: str) -> None:
+        self.logs.append(TILTFILE_RESOURCE, f"ERROR: {message}", source="tiltfile")
+        raise_alert(publisher_of(self.engine.store), Alert(
+            AlertType.FILE_WATCH, TILTFILE_RESOURCE, message), current=self.engine.store)
 
     def _on_changes(self, changes: frozenset[str]) -> None:
         reload, by_resource = self.routing.route(changes)

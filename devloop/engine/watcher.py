@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import errno
 import fnmatch
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -89,12 +90,13 @@ def count_directories(roots: Iterable[str]) -> int:
     return total
 
 
-def limit_error(error: OSError, roots: Iterable[str], *,
-                proc_sys: str = PROC_SYS) -> WatchLimitError | None:
+def limit_error(error: OSError, roots: Iterable[str], *, proc_sys: str = PROC_SYS,
+                started: bool = False) -> WatchLimitError | None:
     """A WatchLimitError explaining `error` when it is an inotify limit, else None.
 
     The limit that bit is the lower of the system's (fs.inotify.*, per user) and the user
-    namespace's (user.max_inotify_*, lowered in some containers); the message names it."""
+    namespace's (user.max_inotify_*, lowered in some containers); the message names it.
+    `started`: watching had started, and a directory created since could not be watched."""
     limit = _LIMITS.get(error.errno or 0)
     if limit is None:
         return None
@@ -119,8 +121,11 @@ def limit_error(error: OSError, roots: Iterable[str], *,
     persist = ("" if name.startswith("user.") else
                f"\nand to keep it across reboots:\n  echo {name}={value} | "
                "sudo tee /etc/sysctl.d/90-devloop-inotify.conf")
-    message = (f"cannot watch {places} for changes: {why}. File watching is off: edits "
-               f"will not update resources. Raise the limit, then restart devloop:\n"
+    consequence = ("New directories are not watched: edits in them will not update "
+                   "resources" if started else
+                   "File watching is off: edits will not update resources")
+    message = (f"cannot watch {places} for changes: {why}. {consequence}. Raise the limit, "
+               f"then restart devloop:\n"
                f"  sudo sysctl {name}={value}{persist}")
     return WatchLimitError(message, limit=name, value=current)
 
@@ -193,11 +198,48 @@ class _Handler(FileSystemEventHandler):
                 self.deliver(os.fsdecode(path))
 
 
+# watchdog logs "Unable to watch <dir>: [Errno 28] ..." here when a directory created after
+# the start cannot get a watch; the rest of the tree goes on being watched.
+_WATCHDOG_LOG = logging.getLogger("watchdog.observers.inotify")
+
+
+class _LimitReports(logging.Handler):
+    """Turns watchdog's records of an inotify limit reached (arguments holding the OSError)
+    into one call of each registered report, in watchdog's thread, instead of a warning per
+    directory on stderr. Other records go where they would have gone without this handler
+    (Python's last-resort stderr handler when logging is not configured)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.reports: list[Callable[[OSError], object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        error = next((arg for arg in args if isinstance(arg, OSError)), None)
+        if error is not None and error.errno in _LIMITS:
+            for report in list(self.reports):
+                with contextlib.suppress(RuntimeError):  # its loop is closed
+                    report(error)
+            return
+        if not logging.getLogger().handlers and logging.lastResort is not None \
+                and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
+
+
+_LIMIT_REPORTS = _LimitReports()
+_WATCHDOG_LOG.addHandler(_LIMIT_REPORTS)
+
+
 @dataclass
 class FileWatcher:
     on_changes: Callable[[frozenset[str]], None]
     debounce: float = DEFAULT_DEBOUNCE_SECONDS
     proc_sys: str = PROC_SYS
+    # Called (on the loop) when a directory created after the start cannot be watched: it
+    # needs a watch of its own, and the limit may be reached then.
+    on_error: Callable[[str], None] | None = None
+    _report: Callable[[OSError], None] | None = None
+    _told: bool = False
     _observer: BaseObserver | None = None
     _pending: set[str] = field(default_factory=set)
     _timer: asyncio.TimerHandle | None = None
@@ -239,6 +281,20 @@ class FileWatcher:
         self._roots = roots
         self._observer = observer
 
+        def report(error: OSError) -> None:  # in watchdog's thread
+            loop.call_soon_threadsafe(self._limit_reached, observer, error)
+
+        self._report = report
+        _LIMIT_REPORTS.reports.append(report)
+
+    def _limit_reached(self, observer: BaseObserver, error: OSError) -> None:
+        """A directory made after the start could not be watched: say so once, with the fix."""
+        if self._observer is not observer or self._told or self.on_error is None:
+            return
+        self._told = True
+        limit = limit_error(error, self._roots, proc_sys=self.proc_sys, started=True)
+        self.on_error(str(limit) if limit is not None else str(error))
+
     def _receive(self, path: str, seen: float = 0.0, saved: float = 0.0) -> None:
         if is_noise(path):  # editor temp files, VCS and cache directories
             return
@@ -262,6 +318,10 @@ class FileWatcher:
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._report is not None:
+            with contextlib.suppress(ValueError):
+                _LIMIT_REPORTS.reports.remove(self._report)
+            self._report = None
         if self._observer is not None:
             self._observer.stop()
             with contextlib.suppress(RuntimeError):
