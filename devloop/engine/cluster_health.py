@@ -31,8 +31,10 @@ from devloop.engine.scheduler import RuntimeState
 PROBE_EVERY_SECONDS = 2.0
 # Probe period while a part fails: its return is seen (and the retries start) sooner.
 PROBE_FAILING_EVERY_SECONDS = 1.0
-# A probe that has not answered after this long counts as failed (its thread goes on).
-PROBE_TIMEOUT_SECONDS = 3.0
+# A probe that has not answered after this long counts as failed (its thread goes on, and
+# a late answer is taken at the next round): with the 2 s period, a part that stops
+# answering is alerted within 4.5 s.
+PROBE_TIMEOUT_SECONDS = 2.5
 # An update that failed this long before a part's failure was seen may still have failed
 # because of it (a push retries for a while before it gives up).
 RETRY_MARGIN_SECONDS = 30.0

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # Connect and read timeout of one probe: a healthy local API server answers in
 # milliseconds, a loaded one within a second. Without etcd, /readyz answers only after its
 # etcd check gave up (the API server's --etcd-healthcheck-timeout, 2 s by default), so the
-# read waits a little longer than that, and under the monitor's own limit (3 s).
+# read waits a little longer than that, and a late answer is taken by the monitor's next round.
 PROBE_TIMEOUT_SECONDS = 2.8
 # A probe's answer is cut to this many characters.
 MAX_CHARS = 200
