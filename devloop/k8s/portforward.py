@@ -60,6 +60,14 @@ _POOL = concurrent.futures.ThreadPoolExecutor(OPEN_THREADS, thread_name_prefix="
 # The kubelet's refusal names network namespaces and container IDs around the one fact
 # that matters: "dial tcp4 127.0.0.1:9999: connect: connection refused".
 _DIAL_ERROR = re.compile(r"dial tcp[46]? [^\s]*?:(\d+): connect: ([a-z ]+)")
+# What `_open` puts in front of a failure: the forward, which the reader knows already.
+_OWN_PREFIX = re.compile(r"^port-forward to \S+:\d+: ")
+# The OS's reason for a failed connection: "[Errno 111] Connection refused".
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()\]]+)")
+# How `describe_failure` begins what it said.
+_DESCRIBED = ("connection refused: nothing listens", "cannot connect to port",
+              "the kubelet is unreachable", "cannot reach the API server",
+              "the API server answered", "the API server did not open")
 # websocket-client's handshake error: "Handshake status 500 Internal Server Error -+-+-
 # {headers} -+-+- body"; the headers (a new Date each time) made every report different.
 _HANDSHAKE = re.compile(r"Handshake status (\d+)\s*([^\n]*?)\s*-\+-\+-.*-\+-\+-\s*(.*)\Z",
@@ -69,7 +77,11 @@ _HANDSHAKE = re.compile(r"Handshake status (\d+)\s*([^\n]*?)\s*-\+-\+-.*-\+-\+-\
 def describe_failure(text: str) -> str:
     """A tunnel's failure in one short line: the kubelet's refusal to dial the pod's port
     without its network namespaces and container IDs, the API server's own Status message
-    out of a websocket handshake dump, and what it means when the kubelet is away."""
+    out of a websocket handshake dump, and what it means when the kubelet or the API server
+    is away. Said once, it says the same again (describing a description changes nothing)."""
+    text = _OWN_PREFIX.sub("", " ".join(text.split()))
+    if text.startswith(_DESCRIBED):
+        return text
     dial = _DIAL_ERROR.search(text)
     if dial is not None and "error dialing backend" not in text:
         port, reason = dial.group(1), dial.group(2).strip()
@@ -81,11 +93,11 @@ def describe_failure(text: str) -> str:
         status, status_text, body = found.group(1), found.group(2).strip(), found.group(3)
         message = _status_message(body.strip()) or status_text or "no reason given"
         text = f"the API server answered {status}: {message}"
-    text = " ".join(text.split())
     if "error dialing backend" in text:
         return f"the kubelet is unreachable ({text})"
-    if "[Errno 111]" in text or "Connection refused" in text:  # Python's, not the kubelet's
-        return f"cannot reach the API server ({text})"
+    errno = _ERRNO.search(text)
+    if errno is not None:  # the OS's, on the way to the API server (not the kubelet's)
+        return f"cannot reach the API server: {errno.group(1).strip().lower()}"
     return text if len(text) <= 300 else text[:299] + "\u2026"
 
 

@@ -144,7 +144,9 @@ def test_a_websocket_handshake_dump_is_said_in_one_short_line():
                     "backend: dial tcp 127.0.0.1:10250: connect: connection refused)")
     assert describe_failure(HANDSHAKE % 2) == text  # the Date header no longer matters
     refused = "port-forward to ns/web-1:8000: [Errno 111] Connection refused"
-    assert describe_failure(refused).startswith("cannot reach the API server (")
+    assert describe_failure(refused) == "cannot reach the API server: connection refused"
+    for said in (text, describe_failure(refused)):
+        assert describe_failure(said) == said
 
 
 def test_the_same_failure_of_many_connections_is_reported_once_then_counted():
