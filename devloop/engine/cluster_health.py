@@ -38,6 +38,8 @@ PROBE_TIMEOUT_SECONDS = 2.5
 # An update that failed this long before a part's failure was seen may still have failed
 # because of it (a push retries for a while before it gives up).
 RETRY_MARGIN_SECONDS = 30.0
+# The part every other Kubernetes part is asked through.
+API_SERVER = "api-server"
 # The resource session-wide alerts and log lines belong to.
 SESSION_RESOURCE = "(Tiltfile)"
 
@@ -154,25 +156,40 @@ class ClusterHealth:
             await asyncio.sleep(PROBE_FAILING_EVERY_SECONDS if failing else PROBE_EVERY_SECONDS)
 
     async def check_once(self) -> None:
-        """Probe every part once (concurrently) and report what changed."""
+        """Probe every part once and report what changed: the API server first (with the
+        parts outside the cluster), then, if it answered, the parts behind it (kubelets),
+        which cannot be asked without it."""
         parts = {part.key: part for part in self._parts()}
         for key in [k for k in self._seen if k not in parts]:
             gone = self._seen.pop(key)
             if gone.problem:
                 self._reporter.delete(ALERT_KIND, _alert_name(key))
-        api_down = bool(self._seen.get("api-server") and self._seen["api-server"].problem)
+        for part in parts.values():
+            self._seen.setdefault(part.key, _Seen(part)).part = part
+        first = [key for key, part in parts.items() if key == API_SERVER or not part.cluster]
+        changed = await self._probe(first)
+        api = self._seen.get(API_SERVER)
+        behind = [key for key in parts if key not in first]
+        if api is not None and api.problem:
+            # Unknown while the API server is away: not a problem of their own.
+            for key in behind:
+                changed = self._forget(self._seen[key]) or changed
+        else:
+            changed = await self._probe(behind) or changed
+        if changed:
+            self._reporter.on_change()
+
+    async def _probe(self, keys: list[str]) -> bool:
         probing: list[tuple[_Seen, asyncio.Task[str]]] = []
-        for key, part in parts.items():
-            seen = self._seen.setdefault(key, _Seen(part))
-            seen.part = part
-            # Without the API server nothing behind it (kubelets) can be asked.
-            if seen.unwatchable or api_down and key != "api-server" and part.cluster:
+        for key in keys:
+            seen = self._seen[key]
+            if seen.unwatchable:
                 continue
             if seen.task is None or seen.task.done():
-                seen.task = asyncio.create_task(_answer(part.probe), name=f"probe {key}")
+                seen.task = asyncio.create_task(_answer(seen.part.probe), name=f"probe {key}")
             probing.append((seen, seen.task))
         if not probing:
-            return
+            return False
         await asyncio.wait([task for _, task in probing], timeout=PROBE_TIMEOUT_SECONDS)
         changed = False
         for seen, task in probing:
@@ -189,8 +206,15 @@ class ClusterHealth:
             else:
                 problem = task.result()
             changed = self._take(seen, problem) or changed
-        if changed:
-            self._reporter.on_change()
+        return changed
+
+    def _forget(self, seen: _Seen) -> bool:
+        """What was known of a part that cannot be asked now: its alert goes, quietly."""
+        if not seen.problem:
+            return False
+        self._reporter.delete(ALERT_KIND, _alert_name(seen.part.key))
+        seen.problem, seen.since = "", None
+        return True
 
     def _take(self, seen: _Seen, problem: str) -> bool:
         key, label = seen.part.key, seen.part.label

@@ -103,6 +103,18 @@ def test_while_the_api_server_is_away_the_kubelets_are_not_asked():
     assert list(recorder.alerts) == [API_ALERT]
 
 
+def test_a_kubelet_alert_goes_quietly_when_the_api_server_goes_away():
+    parts, recorder = Parts(), Recorder()
+    health = monitor(parts, recorder, [0.0])
+    parts.answers["kubelet-n1"] = "the kubelet of node n1 is unreachable: connection refused"
+    asyncio.run(health.check_once())
+    assert list(recorder.alerts) == [KUBELET_ALERT]
+    parts.answers["api-server"] = "cannot reach the API server at https://a:6443: refused"
+    asyncio.run(health.check_once())
+    assert list(recorder.alerts) == [API_ALERT]
+    assert not any("back" in line for line in recorder.lines)
+
+
 def test_a_probe_that_does_not_answer_is_a_failure(monkeypatch):
     monkeypatch.setattr(cluster_health, "PROBE_TIMEOUT_SECONDS", 0.05)
     parts, recorder = Parts(), Recorder()
