@@ -355,7 +355,10 @@ class Tracer:
         self._targets.add(pod)
 
     def log_line(self, pod: str) -> None:
-        """A runtime log line from `pod` (cheap: called for every line)."""
+        """A runtime log line from `pod` (cheap: called for every line); '' is not a
+        pod's own output (an event about it) and does not count."""
+        if not pod:
+            return
         trace = self.current
         if trace is None:
             self._logging.add(pod)

@@ -260,6 +260,7 @@ def test_the_first_new_log_line_is_from_a_pod_that_was_not_logging_before_the_ap
     trace = full_update(book, store, clock)
     tracer = book.tracer("api")
     tracer.log_line("api-old")
+    tracer.log_line("")  # an event line about a pod, not the pod's output
     assert not trace.has_point(Point.FIRST_LOG)
     clock.advance(0.3)
     tracer.log_line("api-new")
