@@ -371,6 +371,17 @@ class Tracer:
                 self._changed(trace, "log")
         self._logging.add(pod)
 
+    @staticmethod
+    def _answer_after(trace: UpdateTrace) -> float:
+        """When a request must have reached the pod for its answer to be the new one. A
+        live update that ended with a sync: from the sync's start, since the files are in
+        place before the exec's result is back (and an answer that arrives before ready
+        is not counted anyway); anything else: from ready."""
+        last = max(trace.phases, key=lambda s: s.end, default=None)
+        if last is not None and last.name == Phase.SYNC and not trace.has(Phase.APPLY):
+            return last.start
+        return trace.cursor
+
     def answered(self, opened: float) -> None:
         """Bytes came back through a port-forward on a connection opened at `opened`.
 
@@ -385,7 +396,7 @@ class Tracer:
             trace.mark(Phase.READY)
             trace.state = TraceState.READY
             self._changed(trace, "ready")
-        elif trace.state != TraceState.READY or opened < trace.cursor:
+        elif trace.state != TraceState.READY or opened < self._answer_after(trace):
             return  # asked before the update was ready: may be the old version's answer
         trace.mark(Phase.ANSWER)
         trace.state = TraceState.ANSWERED

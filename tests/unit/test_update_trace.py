@@ -254,6 +254,43 @@ def test_a_forward_moving_to_a_pod_the_apply_made_ends_the_rollout():
     assert [s.name for s in trace.phases][-1] == "answer"
 
 
+def test_after_a_sync_a_request_that_reached_the_pod_during_it_can_be_the_answer():
+    clock = FakeClock(100.0)
+    book, store, said = book_with(clock)
+    trace = book.begin("web", "web-2", [], started=clock())
+    clock.advance(0.03)
+    t.mark(Phase.PREPARE)
+    before_sync = clock() - 0.01
+    clock.advance(0.05)
+    during_sync = clock()  # the file is in place before the exec's result is back
+    clock.advance(0.05)
+    t.mark(Phase.SYNC)
+    put_build(store, "web-2")
+    book.finish(trace, failed=False)
+    tracer = book.tracer("web")
+    clock.advance(0.01)
+    tracer.answered(before_sync)
+    assert not trace.has(Phase.ANSWER)
+    tracer.answered(during_sync)
+    assert [s.name for s in trace.phases][-2:] == ["sync", "answer"]
+
+
+def test_after_run_steps_only_a_request_after_ready_is_the_answer():
+    clock = FakeClock(100.0)
+    book, store, _ = book_with(clock)
+    trace = book.begin("web", "web-2", [], started=clock())
+    clock.advance(0.05)
+    t.mark(Phase.SYNC)
+    during_run = clock() + 0.01
+    clock.advance(0.05)
+    t.mark(Phase.RUN)
+    put_build(store, "web-2")
+    book.finish(trace, failed=False)
+    clock.advance(0.01)
+    book.tracer("web").answered(during_run)
+    assert not trace.has(Phase.ANSWER)
+
+
 def test_the_first_new_log_line_is_from_a_pod_that_was_not_logging_before_the_apply():
     clock = FakeClock(100.0)
     book, store, _ = book_with(clock)
