@@ -97,6 +97,8 @@ def main() -> None:
                         help="another devloop checkout to time against this one")
     parser.add_argument("--this", metavar="SRC", default="",
                         help="the checkout to time (default: the installed devloop)")
+    parser.add_argument("--keep-logs", metavar="DIR", default="",
+                        help="copy each run's `devloop up` log there")
     args = parser.parse_args()
     variants = {"this": os.path.abspath(args.this) if args.this else ""}
     if args.compare:
@@ -120,7 +122,11 @@ def main() -> None:
                 order.reverse()
             for name, source in order:
                 down(source)
+                log = env.project.parent / f"up-{index + 1}-{name}.log"
                 samples[name].append(_time_up(env, source, urls, log))
+                if args.keep_logs:
+                    Path(args.keep_logs).mkdir(parents=True, exist_ok=True)
+                    (Path(args.keep_logs) / log.name).write_text(log.read_text())
                 print(f"run {index + 1} {name}: devloop up -> both forwards answering "
                       f"{samples[name][-1]:.2f} s (after devloop down)", flush=True)
         down("")
