@@ -79,4 +79,5 @@ def render_junit(report: RunReport, *, hostname: str | None = None) -> bytes:
         ET.SubElement(suite, "system-err").text = xml_text(
             f"ERROR: resource {report.failed_resource!r}: {report.message}")
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    text: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return text + b"\n"
