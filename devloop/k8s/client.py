@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import kubernetes.client
 import kubernetes.config
@@ -42,6 +42,8 @@ from devloop.k8s.streams import (
     exec_blocking,
     thread_stream,
 )
+
+_T = TypeVar("_T")
 
 MANAGER = "devloop"
 
@@ -185,7 +187,7 @@ class KubeClient:
             raise KubeError(f"{what or path}: connection lost: {e}", temporary=True) from e
         return json.loads(data) if data else None
 
-    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ discovery
@@ -265,7 +267,7 @@ class KubeClient:
         return True
 
     async def get(self, obj_ref: ObjectRef) -> dict[str, Any] | None:
-        return await self._call(self._get_blocking, obj_ref)  # type: ignore[no-any-return]
+        return await self._call(self._get_blocking, obj_ref)
 
     def _get_blocking(self, ref: ObjectRef) -> dict[str, Any] | None:
         res = self.resource_for(ref.api_version, ref.kind)
@@ -310,7 +312,7 @@ class KubeClient:
                                 what=f"pods in {namespace}")
             return list(data.get("items", []))
 
-        return await self._call(run)  # type: ignore[no-any-return]
+        return await self._call(run)
 
     async def events_for(self, namespace: str, involved_name: str) -> list[dict[str, Any]]:
         """Events about an object (by name), oldest first."""
@@ -324,7 +326,7 @@ class KubeClient:
             items.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
             return items
 
-        return await self._call(run)  # type: ignore[no-any-return]
+        return await self._call(run)
 
     # ------------------------------------------------------------------ streams
 
