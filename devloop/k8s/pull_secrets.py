@@ -17,23 +17,12 @@ import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from devloop.k8s.images import pod_template
+
 OWNER_LABEL = "app.kubernetes.io/managed-by"
 OWNER_VALUE = "devloop"
 PULL_SECRET_LABEL = "devloop.dev/pull-secret"
 SECRET_TYPE = "kubernetes.io/dockerconfigjson"
-
-# Where each workload kind keeps its pod spec.
-_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "ReplicationController": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
-
 
 class SecretApi(Protocol):
     async def list_by_label(self, label_selector: str, kinds: Any = ..., *,
@@ -59,11 +48,8 @@ def pull_secret_manifest(name: str, namespace: str, dockerconfigjson: str) -> di
 
 
 def _pod_spec(manifest: dict[str, Any]) -> dict[str, Any] | None:
-    path = _POD_SPEC_PATHS.get(str(manifest.get("kind", "")))
-    node: Any = manifest
-    for key in path or ():
-        node = node.get(key) if isinstance(node, dict) else None
-    return node if path and isinstance(node, dict) else None
+    template = pod_template(manifest)
+    return template["spec"] if template is not None else None
 
 
 def _images(spec: dict[str, Any]) -> list[str]:
