@@ -9,14 +9,12 @@ prints on stdout are then monitored like any Kubernetes resource (pods, logs, fo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from devloop.engine import k8s_runner
-from devloop.engine.k8s_deploy import Deployed
-from devloop.engine.k8s_seam import ClusterSeam
+from devloop.engine.k8s_deploy import Deployed, ImageDeployer
 from devloop.engine.local_runner import command_environment, kill_group, plan_environment
 from devloop.engine.runner import ResourceRunner, RunnerContext, UpdateError
 from devloop.model import plan as p
@@ -61,15 +59,8 @@ async def run_capturing(spec: p.CommandSpec, env: dict[str, str], log: Any,
     return stdout.decode(errors="replace")
 
 
-class ApplyCmdDeployer:
+class ApplyCmdDeployer(ImageDeployer):
     """Build the images, run apply_cmd, read what it deployed from its output."""
-
-    def __init__(self, resource: p.Resource, *, plan: p.Plan, cluster: ClusterSeam,
-                 log: Callable[[str], None]) -> None:
-        self.resource = resource
-        self.plan = plan
-        self.cluster = cluster
-        self._log = log
 
     async def deploy(self) -> Deployed:
         """Returns no input digests: apply_cmd reads files of its own (`deps`), so

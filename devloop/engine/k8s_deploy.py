@@ -39,8 +39,9 @@ class Deployer(Protocol):
         ...
 
 
-class ApplyDeployer:
-    """Build the images, inject their refs, apply the objects server-side."""
+class ImageDeployer:
+    """What every deployer holds: the resource, its plan (for its images), the cluster and
+    the resource's build log."""
 
     def __init__(self, resource: p.Resource, *, plan: p.Plan, cluster: ClusterSeam,
                  log: Callable[[str], None]) -> None:
@@ -48,6 +49,10 @@ class ApplyDeployer:
         self.plan = plan
         self.cluster = cluster
         self._log = log
+
+
+class ApplyDeployer(ImageDeployer):
+    """Build the images, inject their refs, apply the objects server-side."""
 
     async def deploy(self) -> Deployed:
         inputs: dict[str, str] = {}
