@@ -18,12 +18,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from support import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BUSYBOX = "localhost:5000/busybox:latest"
@@ -129,17 +130,6 @@ def running_up(project: Path, log_path: Path, *, env: dict[str, str] | None = No
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, poll: float = 0.05) -> float:
-    """Seconds until `predicate()` is truthy (exceptions count as not yet)."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        with contextlib.suppress(Exception):
-            if predicate():
-                return time.perf_counter() - start
-        time.sleep(poll)
-    raise TimeoutError(f"condition not met within {timeout}s")
 
 
 # -- /proc
