@@ -219,13 +219,12 @@ class PortForwarder:
     async def _open_async(self, namespace: str, pod: str) -> tuple[Any, Any]:
         """`_open` in the forwards' own threads, given up after OPEN_TIMEOUT_SECONDS."""
         future = asyncio.get_running_loop().run_in_executor(_POOL, self._open, namespace, pod)
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), OPEN_TIMEOUT_SECONDS)
-        except TimeoutError:
+        if not await _within(future, OPEN_TIMEOUT_SECONDS):
             future.add_done_callback(_close_late)
             raise KubeError(f"port-forward to {namespace}/{pod}:{self.remote_port}: the API "
                             f"server did not open the tunnel in {OPEN_TIMEOUT_SECONDS:g} s",
-                            temporary=True) from None
+                            temporary=True)
+        return future.result()
 
     def _open(self, namespace: str, pod: str) -> tuple[Any, Any]:
         api = self._client.new_api_client()
@@ -248,12 +247,10 @@ class PortForwarder:
             return "no ready pod to forward to"
         future = asyncio.get_running_loop().run_in_executor(
             _POOL, self._probe_blocking, self.namespace, self.pod)
-        try:
-            error = await asyncio.wait_for(asyncio.shield(future),
-                                           OPEN_TIMEOUT_SECONDS + PROBE_SECONDS)
-        except TimeoutError:
+        if not await _within(future, OPEN_TIMEOUT_SECONDS + PROBE_SECONDS):
             return (f"the API server did not open a tunnel to {self.namespace}/{self.pod} in "
                     f"{OPEN_TIMEOUT_SECONDS:g} s")
+        error = future.result()
         return describe_failure(error) if error else ""
 
     def _probe_blocking(self, namespace: str, pod: str) -> str:
@@ -338,6 +335,16 @@ class PortForwarder:
         finally:
             if api is not None:
                 api.close()
+
+
+async def _within(future: asyncio.Future[Any], seconds: float) -> bool:
+    """Whether `future` is done within `seconds`; it goes on running if not. Not
+    `wait_for(shield(...))`: in Python 3.11 that returns the result, and the cancellation
+    of the waiting task is lost, when the future ends just as the task is cancelled (a
+    monitor that probes five times a second then never stops, and whoever waits for it
+    waits forever)."""
+    done, _ = await asyncio.wait({future}, timeout=seconds)
+    return bool(done)
 
 
 def _close_late(future: concurrent.futures.Future[tuple[Any, Any]] | asyncio.Future[Any],

@@ -158,3 +158,21 @@ def test_the_same_failure_of_many_connections_is_reported_once_then_counted():
     forwarder._reported = {k: (v[0] - 60, v[1]) for k, v in forwarder._reported.items()}
     forwarder._report("ns", "web-1", HANDSHAKE % 9, False)
     assert len(reports) == 2 and reports[1].message.endswith("(and 4 more connections since)")
+
+
+def test_a_probe_cancelled_as_its_answer_arrives_stays_cancelled():
+    """The monitor waiting on a probe is cancelled (a new deploy restarts it) just as the
+    probe's thread answers: the cancellation must win, or the monitor runs on and whoever
+    waits for it to end waits forever."""
+    from devloop.k8s.portforward import _within
+
+    async def scenario() -> None:
+        answer = asyncio.get_running_loop().create_future()
+        waiting = asyncio.create_task(_within(answer, 10))
+        await asyncio.sleep(0)
+        answer.set_result("")
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(scenario())
