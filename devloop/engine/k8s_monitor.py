@@ -11,7 +11,6 @@ The resource's `RuntimeReport` combines all of it, with when `ci` may trust it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from datetime import datetime
@@ -121,8 +120,7 @@ class K8sMonitor:
                                             details=self._report.details))
                 period = self._clock_period()
                 if period is not None:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), period)
+                    await wake_or_timeout(self._wake, period)
                 else:
                     await self._wake.wait()
                 await asyncio.sleep(GATHER_SECONDS)
@@ -325,3 +323,14 @@ def _epoch(text: str) -> float:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
+
+
+async def wake_or_timeout(event: asyncio.Event, seconds: float) -> None:
+    """Wait until `event` is set or `seconds` pass. Not `wait_for(event.wait(), ...)`: in
+    Python 3.11 that loses the task's cancellation when the event is set just as the task
+    is cancelled, and a monitor that is never stopped keeps its restart waiting forever."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()

@@ -176,3 +176,18 @@ def test_a_probe_cancelled_as_its_answer_arrives_stays_cancelled():
             await waiting
 
     asyncio.run(scenario())
+
+
+def test_a_monitor_cancelled_as_it_is_woken_stays_cancelled():
+    from devloop.engine.k8s_monitor import wake_or_timeout
+
+    async def scenario() -> None:
+        wake = asyncio.Event()
+        waiting = asyncio.create_task(wake_or_timeout(wake, 10))
+        await asyncio.sleep(0)
+        wake.set()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(scenario())
