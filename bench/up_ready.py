@@ -78,10 +78,17 @@ def _time_up(env: BenchEnv, source: str, urls: tuple[str, str], log: Path) -> fl
         process = subprocess.Popen(env.devloop("up", "--stream", "--port", "0"),
                                    cwd=env.project, env={**env.env(), **extra}, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
+
+    def alive() -> bool:  # an `up` that ended (the cluster unreachable...) fails at once
+        if process.poll() is not None:
+            raise SystemExit(f"devloop up ended with {process.returncode} before both "
+                             f"forwards answered:\n{log.read_text()[-3000:]}")
+        return True
+
     try:
         api, web = urls
-        wait_for(lambda: _api_answers(api), TIMEOUT_SECONDS, POLL_SECONDS)
-        wait_for(lambda: _web_answers(web), TIMEOUT_SECONDS, POLL_SECONDS)
+        wait_for(lambda: alive() and _api_answers(api), TIMEOUT_SECONDS, POLL_SECONDS)
+        wait_for(lambda: alive() and _web_answers(web), TIMEOUT_SECONDS, POLL_SECONDS)
         return time.perf_counter() - start
     except TimeoutError:
         sys.exit(f"devloop up did not answer on {urls} in {TIMEOUT_SECONDS:.0f} s:\n"
