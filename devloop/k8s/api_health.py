@@ -69,13 +69,29 @@ def _get_text(kube: KubeClient, path: str, what: str) -> tuple[int, str]:
 def _api_server_blocking(kube: KubeClient) -> str:
     status, body = _get_text(kube, "/readyz", "API server")
     if status == 200:
-        return ""
+        return _read_problem(kube)
     if status == 0:
         return f"cannot reach the API server at {kube.configuration.host}: {_reason(body)}"
     failed = readyz_failures(body)
     if failed:
         return _short(f"the API server is not ready: {', '.join(failed)} failed")
     return _short(f"the API server is not ready (HTTP {status}): {body}")
+
+
+def _read_problem(kube: KubeClient) -> str:
+    """'' when the API server can read (one pod of the session's namespace: a read that
+    goes to etcd); /readyz says "ok" for a few seconds after etcd is gone."""
+    try:
+        kube.request("GET", f"/api/v1/namespaces/{kube.namespace}/pods",
+                     query=[("limit", 1)], what="API server read",
+                     timeout=(PROBE_TIMEOUT_SECONDS, PROBE_TIMEOUT_SECONDS))
+    except KubeError as e:
+        if e.status in (401, 403, 404):
+            return ""  # these credentials may not list pods there: nothing to say
+        if not e.status:
+            return f"the API server cannot read its storage (etcd): {_reason(e.message)}"
+        return _short(f"the API server cannot read: {e.message}")
+    return ""
 
 
 def _reason(text: str) -> str:

@@ -236,3 +236,22 @@ def test_a_kubelet_these_credentials_may_not_ask_is_not_a_fault():
     gone = error_from_status(404, "pods p not found", "log")
     assert asyncio.run(api_health.kubelet_problem(
         Kube(gone), "n1", ("ns", "p", "c"))) == ""  # type: ignore[arg-type]
+
+
+class ReadyButNoStorage:
+    """/readyz still says ok (it does for a few seconds without etcd); reads hang."""
+
+    namespace = "ns"
+    configuration = Kube.__init__  # unused
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        if path == "/readyz":
+            return type("Response", (), {"status": 200, "read": lambda self: b"ok",
+                                         "release_conn": lambda self: None})()
+        raise KubeError("API server read: cannot reach the API server: Read timed out. "
+                        "(read timeout=2.8)", temporary=True)
+
+
+def test_an_api_server_that_cannot_read_its_storage_says_so():
+    problem = asyncio.run(api_health.api_server_problem(ReadyButNoStorage()))  # type: ignore[arg-type]
+    assert problem == "the API server cannot read its storage (etcd): no answer in 2.8 s"
