@@ -243,8 +243,8 @@ class Faults:
             change()
             # Unapplied while the part is away, the change shows as pending.
             timed(lambda: self.s.pending("api"), max(2.0, DOWN_SECONDS[part] - (
-                time.monotonic() - started)), "the api's change shown as pending")
-            time.sleep(max(0.0, DOWN_SECONDS[part] - (time.monotonic() - started)))
+                time.monotonic() - gone)), "the api's change shown as pending")
+            time.sleep(max(0.0, DOWN_SECONDS[part] - (time.monotonic() - gone)))
         finally:
             part_command("start", part)
         self.recover(figure, time.monotonic(), rebuilt=rebuilt)
