@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from devloop.engine.alerts import ALERT_KIND, Alert, AlertType, alert_id, raise_alert
 from devloop.engine.runner import RuntimeReport
 from devloop.engine.scheduler import RuntimeState
+from devloop.engine.tasks import spawn
 
 # Probe period while everything answers: a fault shows within this plus one probe's
 # timeout (2 s), inside the 5 s a person notices a stale screen in.
@@ -132,7 +133,7 @@ class ClusterHealth:
     # -- running
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="cluster health")
+            self._task = spawn(self._run(), name="cluster health")
 
     async def stop(self) -> None:
         task, self._task = self._task, None

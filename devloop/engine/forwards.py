@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from devloop.engine.alerts import Alert, AlertType, alert_id, raise_alert
 from devloop.engine.runner import RunnerHooks
 from devloop.engine.scheduler import RuntimeState
+from devloop.engine.tasks import resource_reporter, spawn
 from devloop.k8s.portforward import container_port_for, describe_failure
 from devloop.model import plan as p
 from devloop.model import trace as tr
@@ -116,8 +117,9 @@ class ForwardKeeper:
             if (fw.state, fw.message, fw.pod, fw.container_port) != before:
                 self._publish(fw)
         if self._prober is None and any(fw.handle for fw in self._forwards.values()):
-            self._prober = asyncio.create_task(self._probe_loop(),
-                                               name=f"port-forward probes:{self.resource}")
+            self._prober = spawn(self._probe_loop(), name=f"port-forward probes:{self.resource}",
+                                 resource=self.resource,
+                                 on_error=resource_reporter(self._hooks, self.resource))
 
     async def _keep_one(self, fw: _Forward, ready: list[tuple[str, dict[str, Any]]]) -> None:
         if not ready:

@@ -26,6 +26,7 @@ from devloop.engine.cluster_health import until_reachable
 from devloop.engine.k8s_live import LiveUpdater, _LiveWork, count
 from devloop.engine.k8s_seam import ClusterSeam
 from devloop.engine.runner import RunnerHooks, UpdateError
+from devloop.engine.tasks import resource_reporter, spawn
 from devloop.k8s.errors import KubeError
 from devloop.k8s.sync import SyncError
 
@@ -137,7 +138,8 @@ class Resyncer:
         if self._task is not None and not self._task.done():
             self._again = True
             return
-        self._task = asyncio.create_task(self._run(), name=f"resync:{self.name}")
+        self._task = spawn(self._run(), name=f"resync:{self.name}", resource=self.name,
+                           on_error=resource_reporter(self._hooks, self.name))
 
     def _containers(self) -> list[lu.Container]:
         containers: list[lu.Container] = []
