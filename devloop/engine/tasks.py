@@ -41,6 +41,8 @@ Reporter = Callable[[TaskFailure], None]
 
 _running: set[asyncio.Task[Any]] = set()
 
+CANCEL_AGAIN_SECONDS = 0.5
+
 
 def spawn(coroutine: Coroutine[Any, Any, T], *, name: str, resource: str = "",
           on_error: Reporter | None = None, handled: bool = False) -> asyncio.Task[T]:
@@ -102,5 +104,12 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
     for task in started:
         task.cancel()
     for task in started:
+        # In Python 3.11 `asyncio.wait_for` drops a cancellation that arrives as the awaited
+        # future completes, and the task runs on (a probe loop, forever): cancel again
+        # until it has ended.
+        while not task.done():
+            await asyncio.wait({task}, timeout=CANCEL_AGAIN_SECONDS)
+            if not task.done():
+                task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task

@@ -88,3 +88,24 @@ async def test_a_spawned_task_is_held_until_it_ends():
     await task
     await asyncio.sleep(0)
     assert task not in tasks._running
+
+
+async def test_cancel_and_wait_stops_a_task_that_swallowed_its_cancellation():
+    # What Python 3.11's wait_for does when the cancellation and the awaited result meet:
+    # the task goes on. cancel_and_wait cancels again until the task has ended.
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1
+
+    task = tasks.spawn(stubborn(), name="stubborn")
+    await asyncio.sleep(0)
+    await asyncio.wait_for(tasks.cancel_and_wait(task), 5)
+    assert task.cancelled() and swallowed == 1
