@@ -125,11 +125,26 @@ class Session:
                           stdout=True, tty=False))
 
     def code_matches_disk(self) -> bool:
-        """The app.py each api container runs is the one on disk (and it answers so)."""
+        """The app.py each api container runs is the one on disk (and it answers so through
+        devloop's port-forward)."""
+        return self.runs_disk_code() and self.serving() == f"v{self.version}"
+
+    def runs_disk_code(self) -> bool:
+        """Each api container holds the app.py on disk and its app answers with that
+        version inside the pod. Unlike `code_matches_disk` this does not need the pod to be
+        Ready: after an etcd outage the cluster marks every pod not ready for a while
+        (NodeNotReady), and a port-forward only goes to ready pods."""
         disk = (self.project / "api" / "app.py").read_text()
+        ask = ("python3 -c \"import urllib.request; print(urllib.request.urlopen("
+               "'http://127.0.0.1:8080/', timeout=2).read().decode())\"")
         pods = self.api_pods()
-        return bool(pods) and all(self.exec(pod.metadata.name, "cat /app/app.py") == disk
-                                  for pod in pods) and self.serving() == f"v{self.version}"
+        return bool(pods) and all(
+            self.exec(pod.metadata.name, "cat /app/app.py") == disk
+            and f'"v{self.version}"' in self.exec(pod.metadata.name, ask) for pod in pods)
+
+    def cluster_answers(self) -> bool:
+        self.core.list_namespaced_pod(self.namespace, limit=1, _request_timeout=2)
+        return True
 
     def edit_app(self) -> None:
         """A change the api's live update applies: its VERSION."""
@@ -229,10 +244,10 @@ class Faults:
         so every pod, not ready for a while, and devloop shows that as it is)."""
         def healed() -> bool:
             return not any(name.startswith("cluster-") for name in self.s.alerts()) and (
-                self.s.code_matches_disk()) and (not rebuilt or len(self.s.api_pods()) == 1)
+                self.s.runs_disk_code()) and (not rebuilt or len(self.s.api_pods()) == 1)
 
         def well() -> bool:
-            return healed() and not self.s.unwell()
+            return healed() and self.s.code_matches_disk() and not self.s.unwell()
 
         timed(healed, 120, "devloop healed")
         figure.recovered_after = time.monotonic() - back
@@ -257,6 +272,10 @@ class Faults:
             time.sleep(max(0.0, DOWN_SECONDS[part] - (time.monotonic() - gone)))
         finally:
             part_command("start", part)
+        # The part is back when the cluster answers again: after etcd returns, the API
+        # server takes its own time (seconds, varying) to reconnect, and nothing of
+        # devloop's can be applied before that.
+        timed(self.s.cluster_answers, 120, "the API server answering again")
         self.recover(figure, time.monotonic(), rebuilt=rebuilt)
 
     # -- the faults
