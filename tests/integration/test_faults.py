@@ -142,7 +142,18 @@ class Session:
             self.exec(pod.metadata.name, "cat /app/app.py") == disk
             and f'"v{self.version}"' in self.exec(pod.metadata.name, ask) for pod in pods)
 
-    def cluster_answers(self) -> bool:
+    def part_serves(self, part: str) -> bool:
+        """Whether `part` does its job again, checked here the way a user would see it:
+        devloop's recovery is measured from then (an etcd's API server reconnects, a
+        kubelet re-syncs its pods, each in its own varying time)."""
+        if part == "kubelet":  # it serves the api's log again
+            (pod,) = self.api_pods()
+            self.core.read_namespaced_pod_log(pod.metadata.name, self.namespace,
+                                              tail_lines=1, _request_timeout=2)
+        elif part == "dockerd":
+            subprocess.run(["docker", "version"], capture_output=True, timeout=5, check=True)
+        elif part == "registry":
+            http_get(f"http://{os.environ.get('DEVLOOP_TEST_REGISTRY', 'localhost:5000')}/v2/")
         self.core.list_namespaced_pod(self.namespace, limit=1, _request_timeout=2)
         return True
 
@@ -272,10 +283,9 @@ class Faults:
             time.sleep(max(0.0, DOWN_SECONDS[part] - (time.monotonic() - gone)))
         finally:
             part_command("start", part)
-        # The part is back when the cluster answers again: after etcd returns, the API
-        # server takes its own time (seconds, varying) to reconnect, and nothing of
-        # devloop's can be applied before that.
-        timed(self.s.cluster_answers, 120, "the API server answering again")
+        # The part is back when it serves again (see `part_serves`): nothing of devloop's
+        # can heal before that.
+        timed(lambda: self.s.part_serves(part), 120, f"{part} serving again")
         self.recover(figure, time.monotonic(), rebuilt=rebuilt)
 
     # -- the faults
