@@ -24,30 +24,15 @@ import argparse
 import functools
 import os
 import re
-import socket
 import statistics
 import time
 from pathlib import Path
 
-from support import BenchEnv, bench_env, get, percentile, running_up, wait_for
+from support import BenchEnv, bench_env, get, percentile, running_up, use_free_shop_ports, wait_for
 
 POLL_SECONDS = 0.005
 SETTLE_SECONDS = 3.0  # after up, and after each rebuild (old pods terminating)
 LIVE_SETTLE_SECONDS = 0.3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _use_free_ports(project: Path) -> tuple[str, str]:
-    api_port, web_port = _free_port(), _free_port()
-    tiltfile = project / "Tiltfile"
-    tiltfile.write_text(tiltfile.read_text().replace('"18081:8080"', f'"{api_port}:8080"')
-                        .replace("port_forward(18080,", f"port_forward({web_port},"))
-    return f"http://127.0.0.1:{api_port}/", f"http://127.0.0.1:{web_port}/"
 
 
 def _answers(url: str, text: str) -> bool:
@@ -108,7 +93,7 @@ def main() -> None:
     samples: dict[str, dict[str, list[float]]] = {
         name: {"rebuild": [], "live": []} for name in variants}
     with bench_env("bench-edit") as env:
-        urls = _use_free_ports(env.project)
+        urls = use_free_shop_ports(env.project)
         for index in range(args.rounds):
             order = list(variants.items())
             if index % 2:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -115,3 +116,19 @@ def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     index = max(0, min(len(ordered) - 1, round(fraction * (len(ordered) - 1))))
     return ordered[index]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def use_free_shop_ports(project: Path) -> tuple[str, str]:
+    """Point a copy of the shop example's forwards at free ports (other runs may hold the
+    example's); returns the api's and the web's URLs."""
+    api_port, web_port = free_port(), free_port()
+    tiltfile = project / "Tiltfile"
+    tiltfile.write_text(tiltfile.read_text().replace('"18081:8080"', f'"{api_port}:8080"')
+                        .replace("port_forward(18080,", f"port_forward({web_port},"))
+    return f"http://127.0.0.1:{api_port}/", f"http://127.0.0.1:{web_port}/"

@@ -24,32 +24,16 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from support import BenchEnv, bench_env, get, percentile, wait_for
+from support import BenchEnv, bench_env, get, percentile, use_free_shop_ports, wait_for
 
 POLL_SECONDS = 0.01
 TIMEOUT_SECONDS = 600.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _use_free_ports(project: Path) -> tuple[str, str]:
-    """Point the copy's forwards at free ports (other runs may hold the example's)."""
-    api_port, web_port = _free_port(), _free_port()
-    tiltfile = project / "Tiltfile"
-    tiltfile.write_text(tiltfile.read_text().replace('"18081:8080"', f'"{api_port}:8080"')
-                        .replace("port_forward(18080,", f"port_forward({web_port},"))
-    return f"http://127.0.0.1:{api_port}/", f"http://127.0.0.1:{web_port}/"
 
 
 def _api_answers(url: str) -> bool:
@@ -112,7 +96,7 @@ def main() -> None:
         variants = {"compare": os.path.abspath(args.compare), **variants}
     samples: dict[str, list[float]] = {name: [] for name in variants}
     with bench_env("bench-up") as env:
-        urls = _use_free_ports(env.project)
+        urls = use_free_shop_ports(env.project)
         log = env.project.parent / "up.log"
 
         def down(source: str) -> None:
