@@ -20,7 +20,7 @@ from devloop.build.credentials import (
     dockerconfigjson,
     registry_host,
 )
-from devloop.build.custom_builder import CustomBuilder
+from devloop.build.custom_builder import CustomBuilder, needs_push
 from devloop.build.docker_builder import BuildError, DockerBuilder
 from devloop.build.dockerfile_deps import inject_built_refs
 from devloop.build.push import Pusher
@@ -238,8 +238,8 @@ class Cluster:
                 tr.mark(step, image=image.ref)
                 step = tr.Phase.PUSH
                 ref = built.ref
-                if self.push and not image.disable_push and not image.skips_local_docker \
-                        and self.registry is not None:
+                if self.registry is not None and needs_push(
+                        image, self.registry, cluster_shares_engine=not self.push):
                     ref = (await self.pusher.push(built, self.registry, log=log)).ref
                     tr.mark(step, image=image.ref)
             except BuildError as exc:
