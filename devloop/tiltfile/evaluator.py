@@ -45,7 +45,7 @@ from devloop.tiltfile.context import (
 from devloop.tiltfile.errors import BuiltinError, Location, ResolutionError, TiltfileError
 from devloop.tiltfile.loader import ExtensionSettings, resolve
 from devloop.tiltfile.messages_area import stopped_by_exit
-from devloop.tiltfile.program import Program
+from devloop.tiltfile.program import Program, prelude
 from devloop.tiltfile.source import RewrittenFile, rewrite
 
 # A run that keeps finding new files ends here (each rerun adds at least one file).
@@ -439,14 +439,8 @@ def _environ_users(areas: list[Area]) -> frozenset[str]:
 def _program_names(setup: list[str]) -> frozenset[str]:
     """Top-level names of the prelude and the setup lines, which a file running at top
     level must not rebind."""
-    text = "\n".join([_PRELUDE_TEXT(), *setup])
+    text = "\n".join([prelude(), *setup])
     return frozenset(re.findall(r"^(?:def\s+)?([A-Za-z_]\w*)\s*[(=]", text, re.MULTILINE))
-
-
-def _PRELUDE_TEXT() -> str:  # noqa: N802 - read once, like a constant
-    from importlib import resources
-
-    return resources.files("devloop.tiltfile").joinpath("prelude.star").read_text("utf-8")
 
 
 # What a function of a file that ran first must not use when it is called later: the

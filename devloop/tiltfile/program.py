@@ -33,6 +33,7 @@ above, as a function, and its values stay mutable.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,7 +77,9 @@ class _Origin:
     indented: bool
 
 
-def _prelude() -> str:
+@functools.cache
+def prelude() -> str:
+    """The Starlark prelude every program starts with (read once per process)."""
     return resources.files("devloop.tiltfile").joinpath("prelude.star").read_text("utf-8")
 
 
@@ -122,7 +125,7 @@ class Program:
 
     def _start_chunk(self, name: str, setup: list[str], ran: tuple[int, ...]) -> _Chunk:
         chunk = _Chunk(name, [], [])
-        for line in _prelude().split("\n") + setup:
+        for line in prelude().split("\n") + setup:
             chunk.emit(line)
         for index in ran:  # the files that ran before, as loaded modules
             chunk.emit(f"__DL_MODULES[{index}] = __DL_EXPORTS_{index}; "
