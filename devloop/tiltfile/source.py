@@ -308,9 +308,11 @@ def rewrite(path: str, text: str, located_builtins: frozenset[str],
     exports = sorted(n for n in found if n not in load_bound)
     conditional = sorted(n for n, cond in found.items() if cond and n not in load_bound)
     new_lines, edits = _apply(lines, rewriter.edits)
+    leading = _leading_loads(tree.body)
     return RewrittenFile(path, new_lines, edits, rewriter.loads, exports, conditional,
-                         _string_continuation_lines(text), loads_lead=_loads_lead(tree.body),
-                         leading_loads=_leading_loads(tree.body),
+                         _string_continuation_lines(text),
+                         loads_lead=leading == sum(map(_is_load, tree.body)),
+                         leading_loads=leading,
                          dynamic_loads=_names_any(tree, {"include", "load_dynamic"}),
                          declares_extensions=_attributes_any(tree, {"extension_repo",
                                                                     "extension"}),
@@ -322,20 +324,6 @@ def rewrite(path: str, text: str, located_builtins: frozenset[str],
 def _is_load(stmt: ast.stmt) -> bool:
     return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) \
         and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "load"
-
-
-def _loads_lead(body: list[ast.stmt]) -> bool:
-    """Whether every load statement comes before the file's first other statement (a
-    docstring aside)."""
-    seen_other = False
-    for stmt in body:
-        if _is_load(stmt):
-            if seen_other:
-                return False
-        elif not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
-                  and isinstance(stmt.value.value, str)):
-            seen_other = True
-    return True
 
 
 def _leading_loads(body: list[ast.stmt]) -> int:
