@@ -14,6 +14,7 @@ and the first answer through a port-forward, when one comes, gets its own line.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 
@@ -37,6 +38,11 @@ NOTICE_TTL_SECONDS = 3600.0
 # Phases that happen before an update starts; any other phase means the runner recorded
 # its own steps.
 _BEFORE_UPDATE = {Phase.NOTICE, Phase.DEBOUNCE, Phase.QUEUE}
+
+# After a live update that answers came back during: how long an answer after ready may
+# take to come before one of those counts (a client polling every few hundred ms asks
+# again within it; one that saw the new version and stopped does not).
+EARLY_ANSWER_GRACE_SECONDS = 0.5
 
 LogFn = Callable[[str, str], None]  # resource, text
 
@@ -101,7 +107,22 @@ class TraceBook:
         else:
             trace.state = TraceState.READY
             self._say_ready(trace)
+            if trace.early_answers:
+                self._settle_later(trace)
         self._publish(trace)
+
+    def _settle_later(self, trace: UpdateTrace) -> None:
+        """Answers came back while the live update ran: one that comes after ready is
+        the answer (see `Tracer.answered`); if none comes soon, whoever asked already saw
+        the new version during the update (see `Tracer.settle_answers`)."""
+        def settle() -> None:
+            if self.tracer(trace.resource).settle_answers(trace):
+                self._on_change(trace, "answer")
+
+        try:
+            asyncio.get_running_loop().call_later(EARLY_ANSWER_GRACE_SECONDS, settle)
+        except RuntimeError:  # no event loop (a synchronous caller): decide now
+            settle()
 
     def _say_ready(self, trace: UpdateTrace) -> None:
         since = "Save" if trace.has(Phase.NOTICE) else "Update"
@@ -112,10 +133,14 @@ class TraceBook:
             self._say_ready(trace)
         elif what == "answer":
             since = "the save" if trace.has(Phase.NOTICE) else "the update started"
-            answer = sum(s.duration for s in trace.phases if s.name == Phase.ANSWER)
+            answers = [s for s in trace.phases if s.name == Phase.ANSWER]
+            early = next((s.attrs["before_ready"] for s in answers
+                          if "before_ready" in s.attrs), None)
+            when = (f"{format_seconds(sum(s.duration for s in answers))} after ready"
+                    if early is None else
+                    f"{format_seconds(early)} before the sync's result was back")
             self._log(trace.resource, f"First answer through a port-forward "
-                      f"{format_seconds(trace.total())} after {since} "
-                      f"({format_seconds(answer)} after ready)")
+                      f"{format_seconds(trace.total())} after {since} ({when})")
         self._publish(trace)
 
     def _publish(self, trace: UpdateTrace) -> None:

@@ -59,6 +59,11 @@ class Phase(StrEnum):
     ANSWER = "answer"  # -> the first answer through a port-forward
 
 
+# Answers kept while an update runs (only the first new one matters; a client polling in
+# a loop must not grow the list).
+MAX_EARLY_ANSWERS = 64
+
+
 class Point(StrEnum):
     SAVED = "saved"
     FIRST_LOG = "first log line"
@@ -148,6 +153,10 @@ class UpdateTrace:
         # stale watch reading of the previous generation is not taken for the rollout.
         self.applied_generations: dict[tuple[str, str], int] = {}  # (kind, name) ->
         self.pods_before: frozenset[str] = frozenset()
+        # Answers through a forward while the update still ran, as (connection opened,
+        # answered): a sync puts the files in place before the exec's result is back, so
+        # the user can see the new version before the update ends (see `settle_answers`).
+        self.early_answers: list[tuple[float, float]] = []
 
     # -- recording
     @property
@@ -391,6 +400,10 @@ class Tracer:
         trace = self.current
         if trace is None or trace.has(Phase.ANSWER):
             return
+        if trace.state == TraceState.OPEN:
+            if len(trace.early_answers) < MAX_EARLY_ANSWERS:
+                trace.early_answers.append((opened, self.clock()))
+            return
         if trace.state == TraceState.WAITING and trace.has(Phase.ROLLOUT) and \
                 opened >= trace.cursor:
             trace.mark(Phase.READY)
@@ -401,6 +414,22 @@ class Tracer:
         trace.mark(Phase.ANSWER)
         trace.state = TraceState.ANSWERED
         self._changed(trace, "answer")
+
+    def settle_answers(self, trace: UpdateTrace) -> bool:
+        """A live update became ready and no answer came after that: the last answer that
+        came back while it still ran, on a connection opened after the sync began, was
+        the new version (a sync puts the files in place before the exec's result is back,
+        and whoever asked saw the new answer and stopped asking). It is the answer,
+        recorded at ready. True when there was one."""
+        early, trace.early_answers = trace.early_answers, []
+        after = self._answer_after(trace)
+        seen = [at for opened, at in early if opened >= after]
+        if trace.state != TraceState.READY or trace.has(Phase.ANSWER) or not seen:
+            return False
+        trace.add(Phase.ANSWER, trace.cursor, trace.cursor,
+                  before_ready=round(max(0.0, trace.cursor - max(seen)), 3))
+        trace.state = TraceState.ANSWERED
+        return True
 
 
 CURRENT: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar(

@@ -115,7 +115,8 @@ def check_adds_up(trace: dict[str, Any], wall: float, written: float) -> None:
     spans = trace["spans"]
     added = sum(span["duration"] for span in spans)
     assert abs(added - wall) <= TOLERANCE * wall, (
-        f"spans add up to {added:.3f} s, the user waited {wall:.3f} s: {trace['summary']}")
+        f"spans add up to {added:.3f} s, the user waited {wall:.3f} s: {trace['summary']}; "
+        f"spans {spans}")
     # The timeline starts when the file was saved, and its phases follow one another.
     assert abs(trace["origin"] - written) < 0.05
     for before, after in zip(spans, spans[1:], strict=False):

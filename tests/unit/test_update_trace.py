@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from devloop.engine import trace as trace_engine
 from devloop.engine.store import Store
 from devloop.engine.trace import TraceBook
 from devloop.engine.watcher import FileWatcher
@@ -425,3 +426,68 @@ def test_the_ci_summary_says_where_each_resource_s_last_update_spent_its_time():
     assert "Where the time went (each resource's last update, until ready):\n" \
            "  api           3.1 s: build 2.2 s, push 0.4 s, rollout 0.5 s\n" in text
     assert text.rstrip().endswith("SUCCESS. All workloads are healthy.")
+
+
+def test_an_answer_that_comes_back_before_the_sync_ends_is_the_answer_at_ready():
+    """The file is in place before the exec's result is back: a user polling the forward
+    sees the new version while the update still runs, and may ask no more after that."""
+    clock = FakeClock(100.0)
+    book, store, said = book_with(clock)
+    trace = book.begin("web", "web-2", [], started=clock())
+    clock.advance(0.03)
+    t.mark(Phase.PREPARE)
+    tracer = book.tracer("web")
+    tracer.answered(clock() - 0.01)  # asked before the sync began: the old version
+    clock.advance(0.01)
+    during_sync = clock()
+    clock.advance(0.01)
+    tracer.answered(during_sync)  # maybe the old version still
+    clock.advance(0.02)
+    tracer.answered(clock() - 0.005)  # the last one before the exec's result is back
+    clock.advance(0.04)
+    t.mark(Phase.SYNC)
+    put_build(store, "web-2")
+    book.finish(trace, failed=False)  # no event loop here: settled at once
+    assert trace.state == TraceState.ANSWERED
+    assert [s.name for s in trace.phases][-2:] == ["sync", "answer"]
+    assert trace.phases[-1].attrs["before_ready"] == 0.04
+    assert any("before the sync's result was back" in text for _, text in said)
+
+
+async def test_an_answer_after_ready_wins_over_one_during_the_update():
+    clock = FakeClock(100.0)
+    book, store, _ = book_with(clock)
+    trace = book.begin("web", "web-2", [], started=clock())
+    clock.advance(0.03)
+    t.mark(Phase.PREPARE)
+    tracer = book.tracer("web")
+    clock.advance(0.01)
+    tracer.answered(clock())  # during the sync: the old version, as it turns out
+    clock.advance(0.04)
+    t.mark(Phase.SYNC)
+    put_build(store, "web-2")
+    book.finish(trace, failed=False)
+    assert trace.state == TraceState.READY
+    clock.advance(0.02)
+    tracer.answered(clock() - 0.01)  # the client asked again after ready
+    assert trace.state == TraceState.ANSWERED
+    assert trace.phases[-1].duration == pytest.approx(0.02)
+    assert "before_ready" not in trace.phases[-1].attrs
+    await asyncio.sleep(trace_engine.EARLY_ANSWER_GRACE_SECONDS + 0.05)
+    assert [s.name for s in trace.phases].count("answer") == 1
+
+
+def test_an_answer_during_a_sync_on_a_connection_opened_before_it_is_not_the_answer():
+    clock = FakeClock(100.0)
+    book, store, _ = book_with(clock)
+    trace = book.begin("web", "web-2", [], started=clock())
+    clock.advance(0.03)
+    t.mark(Phase.PREPARE)
+    opened = clock() - 0.01
+    clock.advance(0.05)
+    book.tracer("web").answered(opened)
+    t.mark(Phase.SYNC)
+    put_build(store, "web-2")
+    book.finish(trace, failed=False)
+    assert trace.state == TraceState.READY
+    assert not trace.has(Phase.ANSWER)
