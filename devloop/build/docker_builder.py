@@ -372,6 +372,14 @@ class DockerBuilder:
 
         return await asyncio.to_thread(inspect)
 
+    async def reuse(self, target: plan.DockerBuild, image_id: str, *,
+                    registry: reg.Registry | None = None) -> BuiltImage | None:
+        """`image_id`, built earlier from `target`'s inputs, tagged as a build of
+        `target` would tag it; None when the engine no longer has it."""
+        if await self.image_id(image_id) is None:
+            return None
+        return await asyncio.to_thread(self._tag_built, target, registry, image_id)
+
     async def tag(self, image_id: str, repo: str, tag: str) -> None:
         def do_tag() -> None:
             try:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from devloop.build import registry as reg
+from devloop.build.build_cache import BuildCache, EarlierBuilds
 from devloop.build.context import context_digest
 from devloop.build.credentials import (
     Credentials,
@@ -43,7 +44,7 @@ LogFn = Callable[[str], None]
 class Cluster:
     def __init__(self, kube: KubeClient, registry: reg.Registry | None, *,
                  push: bool, builder: DockerBuilder | None = None,
-                 pusher: Pusher | None = None) -> None:
+                 pusher: Pusher | None = None, build_cache: BuildCache | None = None) -> None:
         self.kube = kube
         self.registry = registry
         self.push = push
@@ -57,6 +58,8 @@ class Cluster:
         self.pull_hosts: tuple[str, ...] = ()
         self._pull_credentials: Credentials | None = None
         self.custom = CustomBuilder(self.builder)
+        # Images earlier sessions built from the same inputs (see build_cache.py).
+        self.earlier = EarlierBuilds(self.builder, build_cache)
         self._built: dict[tuple[str, str], tuple[str, str]] = {}  # -> (cluster ref, local)
         self._locks: dict[str, asyncio.Lock] = {}
         # Session-wide, so a reload's new runners never show a line or an event twice.
@@ -211,13 +214,22 @@ class Cluster:
                     log(f"Image {image.ref} unchanged: reusing {cached[0]}")
                     tr.mark(tr.Phase.BUILD, image=image.ref, cached=True)
                     return (*cached, digest)
-                log(f"Building image {image.ref}")
                 step = tr.Phase.BUILD  # for the update's trace: what runs until marked
                 try:
                     # restart_container(): the command runs under the restart wrapper.
-                    built = await self.builder.build(await asyncio.to_thread(wrap, image),
-                                                     log=log, registry=self.registry)
-                    tr.mark(step, image=image.ref)
+                    wrapped = await asyncio.to_thread(wrap, image)
+                    key = await self.earlier.key(wrapped, digest)
+                    built = await self.earlier.find(wrapped, key, self.registry)
+                    if built is not None:
+                        log(f"Image {image.ref} unchanged since an earlier build of the same "
+                            f"inputs: reusing {built.ref}")
+                        tr.mark(step, image=image.ref, cached=True)
+                    else:
+                        log(f"Building image {image.ref}")
+                        built = await self.builder.build(wrapped, log=log,
+                                                         registry=self.registry)
+                        await self.earlier.remember(key, built)
+                        tr.mark(step, image=image.ref)
                     step = tr.Phase.PUSH
                     ref = built.ref
                     if self.push and self.registry is not None:

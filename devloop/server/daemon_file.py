@@ -1,5 +1,7 @@
 """The daemon file: where a running daemon tells local CLI clients its URL and token.
 
+Daemon files live in `state_dir()` (see devloop.model.state_dir).
+
 Stdlib only, so `devloop get` and friends start fast and need no server code.
 """
 
@@ -10,15 +12,7 @@ import json
 import os
 from pathlib import Path
 
-
-def state_dir() -> Path:
-    """Where daemon files live: `$DEVLOOP_STATE_DIR` (tests, several users of one home),
-    else `$XDG_CACHE_HOME/devloop`, else `~/.cache/devloop`."""
-    explicit = os.environ.get("DEVLOOP_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "devloop"
+from devloop.model.state_dir import state_dir
 
 
 def daemon_file(port: int, directory: Path | None = None) -> Path:
