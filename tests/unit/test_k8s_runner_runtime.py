@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from devloop.engine import k8s_monitor
 from devloop.engine.k8s_runner import K8sRunner
-from devloop.engine.runner import RunnerHooks
+from devloop.engine.runner import RunnerHooks, RuntimeReport
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.events import EventHub
 from devloop.model import plan as p
+from tests.unit.fake_cluster import FakeCluster, Recorder, Silent
 
 POD: dict[str, Any] = {
     "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "ns"},
@@ -29,76 +29,22 @@ def pod_status(*, ready: bool, running: bool = True, restarts: int = 0) -> dict[
                                "state": state}]}}
 
 
-class Silent:
-    async def watch_pod_events(self, namespace: str) -> AsyncIterator[Any]:
-        await asyncio.Event().wait()
-        yield None
-
-
-class Cluster:
-    namespace = "ns"
+class Cluster(FakeCluster):
+    """A bare pod, `web`, which is its own workload: `live`, kept across builds. Its
+    events come from a real event hub over a source that is silent until a test delivers
+    one."""
 
     def __init__(self) -> None:
-        self.events = EventHub(Silent(), since=0)
-        self.live = pod_status(ready=False)
-        self.follows: list[tuple[str, str]] = []
-        self.watched = Watched(self)
+        super().__init__(workload=POD, rolls_out=False, pods=[pod_status(ready=False)],
+                         events=EventHub(Silent(), since=0))
 
-    async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
-        return {}
+    @property
+    def live(self) -> dict[str, Any]:
+        return self.pods[0]
 
-    async def build_images(self, plan: p.Plan, refs: tuple[str, ...], log: Any,
-                           inputs: Any = None) -> dict:
-        return {}
-
-    def prepare(self, resource: p.Resource, images: dict[str, str]) -> list[dict[str, Any]]:
-        return [dict(POD)]
-
-    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        return manifest
-
-    async def read(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
-        return self.live
-
-    async def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        return [self.live]
-
-    def watch(self, kind: str, namespace: str) -> Watched:
-        return self.watched
-
-
-    async def follow_logs(self, namespace: str, pod: str, container: str, log: Any) -> None:
-        self.follows.append((pod, container))
-
-    async def forward(self, *args: Any) -> Any:
-        raise AssertionError("no port-forwards here")
-
-
-class Watched:
-    """The fake cluster's only watch: its one pod, which is also the workload."""
-
-    synced, error, what = True, "", "pods in ns"
-
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.listeners: list[Any] = []
-
-    def listen(self, callback: Any) -> None:
-        self.listeners.append(callback)
-
-    def unlisten(self, callback: Any) -> None:
-        self.listeners.remove(callback)
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        return self.cluster.live
-
-    def select(self, labels: dict[str, str]) -> list[dict[str, Any]]:
-        return [self.cluster.live]
-
-    def changed(self, live: dict[str, Any]) -> None:
-        self.cluster.live = live
-        for callback in list(self.listeners):
-            callback()
+    @live.setter
+    def live(self, pod: dict[str, Any]) -> None:
+        self.pods = [pod]
 
 
 def warning(uid: str, reason: str, message: str) -> dict[str, Any]:
@@ -108,18 +54,19 @@ def warning(uid: str, reason: str, message: str) -> dict[str, Any]:
 
 
 def make() -> tuple[K8sRunner, Cluster, list[str]]:
-    cluster = Cluster()
-    lines: list[str] = []
-    hooks = RunnerHooks(log=lambda resource, text, source, prefix: lines.append(text),
-                        changed=lambda: None)
+    cluster, recorder = Cluster(), Recorder()
     resource = p.Resource(name="web", type=p.ResourceType.K8S)
     plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,))
-    runner = K8sRunner(resource, plan=plan, cluster=cluster, hooks=hooks)  # type: ignore[arg-type]
+    runner = K8sRunner(resource, plan=plan, cluster=cluster, hooks=recorder.hooks())
     runner.monitor.applied = [dict(POD)]
-    return runner, cluster, lines
+    return runner, cluster, recorder.lines
 
 
-def test_warnings_about_an_unready_pod_are_alerts_and_every_event_is_logged_and_kept():
+def events_of(report: RuntimeReport) -> list[dict[str, Any]]:
+    return cast(list[dict[str, Any]], report.details["events"])
+
+
+def test_warnings_about_an_unready_pod_are_alerts_and_every_event_is_logged_and_kept() -> None:
     async def run() -> None:
         runner, cluster, lines = make()
         await runner.monitor.observe()
@@ -129,18 +76,18 @@ def test_warnings_about_an_unready_pod_are_alerts_and_every_event_is_logged_and_
         assert report.state == RuntimeState.PENDING
         assert report.alerts == ["pod web: Unhealthy: Readiness probe failed: no"]
         assert "[event: pod web] Unhealthy: Readiness probe failed: no" in lines
-        assert report.details["events"][0]["reason"] == "Unhealthy"
+        assert events_of(report)[0]["reason"] == "Unhealthy"
         cluster.live = pod_status(ready=True)
         await runner.monitor.observe()
         assert runner.runtime().alerts == []  # a ready pod's warnings are history
-        assert runner.runtime().details["events"][0]["reason"] == "Unhealthy"
+        assert events_of(runner.runtime())[0]["reason"] == "Unhealthy"
         await runner.stop()
         await cluster.events.close()
 
     asyncio.run(run())
 
 
-def test_a_stopped_container_is_followed_once_a_new_instance_again():
+def test_a_stopped_container_is_followed_once_a_new_instance_again() -> None:
     async def run() -> None:
         runner, cluster, _ = make()
         cluster.live = pod_status(ready=False, running=False)
@@ -158,39 +105,23 @@ def test_a_stopped_container_is_followed_once_a_new_instance_again():
     asyncio.run(run())
 
 
-def test_changed_files_whose_content_hashes_as_deployed_update_nothing():
-    class Digests(Cluster):
-        def __init__(self) -> None:
-            super().__init__()
-            self.digest = "sha256:1"
-            self.builds = 0
-
-        async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
-            return {"app": self.digest}
-
-        async def build_images(self, plan: p.Plan, refs: tuple[str, ...], log: Any,
-                               inputs: Any = None) -> dict:
-            self.builds += 1
-            inputs["app"] = self.digest  # what the build read
-            return {"app": f"reg/app:{self.builds}"}
-
+def test_changed_files_whose_content_hashes_as_deployed_update_nothing() -> None:
     async def run() -> None:
-        cluster = Digests()
-        lines: list[str] = []
-        hooks = RunnerHooks(log=lambda resource, text, source, prefix: lines.append(text),
-                            changed=lambda: None)
+        cluster, recorder = Cluster(), Recorder()
+        cluster.digests["app"] = "sha256:1"
+        lines = recorder.lines
+        hooks = recorder.hooks()
         resource = p.Resource(name="web", type=p.ResourceType.K8S, image_refs=("app",))
         plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,), images=(
             p.DockerBuild(ref="app", context="/p/app", dockerfile="Dockerfile"),))
-        runner = K8sRunner(resource, plan=plan, cluster=cluster,  # type: ignore[arg-type]
-                           hooks=hooks)
+        runner = K8sRunner(resource, plan=plan, cluster=cluster, hooks=hooks)
         await runner.update(())
         await runner.update(("/p/app/main.py",))
         assert cluster.builds == 1
         assert "1 changed file, same content as deployed: nothing to update" in lines
         await runner.update(("/p/Tiltfile.extra",))  # outside every build context
         assert cluster.builds == 2
-        cluster.digest = "sha256:2"
+        cluster.digests["app"] = "sha256:2"
         await runner.update(("/p/app/main.py",))
         assert cluster.builds == 3
         await runner.stop()
@@ -206,7 +137,7 @@ def running(*, restarts: int = 0, started: str = "") -> dict[str, Any]:
     return live
 
 
-def test_the_monitor_reads_again_when_the_watch_reports_a_change_not_on_a_clock():
+def test_the_monitor_reads_again_when_the_watch_reports_a_change_not_on_a_clock() -> None:
     async def run() -> None:
         runner, cluster, _ = make()
         await runner.monitor.restart()
@@ -216,7 +147,7 @@ def test_the_monitor_reads_again_when_the_watch_reports_a_change_not_on_a_clock(
         cluster.live = running()  # changed without the watch saying so: not seen
         await asyncio.sleep(0.1)
         assert runner.runtime().state == RuntimeState.PENDING
-        cluster.watched.changed(running())
+        cluster.change(running())
         await asyncio.sleep(0.1)
         assert runner.runtime().state == RuntimeState.OK
         await runner.stop()
@@ -226,7 +157,7 @@ def test_the_monitor_reads_again_when_the_watch_reports_a_change_not_on_a_clock(
     asyncio.run(run())
 
 
-def test_a_ready_container_is_stable_only_after_running_a_while_without_restart():
+def test_a_ready_container_is_stable_only_after_running_a_while_without_restart() -> None:
     async def run() -> None:
         runner, cluster, _ = make()
         cluster.live = running()
@@ -250,7 +181,7 @@ def test_a_ready_container_is_stable_only_after_running_a_while_without_restart(
     asyncio.run(run())
 
 
-def test_a_container_started_long_before_it_was_seen_is_stable_at_once():
+def test_a_container_started_long_before_it_was_seen_is_stable_at_once() -> None:
     async def run() -> None:
         runner, cluster, _ = make()
         cluster.live = running(started="2020-01-01T00:00:00Z")
@@ -268,7 +199,7 @@ def test_a_container_started_long_before_it_was_seen_is_stable_at_once():
     asyncio.run(run())
 
 
-def test_a_forward_that_does_not_connect_yet_is_tried_again_soon_without_a_change():
+def test_a_forward_that_does_not_connect_yet_is_tried_again_soon_without_a_change() -> None:
     class Handle:
         def __init__(self) -> None:
             self.answers = ["connection refused: nothing listens on port 8000 in the pod"]
@@ -280,7 +211,8 @@ def test_a_forward_that_does_not_connect_yet_is_tried_again_soon_without_a_chang
             return None
 
     class Forwarding(Cluster):
-        async def forward(self, *args: Any) -> Any:
+        async def forward(self, namespace: str, pod: str, forward: p.PortForward,
+                          on_error: Any) -> Any:
             return Handle()
 
     async def run() -> None:
@@ -289,8 +221,7 @@ def test_a_forward_that_does_not_connect_yet_is_tried_again_soon_without_a_chang
         resource = p.Resource(name="web", type=p.ResourceType.K8S, port_forwards=(
             p.PortForward(local_port=18000, container_port=8000),))
         plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,))
-        runner = K8sRunner(resource, plan=plan, cluster=cluster,  # type: ignore[arg-type]
-                           hooks=hooks)
+        runner = K8sRunner(resource, plan=plan, cluster=cluster, hooks=hooks)
         runner.monitor.applied = [dict(POD)]
         cluster.live = running()
         await runner.monitor.restart()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -11,111 +9,12 @@ import pytest
 
 from devloop.engine import k8s_monitor
 from devloop.engine.k8s_runner import K8sRunner
-from devloop.engine.runner import RunnerHooks, UpdateError
+from devloop.engine.runner import UpdateError
 from devloop.engine.scheduler import RuntimeState
 from devloop.k8s.errors import KubeError
 from devloop.k8s.streams import ExecResult
 from devloop.model import plan as p
-
-
-class NoEvents:
-    """The pod events seam, with no events."""
-
-    def subscribe(self, namespace: str, pod: str, callback: Any) -> None:
-        return None
-
-    def unsubscribe(self, namespace: str, pod: str, callback: Any) -> None:
-        return None
-
-    def forget(self, namespace: str, pod: str) -> None:
-        return None
-
-
-class FakeCluster:
-    """Builds are counted, the deployment runs one pod per entry of `pods`, exec calls are
-    recorded and answered by `answer`."""
-
-    namespace = "ns"
-    events = NoEvents()
-
-    async def input_digests(self, plan: p.Plan, refs: tuple[str, ...]) -> dict[str, str]:
-        return {}  # unknown inputs: never skipped as unchanged
-
-    def __init__(self) -> None:
-        self.builds = 0
-        self.image = ""
-        self.pods: list[dict[str, Any]] = []
-        self.execs: list[tuple[str, list[str], bytes | None]] = []
-        self.answer = lambda argv: ExecResult(0, b"", b"")
-
-    async def build_images(self, plan: p.Plan, refs: tuple[str, ...],
-                           log: Any, inputs: Any = None) -> dict[str, str]:
-        self.builds += 1
-        self.image = f"reg/app:{self.builds}"
-        self.pods = [self.pod(f"app-{self.builds}")]
-        return {ref: self.image for ref in refs}
-
-    def pod(self, name: str, restarts: int = 0) -> dict[str, Any]:
-        return {"metadata": {"name": name, "namespace": "ns"},
-                "spec": {"containers": [{"name": "main", "image": self.image}]},
-                "status": {"phase": "Running", "containerStatuses": [
-                    {"name": "main", "restartCount": restarts, "state": {"running": {}},
-                     "ready": True}]}}
-
-    def prepare(self, resource: p.Resource, images: dict[str, str]) -> list[dict[str, Any]]:
-        return [{"apiVersion": "apps/v1", "kind": "Deployment",
-                 "metadata": {"name": "app", "namespace": "ns"},
-                 "spec": {"selector": {"matchLabels": {"app": "app"}}, "template": {
-                     "spec": {"containers": [{"name": "main", "image": images["app"]}]}}}}]
-
-    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        return manifest
-
-    async def read(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
-        return manifest
-
-    async def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.pods
-
-    def watch(self, kind: str, namespace: str) -> Any:
-        return Watched(self, kind)
-
-    async def follow_logs(self, namespace: str, pod: str, container: str, log: Any) -> None:
-        return None
-
-    async def forward(self, namespace: str, pod: str, forward: p.PortForward,
-                      on_error: Any) -> Any:
-        raise AssertionError("no port-forwards in these tests")
-
-    async def exec(self, namespace: str, pod: str, container: str, argv: list[str],
-                   stdin: bytes | None = None) -> ExecResult:
-        self.execs.append((pod, argv, stdin))
-        return self.answer(argv)
-
-    def extracted(self) -> list[list[str]]:
-        """The names in each tar stream sent, in order."""
-        found = []
-        for _, argv, stdin in self.execs:
-            if argv[0] == "tar" and stdin is not None:
-                with tarfile.open(fileobj=io.BytesIO(stdin)) as tar:
-                    found.append([m.name for m in tar.getmembers() if m.isfile()])
-        return found
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.objects: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
-
-    def hooks(self) -> RunnerHooks:
-        return RunnerHooks(log=lambda resource, text, source, prefix: self.lines.append(text),
-                           changed=lambda: None,
-                           publish=lambda kind, name, spec, status: self.objects.__setitem__(
-                               (kind, name), (spec, status)))
-
-    def live_updates(self) -> list[dict[str, Any]]:
-        return [status for (kind, _), (_, status) in self.objects.items()
-                if kind == "liveupdate"]
+from tests.unit.fake_cluster import FakeCluster, Recorder
 
 
 @pytest.fixture
@@ -137,7 +36,7 @@ def make_runner(project: Path, *steps: p.LiveUpdateStep
 
 
 async def test_first_deploy_builds_then_synced_changes_go_into_the_running_container(
-        project):
+        project: Path) -> None:
     runner, cluster, recorder = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
     main = str(project / "src" / "main.py")
     try:
@@ -145,7 +44,7 @@ async def test_first_deploy_builds_then_synced_changes_go_into_the_running_conta
         assert cluster.builds == 1 and cluster.execs == []
         await runner.update((main,))
         assert cluster.builds == 1
-        assert cluster.extracted() == [["app/main.py"]]
+        assert cluster.archives() == [["app/main.py"]]
         assert cluster.execs[0][0] == "app-1"
         (status,) = recorder.live_updates()
         assert status["result"] == "ok" and status["steps"][0]["files"] == 1
@@ -155,7 +54,7 @@ async def test_first_deploy_builds_then_synced_changes_go_into_the_running_conta
         await runner.stop()
 
 
-async def test_a_deleted_file_is_removed_in_the_container(project):
+async def test_a_deleted_file_is_removed_in_the_container(project: Path) -> None:
     runner, cluster, _ = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
     try:
         await runner.update(())
@@ -167,7 +66,7 @@ async def test_a_deleted_file_is_removed_in_the_container(project):
         await runner.stop()
 
 
-async def test_fall_back_on_rebuilds_and_says_why(project):
+async def test_fall_back_on_rebuilds_and_says_why(project: Path) -> None:
     runner, cluster, recorder = make_runner(
         project, p.FallBackOnStep((str(project / "Dockerfile"),)),
         p.SyncStep(str(project), "/app"))
@@ -182,7 +81,7 @@ async def test_fall_back_on_rebuilds_and_says_why(project):
 
 
 async def test_a_failing_run_step_fails_the_update_and_the_next_change_retries_its_files(
-        project):
+        project: Path) -> None:
     runner, cluster, recorder = make_runner(
         project, p.SyncStep(str(project / "src"), "/app"),
         p.RunStep(("sh", "-c", "make check"), True))
@@ -197,13 +96,13 @@ async def test_a_failing_run_step_fails_the_update_and_the_next_change_retries_i
         cluster.answer = lambda argv: ExecResult(0, b"ok", b"")
         await runner.update((str(project / "src" / "other.py"),))
         assert cluster.builds == 1
-        assert cluster.extracted()[-1] == ["app/main.py", "app/other.py"]
+        assert cluster.archives()[-1] == ["app/main.py", "app/other.py"]
         assert [s["result"] for s in recorder.live_updates()] == ["failed", "ok"]
     finally:
         await runner.stop()
 
 
-async def test_run_steps_run_only_for_their_triggers(project):
+async def test_run_steps_run_only_for_their_triggers(project: Path) -> None:
     deps = str(project / "src" / "deps.txt")
     runner, cluster, _ = make_runner(
         project, p.SyncStep(str(project / "src"), "/app"),
@@ -219,7 +118,7 @@ async def test_run_steps_run_only_for_their_triggers(project):
         await runner.stop()
 
 
-async def test_a_restarted_container_after_a_live_update_gets_a_rebuild(project):
+async def test_a_restarted_container_after_a_live_update_gets_a_rebuild(project: Path) -> None:
     runner, cluster, recorder = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
     main = str(project / "src" / "main.py")
     try:
@@ -236,7 +135,7 @@ async def test_a_restarted_container_after_a_live_update_gets_a_rebuild(project)
         await runner.stop()
 
 
-async def test_a_new_pod_after_a_live_update_gets_a_rebuild(project):
+async def test_a_new_pod_after_a_live_update_gets_a_rebuild(project: Path) -> None:
     runner, cluster, _ = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
     main = str(project / "src" / "main.py")
     try:
@@ -249,7 +148,8 @@ async def test_a_new_pod_after_a_live_update_gets_a_rebuild(project):
         await runner.stop()
 
 
-async def test_a_container_without_tar_falls_back_to_a_rebuild_and_says_so(project):
+async def test_a_container_without_tar_falls_back_to_a_rebuild_and_says_so(
+        project: Path) -> None:
     runner, cluster, recorder = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
 
     def no_tar(argv: list[str]) -> ExecResult:
@@ -267,7 +167,8 @@ async def test_a_container_without_tar_falls_back_to_a_rebuild_and_says_so(proje
         await runner.stop()
 
 
-async def test_a_failed_full_build_makes_the_next_update_a_full_build_too(project):
+async def test_a_failed_full_build_makes_the_next_update_a_full_build_too(
+        project: Path) -> None:
     runner, cluster, _ = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
     main = str(project / "src" / "main.py")
     builds = cluster.build_images
@@ -287,34 +188,11 @@ async def test_a_failed_full_build_makes_the_next_update_a_full_build_too(projec
         await runner.stop()
 
 
-class Watched:
-    """The cluster's watch of one kind: the pods, or a workload without a status."""
-
-    synced, error, what = True, "", "fake"
-
-    def __init__(self, cluster: Any, kind: str) -> None:
-        self.cluster, self.kind = cluster, kind
-
-    def listen(self, callback: Any) -> None:
-        return None
-
-    def unlisten(self, callback: Any) -> None:
-        return None
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        if self.kind != "Pod":
-            return {"kind": self.kind, "metadata": {"name": name, "namespace": "ns"}}
-        return next((pod for pod in self.cluster.pods if pod["metadata"]["name"] == name),
-                    None)
-
-    def select(self, labels: dict[str, str]) -> list[dict[str, Any]]:
-        return list(self.cluster.pods)
-
-
 @pytest.mark.parametrize("stuck_seconds, state", [(3600.0, RuntimeState.PENDING),
                                                   (0.0, RuntimeState.ERROR)])
-async def test_a_retried_container_error_fails_only_once_it_lasts(project, monkeypatch,
-                                                                  stuck_seconds, state):
+async def test_a_retried_container_error_fails_only_once_it_lasts(
+        project: Path, monkeypatch: pytest.MonkeyPatch, stuck_seconds: float,
+        state: RuntimeState) -> None:
     monkeypatch.setattr(k8s_monitor, "STUCK_SECONDS", stuck_seconds)
     runner, cluster, _ = make_runner(project)
     try:
