@@ -66,7 +66,7 @@ def test_the_stability_clock_starts_when_the_pod_is_seen_ready_not_after_the_pro
         resource = p.Resource(name="web", type=p.ResourceType.K8S,
                               port_forwards=(p.PortForward(18000, 8000),))
         plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,))
-        runner = K8sRunner(resource, plan=plan, cluster=cluster,  # type: ignore[arg-type]
+        runner = K8sRunner(resource, plan=plan, cluster=cluster,
                            hooks=hooks)
         runner.monitor.applied = [dict(POD)]
         cluster.live = running()
