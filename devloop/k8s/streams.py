@@ -20,7 +20,7 @@ import urllib3
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from devloop.k8s.errors import KubeError, error_from_status
+from devloop.k8s.errors import KubeError, error_from_status, is_temporary_status
 from devloop.k8s.websocket import open_exec
 
 if TYPE_CHECKING:
@@ -582,5 +582,10 @@ def _exit_code(raw: bytes | str, what: str) -> int:
     for cause in (status.get("details") or {}).get("causes") or []:
         if cause.get("reason") == "ExitCode":
             return int(cause.get("message", 1))
-    raise KubeError(f"{what}: {status.get('message') or status}", status=None,
-                    reason=str(status.get("reason") or ""))
+    # The API server's failure to reach the kubelet, or a kubelet that does not know the
+    # pod yet (just restarted), arrives here as a Status with code 500: worth another try.
+    code = status.get("code")
+    code = code if isinstance(code, int) else 0
+    raise KubeError(f"{what}: {status.get('message') or status}", status=code or None,
+                    reason=str(status.get("reason") or ""),
+                    temporary=bool(code) and is_temporary_status(code))

@@ -20,6 +20,12 @@ from devloop.k8s.streams import ExecResult
 
 ExecFn = Callable[[str, str, str, list[str], bytes | None], Awaitable[ExecResult]]
 
+# An exec whose connection was lost, or that the API server could not pass on, is tried
+# again after these pauses before the sync counts as failed: right after a kubelet
+# restarts, its first exec can fail while the next works, and a full rebuild instead
+# costs a rollout (seconds to tens of seconds). Deleting and extracting are idempotent.
+EXEC_RETRY_PAUSES = (0.25, 0.5, 1.0, 2.0)
+
 
 class SyncError(Exception):
     """The files could not be put in the container (no tar, pod gone, exec refused);
@@ -139,13 +145,22 @@ async def _extract(exec_fn: ExecFn, namespace: str, pod: str, container: str,
 
 async def _exec(exec_fn: ExecFn, namespace: str, pod: str, container: str, argv: list[str],
                 stdin: bytes | None, where: str) -> ExecResult:
-    try:
-        return await exec_fn(namespace, pod, container, argv, stdin)
-    except KubeError as exc:
-        if _not_found(exc.message, argv[0]):
-            raise SyncError(_no_tar(where) if argv[0] == "tar" else
-                            f"container {where} has no `{argv[0]}`: {exc.message}") from None
-        raise SyncError(f"exec in {where} failed: {exc.message}") from None
+    for pause in (*EXEC_RETRY_PAUSES, None):
+        try:
+            return await exec_fn(namespace, pod, container, argv, stdin)
+        except KubeError as exc:
+            if exc.temporary and pause is not None and not _not_found(exc.message, argv[0]):
+                await asyncio.sleep(pause)
+                continue
+            raise _sync_error(exc, argv[0], where) from None
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _sync_error(exc: KubeError, program: str, where: str) -> SyncError:
+    if _not_found(exc.message, program):
+        return SyncError(_no_tar(where) if program == "tar" else
+                         f"container {where} has no `{program}`: {exc.message}")
+    return SyncError(f"exec in {where} failed: {exc.message}")
 
 
 def _no_tar(where: str) -> str:
