@@ -258,11 +258,13 @@ setInterval(() => {
 
 // A snapshot is read-only: its controls are hidden (style.css) and it offers no snapshot.
 if (snapshot) document.body.dataset.mode = "snapshot";
+// The watch first: its request goes out now, and the server answers it while the rest of
+// the page is set up (the resource list is what the first paint waits for).
+connect();
 window.addEventListener("hashchange", onRoute);
 wireLogControls();
 wireArgs();
 loadKinds();
-connect();
 route = { resource: null, tab: "logs" }; // force the first route to load its logs
 onRoute();
 window.devloop = { state, logView };
