@@ -255,12 +255,19 @@ def test_a_forward_moving_to_a_pod_the_apply_made_ends_the_rollout():
     assert [s.name for s in trace.phases][-1] == "answer"
 
 
-def test_after_a_sync_a_request_that_reached_the_pod_during_it_can_be_the_answer():
-    clock = FakeClock(100.0)
+def live_update_prepared(clock: FakeClock
+                         ) -> tuple[TraceBook, Store, list[tuple[str, str]], UpdateTrace]:
+    """A live update of `web` that has prepared (30 ms) and is about to sync."""
     book, store, said = book_with(clock)
     trace = book.begin("web", "web-2", [], started=clock())
     clock.advance(0.03)
     t.mark(Phase.PREPARE)
+    return book, store, said, trace
+
+
+def test_after_a_sync_a_request_that_reached_the_pod_during_it_can_be_the_answer():
+    clock = FakeClock(100.0)
+    book, store, said, trace = live_update_prepared(clock)
     before_sync = clock() - 0.01
     clock.advance(0.05)
     during_sync = clock()  # the file is in place before the exec's result is back
@@ -432,10 +439,7 @@ def test_an_answer_that_comes_back_before_the_sync_ends_is_the_answer_at_ready()
     """The file is in place before the exec's result is back: a user polling the forward
     sees the new version while the update still runs, and may ask no more after that."""
     clock = FakeClock(100.0)
-    book, store, said = book_with(clock)
-    trace = book.begin("web", "web-2", [], started=clock())
-    clock.advance(0.03)
-    t.mark(Phase.PREPARE)
+    book, store, said, trace = live_update_prepared(clock)
     tracer = book.tracer("web")
     tracer.answered(clock() - 0.01)  # asked before the sync began: the old version
     clock.advance(0.01)
@@ -456,10 +460,7 @@ def test_an_answer_that_comes_back_before_the_sync_ends_is_the_answer_at_ready()
 
 async def test_an_answer_after_ready_wins_over_one_during_the_update():
     clock = FakeClock(100.0)
-    book, store, _ = book_with(clock)
-    trace = book.begin("web", "web-2", [], started=clock())
-    clock.advance(0.03)
-    t.mark(Phase.PREPARE)
+    book, store, _, trace = live_update_prepared(clock)
     tracer = book.tracer("web")
     clock.advance(0.01)
     tracer.answered(clock())  # during the sync: the old version, as it turns out
@@ -479,10 +480,7 @@ async def test_an_answer_after_ready_wins_over_one_during_the_update():
 
 def test_an_answer_during_a_sync_on_a_connection_opened_before_it_is_not_the_answer():
     clock = FakeClock(100.0)
-    book, store, _ = book_with(clock)
-    trace = book.begin("web", "web-2", [], started=clock())
-    clock.advance(0.03)
-    t.mark(Phase.PREPARE)
+    book, store, _, trace = live_update_prepared(clock)
     opened = clock() - 0.01
     clock.advance(0.05)
     book.tracer("web").answered(opened)
