@@ -52,7 +52,7 @@ export function renderAlerts(panel, state, resource) {
   }
   panel.replaceChildren(...alerts.map((alert) => {
     const owner = alert.spec.resource || "";
-    const isBuild = /-update$/.test(alert.metadata.name);
+    const isBuild = (alert.spec || {}).type === "update"; // see AlertType in engine/alerts.py
     const slot = el("div", { class: "excerpt" }, pending());
     const card = el("article", { class: "alert", dataset: { name: alert.metadata.name } },
       el("header", {},

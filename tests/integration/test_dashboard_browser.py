@@ -254,6 +254,19 @@ async def test_alerts_tab_shows_the_alert_with_a_log_excerpt(daemon, page):
     await screenshot(page, "alerts")
 
 
+async def test_a_failed_update_alert_shows_its_build_log(daemon, page):
+    # Told by the alert's type, whatever its name (a keyed alert's name has a suffix).
+    url, store, *_ = daemon
+    store.put("alert", "api-update-compile", spec={"resource": "api", "type": "update",
+                                                   "key": "compile"},
+              status={"message": "image shop-api: the build failed"})
+    await page.goto(f"{url}/#/r/api/alerts")
+    alert = page.locator("#panel-alerts article.alert")
+    await expect(alert.locator(".badge")).to_have_text("build")
+    await expect(alert.locator(".log-excerpt")).to_contain_text(
+        "Update #2 (changed files: api/app.py)")
+
+
 async def test_facets_show_applied_yaml_builds_and_pods(daemon, page):
     url, *_ = daemon
     await page.goto(f"{url}/#/r/api/facets")
