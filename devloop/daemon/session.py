@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     # and docker clients (about 20 MB of the daemon's memory), and the daemon never loads
     # starlark-go (the Tiltfile runs in a child process).
     from devloop.engine.cluster import Cluster
-    from devloop.tiltfile.evaluator import Evaluation
+    from devloop.tiltfile.evaluation import Evaluation
 
 # `up` shows its terminal UI only once the Tiltfile has run: until then, a Tiltfile that takes
 # long (a slow `local()` at load time) is announced on stderr this often, with its last line.

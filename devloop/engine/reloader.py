@@ -38,7 +38,7 @@ from devloop.tiltfile.errors import TiltfileError
 from devloop.tiltfile.isolated import ChildEvaluator
 
 if TYPE_CHECKING:  # the daemon never loads starlark-go: Tiltfiles run in a child process
-    from devloop.tiltfile.evaluator import Evaluation
+    from devloop.tiltfile.evaluation import Evaluation
 
 TILTFILE_RESOURCE = "(Tiltfile)"
 

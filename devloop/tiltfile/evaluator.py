@@ -43,6 +43,7 @@ from devloop.tiltfile.context import (
     open_regular,
 )
 from devloop.tiltfile.errors import BuiltinError, Location, ResolutionError, TiltfileError
+from devloop.tiltfile.evaluation import Evaluation
 from devloop.tiltfile.loader import ExtensionSettings, resolve
 from devloop.tiltfile.messages_area import stopped_by_exit
 from devloop.tiltfile.program import Program, prelude
@@ -56,12 +57,6 @@ MAX_RUNS = 50
 _SIBLING_LIMIT = 200
 _SIBLING_MAX_BYTES = 1024 * 1024
 _STARLARK_NAMES = re.compile(r"(Tiltfile.*|.*\.(tiltfile|Tiltfile|star|starlark|bzl|sky))")
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    plan: p.Plan
-    output: tuple[str, ...]
 
 
 def _syntax_check(path: str, text: str) -> None:

@@ -39,7 +39,7 @@ from devloop.tiltfile.errors import TiltfileError
 from devloop.tiltfile.loader import ExtensionSettings
 
 if TYPE_CHECKING:
-    from devloop.tiltfile.evaluator import Evaluation
+    from devloop.tiltfile.evaluation import Evaluation
 
 _HEADER = struct.Struct("!I")
 _STDERR_TAIL = 16 * 1024
