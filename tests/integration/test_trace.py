@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Locator, expect, sync_playwright
 
 from tests.integration.projects_support import (
     REPO_ROOT,
@@ -179,15 +180,27 @@ def test_trace_spans_add_up_to_the_wait_from_save_to_the_first_new_answer(
                 expect(newest.locator(".trace-phase")).to_have_count(len(full["spans"]))
                 expect(newest.locator(".trace-step").first).to_be_visible()
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                page.locator("#facet-timeline").screenshot(
-                    path=str(ARTIFACTS / "full-rebuild-timeline.png"))
+                screenshot(page.locator("#facet-timeline"), ARTIFACTS / "full-rebuild-timeline.png")
                 page.goto(f"http://127.0.0.1:{api_port}/#/r/live/facets")
                 expect(page.locator("#facet-timeline .trace").first).to_contain_text(
                     live["summary"], timeout=30_000)
-                page.locator("#facet-timeline").screenshot(
-                    path=str(ARTIFACTS / "live-update-timeline.png"))
+                screenshot(page.locator("#facet-timeline"), ARTIFACTS / "live-update-timeline.png")
             finally:
                 browser.close()
+
+
+def screenshot(locator: Locator, path: Path) -> None:
+    """The Facets panel is drawn again whenever one of the resource's objects changes (a
+    trace gains its first log line, a pod its status): a screenshot begun on the element
+    just replaced is taken again of the new one."""
+    for attempt in range(5):
+        try:
+            locator.screenshot(path=str(path))
+            return
+        except PlaywrightError as exc:
+            if "not attached" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.2)
 
 
 def _get_yaml(project: Path, kubeconfig: Path, api_port: int, name: str) -> str:
