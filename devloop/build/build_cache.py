@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -98,22 +99,27 @@ class BuildCache:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or state_dir() / FILE_NAME
+        # Images build in parallel, each recorded from a worker thread: one read-modify-write
+        # at a time, so no entry of this session is lost (another session's may be).
+        self._lock = threading.Lock()
 
     def get(self, key: str) -> str | None:
         entry = self._read().get(key)
         return str(entry["image"]) if entry else None
 
     def put(self, key: str, image_id: str) -> None:
-        entries = self._read()
-        entries[key] = {"image": image_id, "at": time.time()}
-        newest = sorted(entries.items(), key=lambda item: float(item[1]["at"]),
-                        reverse=True)[:MAX_ENTRIES]
-        self._write(dict(newest))
+        with self._lock:
+            entries = self._read()
+            entries[key] = {"image": image_id, "at": time.time()}
+            newest = sorted(entries.items(), key=lambda item: float(item[1]["at"]),
+                            reverse=True)[:MAX_ENTRIES]
+            self._write(dict(newest))
 
     def forget(self, key: str) -> None:
-        entries = self._read()
-        if entries.pop(key, None) is not None:
-            self._write(entries)
+        with self._lock:
+            entries = self._read()
+            if entries.pop(key, None) is not None:
+                self._write(entries)
 
     def _read(self) -> dict[str, dict[str, str | float]]:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,10 @@ async def test_an_earlier_build_is_found_while_the_engine_has_its_image(
 def test_the_cache_can_be_turned_off() -> None:
     assert not build_cache.enabled({"DEVLOOP_BUILD_CACHE": "0"})
     assert build_cache.enabled({}) and build_cache.enabled({"DEVLOOP_BUILD_CACHE": "1"})
+
+
+def test_builds_recorded_at_once_from_several_threads_are_all_kept(tmp_path: Path) -> None:
+    cache = BuildCache(tmp_path / "builds.json")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: cache.put(f"k{i}", f"sha256:{i}"), range(40)))
+    assert [cache.get(f"k{i}") for i in range(40)] == [f"sha256:{i}" for i in range(40)]
