@@ -77,9 +77,9 @@ async def input_key(target: p.DockerBuild, digest: str, dockerfile_text: str,
     args = dict(target.build_args)
     uses: dict[str, str] = {}
     for use in dockerfile.image_uses(dockerfile_text, args):
-        if "$" in use.ref or use.ref in uses:
-            if "$" in use.ref:
-                return None  # an image name an unset ARG decides
+        if "$" in use.ref:
+            return None  # an image name an unset ARG decides
+        if use.ref in uses:
             continue
         found = await image_id(use.ref)
         if found is None:
