@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from types import ModuleType
 
+from devloop.model.background import spawn
+
 CLUSTER_MODULE = "devloop.engine.cluster"
 _KUBERNETES_CALL = re.compile(
     r"\b(k8s_yaml|k8s_resource|k8s_custom_deploy|helm|kustomize)\s*\(")
@@ -33,7 +35,9 @@ def names_kubernetes(tiltfile: str) -> bool:
 
 def preload_cluster(tiltfile: str) -> asyncio.Future[ModuleType] | None:
     """Import the cluster modules in a thread when the Tiltfile names Kubernetes; the
-    caller awaits the future before it imports them itself."""
+    caller awaits the future before it imports them itself. Not `handled`: the caller
+    awaits it only when the plan needs a cluster, so a failure is logged as well."""
     if not names_kubernetes(tiltfile):
         return None
-    return asyncio.ensure_future(asyncio.to_thread(importlib.import_module, CLUSTER_MODULE))
+    return spawn(asyncio.to_thread(importlib.import_module, CLUSTER_MODULE),
+                 name="preload cluster modules")

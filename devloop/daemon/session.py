@@ -23,6 +23,7 @@ from devloop.engine.store import Store
 from devloop.hud.plain import PlainPrinter, ci_summary
 from devloop.hud.wiring import run_ui
 from devloop.model import plan as p
+from devloop.model.background import spawn
 from devloop.server.app import RunningServer, start_server
 from devloop.server.engine_actions import EngineActions
 from devloop.tiltfile.isolated import evaluate_in_child_async
@@ -51,8 +52,9 @@ async def _first_evaluation(path: str, tiltfile_args: tuple[str, ...], mode: str
         loop.call_soon_threadsafe(
             functools.partial(logs.append, "(Tiltfile)", line, source="tiltfile"))
 
-    running = asyncio.ensure_future(evaluate_in_child_async(
-        path, args=tiltfile_args, subcommand=mode, on_output=on_output))
+    running = spawn(evaluate_in_child_async(
+        path, args=tiltfile_args, subcommand=mode, on_output=on_output),
+        name="first evaluation", handled=True)
     started = loop.time()
     while True:
         try:
@@ -126,7 +128,7 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
                     runner_factory=make_runner_factory(hooks, cluster),
                     on_removed=on_removed)
     engine_ref.append(engine)
-    engine_task = asyncio.create_task(engine.run(), name="engine")
+    engine_task = spawn(engine.run(), name="engine", handled=True)  # awaited in _shut_down
     # Alerts within seconds when a part of the cluster fails; updates again when it returns.
     health = None if cluster is None else watch_session(cluster, engine)
     # `devloop args` replaces the Tiltfile args for the next reload.

@@ -187,7 +187,8 @@ class ClusterHealth:
             if seen.unwatchable:
                 continue
             if seen.task is None or seen.task.done():
-                seen.task = asyncio.create_task(_answer(seen.part.probe), name=f"probe {key}")
+                # Awaited below; its exception becomes the part's problem.
+                seen.task = spawn(_answer(seen.part.probe), name=f"probe {key}", handled=True)
             probing.append((seen, seen.task))
         if not probing:
             return False

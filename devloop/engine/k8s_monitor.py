@@ -329,7 +329,7 @@ async def wake_or_timeout(event: asyncio.Event, seconds: float) -> None:
     """Wait until `event` is set or `seconds` pass. Not `wait_for(event.wait(), ...)`: in
     Python 3.11 that loses the task's cancellation when the event is set just as the task
     is cancelled, and a monitor that is never stopped keeps its restart waiting forever."""
-    waiter = asyncio.ensure_future(event.wait())
+    waiter = spawn(event.wait(), name="wake-or-timeout")
     try:
         await asyncio.wait({waiter}, timeout=seconds)
     finally:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from devloop.model.background import spawn
+
 log = logging.getLogger(__name__)
 
 # Watch failures that are not temporary (no permission to list events) end the watch;
@@ -108,8 +110,7 @@ class EventHub:
             self._delivered.add(id(record))
             callback(record, fresh)
         if namespace not in self._tasks:
-            self._tasks[namespace] = asyncio.create_task(self._watch(namespace),
-                                                         name=f"pod-events:{namespace}")
+            self._tasks[namespace] = spawn(self._watch(namespace), name=f"pod-events:{namespace}")
 
     def unsubscribe(self, namespace: str, pod: str, callback: Subscriber) -> None:
         callbacks = self._subscribers.get((namespace, pod), [])

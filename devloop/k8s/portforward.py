@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from devloop.k8s.errors import KubeError
 from devloop.k8s.websocket import open_portforward
 from devloop.model import trace as tr
+from devloop.model.background import spawn
 
 if TYPE_CHECKING:
     from devloop.k8s.client import KubeClient
@@ -317,10 +318,12 @@ class PortForwarder:
             # The tunnel is open: the request goes to the pod now (for the update's trace,
             # an answer counts as new only when its request reached the pod after ready).
             opened = time.time()
-            to_pod = asyncio.create_task(_pump(reader, pod_writer))
+            where = f"{namespace}/{pod}:{self.remote_port}"
+            to_pod = spawn(_pump(reader, pod_writer), name=f"port-forward {where} to pod")
             tracer = self._tracer
-            from_pod = asyncio.create_task(_pump(pod_reader, writer, None if tracer is None
-                                                 else lambda: tracer.answered(opened)))
+            from_pod = spawn(_pump(pod_reader, writer, None if tracer is None
+                                   else lambda: tracer.answered(opened)),
+                             name=f"port-forward {where} from pod")
             try:
                 # The library's tunnel cannot half-close: whichever side ends first ends both.
                 await asyncio.wait({to_pod, from_pod}, return_when=asyncio.FIRST_COMPLETED)

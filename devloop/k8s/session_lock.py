@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from devloop.k8s.errors import KubeError
+from devloop.model.background import spawn
 
 LEASE_NAME = "devloop-session"
 LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
@@ -331,8 +332,7 @@ class SessionLock:
     def start(self) -> None:
         """Renew in the background until `release`."""
         if self._held and self._task is None:
-            self._task = asyncio.create_task(self._renew_forever(),
-                                             name=f"session-lock {self.namespace}")
+            self._task = spawn(self._renew_forever(), name=f"session-lock {self.namespace}")
 
     async def _renew_forever(self) -> None:
         while self._held:

@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from devloop.k8s.errors import KubeError, error_from_status, is_temporary_status
 from devloop.k8s.websocket import open_exec
+from devloop.model.background import spawn
 
 if TYPE_CHECKING:
     from devloop.k8s.client import KubeClient
@@ -315,7 +316,7 @@ class WatchCache:
     def listen(self, callback: Callable[[], None]) -> None:
         self._listeners.append(callback)
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"watch {self.what}")
+            self._task = spawn(self._run(), name=f"watch {self.what}")
 
     def unlisten(self, callback: Callable[[], None]) -> None:
         if callback in self._listeners:

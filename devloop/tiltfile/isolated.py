@@ -296,9 +296,12 @@ async def evaluate_in_child_async(path: str, *, args: tuple[str, ...] = (),
     kills the child and the commands it started."""
     import asyncio
 
+    from devloop.model.background import spawn
+
     evaluator = ChildEvaluator()
-    running = asyncio.ensure_future(asyncio.to_thread(
-        evaluator.evaluate, path, args=args, subcommand=subcommand, on_output=on_output))
+    running = spawn(asyncio.to_thread(
+        evaluator.evaluate, path, args=args, subcommand=subcommand, on_output=on_output),
+        name=f"evaluate {path}", handled=True)  # its result or exception is awaited below
     try:
         return await asyncio.shield(running)
     except asyncio.CancelledError:
