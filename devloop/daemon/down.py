@@ -12,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from devloop.engine.custom_deploy_runner import run_delete_cmd
 from devloop.engine.runner import UpdateError
+from devloop.engine.runner_registry import (
+    TeardownContext,
+    needs_cluster,
+    tear_down,
+    tear_down_plan,
+)
 from devloop.k8s import contexts
 from devloop.k8s.client import KubeClient, KubeError, ObjectRef
 from devloop.k8s.pull_secrets import delete_pull_secrets
@@ -25,8 +29,6 @@ from devloop.k8s.session_lock import Holder, delete_stale_lock, describe_holder,
 from devloop.model import plan as p
 from devloop.tiltfile.isolated import evaluate_in_child_async
 
-OWNER_LABEL = "app.kubernetes.io/managed-by"
-OWNER_VALUE = "devloop"
 GONE_TIMEOUT_SECONDS = 120.0
 # How often the wait says what it still waits for.
 PROGRESS_SECONDS = 5.0
@@ -52,38 +54,12 @@ def reverse_dependency_order(resources: tuple[p.Resource, ...]) -> list[p.Resour
     return list(reversed(order))
 
 
-async def delete_owned(kube: KubeClient, resource: p.Resource, *, delete_namespaces: bool,
-                       say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Delete the resource's objects that carry devloop's owner label, last first."""
-    deleted: list[dict[str, Any]] = []
-    for obj in reversed(resource.objects):
-        if obj.kind == "Namespace" and not delete_namespaces:
-            say(f"Keeping namespace {obj.name} (use --delete-namespaces)")
-            continue
-        manifest = obj.manifest()
-        live = await kube.get(ObjectRef.of(manifest))
-        if live is None:
-            continue
-        labels = live.get("metadata", {}).get("labels") or {}
-        if labels.get(OWNER_LABEL) != OWNER_VALUE:
-            say(f"Skipping {obj.kind}/{obj.name}: not created by devloop")
-            continue
-        await kube.delete(manifest, propagation="Foreground")
-        deleted.append(manifest)
-        say(f"Deleted {obj.kind}/{obj.name}")
-    return deleted
-
-
 async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: bool,
                    volumes: bool = False, wait: bool = True) -> int:
     plan = (await evaluate_in_child_async(tiltfile, args=args, subcommand="down")).plan
-    if plan.compose is not None:
-        from devloop.engine.compose_runner import compose_down
-
-        await compose_down(plan, volumes=volumes, say=print)
-        if all(r.type in (p.ResourceType.COMPOSE, p.ResourceType.LOCAL)
-               for r in plan.resources):
-            return 0  # a Compose-only Tiltfile needs no cluster
+    if await tear_down_plan(plan, TeardownContext(volumes=volumes), print) \
+            and not needs_cluster(plan):
+        return 0  # a Compose-only Tiltfile needs no cluster
     try:
         kube = await KubeClient.create(os.environ.get("KUBECONFIG") or None,
                                        plan.settings.k8s_context or None)
@@ -94,12 +70,10 @@ async def run_down(tiltfile: str, args: tuple[str, ...], *, delete_namespaces: b
     deleted: list[dict[str, Any]] = []
     try:
         await check_shared_namespace(kube, plan)
+        context = TeardownContext(kube=kube, delete_namespaces=delete_namespaces,
+                                  volumes=volumes)
         for resource in reverse_dependency_order(plan.resources):
-            if resource.type == p.ResourceType.CUSTOM_DEPLOY:
-                await run_delete_cmd(plan, resource, print)
-                continue
-            deleted += await delete_owned(kube, resource, delete_namespaces=delete_namespaces,
-                                          say=print)
+            deleted += await tear_down(resource, plan, context, print)
         deleted += await delete_pull_secrets(kube, kube.namespace, print)
         await asyncio.to_thread(delete_stale_lock, kube, kube.namespace, print)
         if wait:

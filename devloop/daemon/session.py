@@ -18,7 +18,12 @@ from devloop.engine.health_wiring import watch_session
 from devloop.engine.logs import LogStore
 from devloop.engine.reloader import Reloader
 from devloop.engine.runner import RunnerHooks, UpdateError
-from devloop.engine.runner_registry import make_runner_factory, needs_cluster
+from devloop.engine.runner_registry import (
+    TeardownContext,
+    make_runner_factory,
+    needs_cluster,
+    tear_down,
+)
 from devloop.engine.store import Store
 from devloop.hud.plain import PlainPrinter, ci_summary
 from devloop.hud.wiring import run_ui
@@ -112,17 +117,13 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
             "(Tiltfile)", text, source="tiltfile"))
     on_removed = None
     if cluster is not None:
-        from devloop.daemon.down import delete_owned
-        from devloop.engine.custom_deploy_runner import run_delete_cmd
+        teardown = TeardownContext(kube=cluster.kube)
 
         async def on_removed(resource: p.Resource) -> None:
             def say(text: str) -> None:
                 logs.append(resource.name, text, source="build")
 
-            if resource.type == p.ResourceType.CUSTOM_DEPLOY:
-                await run_delete_cmd(engine.plan, resource, say)
-            else:
-                await delete_owned(cluster.kube, resource, delete_namespaces=False, say=say)
+            await tear_down(resource, engine.plan, teardown, say)
 
     engine = Engine(plan, store=store, logs=logs,
                     runner_factory=make_runner_factory(hooks, cluster),

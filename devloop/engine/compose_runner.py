@@ -22,7 +22,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -52,6 +52,9 @@ from devloop.engine.tasks import cancel_and_wait, resource_reporter, spawn
 from devloop.k8s.sync import tar_archive
 from devloop.model import kinds as k
 from devloop.model import plan as p
+
+if TYPE_CHECKING:
+    from devloop.engine.runner_registry import TeardownContext
 
 MONITOR_PERIOD_SECONDS = 1.0
 # Lines of a service's own output kept to show with an alert (why did it exit?).
@@ -449,3 +452,13 @@ async def compose_down(plan: p.Plan, *, volumes: bool, say: Callable[[str], None
         await cli.down(volumes=volumes, log=say)
     except ComposeError as exc:
         raise UpdateError(str(exc)) from None
+
+
+async def tear_down_plan(plan: p.Plan, context: TeardownContext,
+                         say: Callable[[str], None]) -> bool:
+    """`devloop down` of the plan's Compose project, if it has one (see `compose_down`):
+    whether it had one. Its services have no teardown of their own."""
+    if plan.compose is None:
+        return False
+    await compose_down(plan, volumes=context.volumes, say=say)
+    return True

@@ -9,7 +9,8 @@ prints on stdout are then monitored like any Kubernetes resource (pods, logs, fo
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -18,6 +19,9 @@ from devloop.engine.k8s_deploy import Deployed, ImageDeployer
 from devloop.engine.local_runner import command_environment, kill_group, plan_environment
 from devloop.engine.runner import ResourceRunner, RunnerContext, UpdateError
 from devloop.model import plan as p
+
+if TYPE_CHECKING:
+    from devloop.engine.runner_registry import TeardownContext
 
 
 def image_environment(refs: tuple[str, ...], deployed: dict[str, str]) -> dict[str, str]:
@@ -104,3 +108,10 @@ async def run_delete_cmd(plan: p.Plan, resource: p.Resource, log: Any) -> None:
         await run_capturing(resource.delete_cmd, command_env(plan, resource.delete_cmd, {}),
                             log, "delete_cmd")
 
+
+async def tear_down(resource: p.Resource, plan: p.Plan, context: TeardownContext,
+                    say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The resource's delete_cmd, if it has one: what it deleted is not known, so nothing
+    is returned to wait for."""
+    await run_delete_cmd(plan, resource, say)
+    return []

@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from devloop.engine.cluster_health import overlay_for
 from devloop.engine.k8s_deploy import ApplyDeployer, Deployer
 from devloop.engine.k8s_live import LiveUpdater, count
 from devloop.engine.k8s_monitor import K8sMonitor
 from devloop.engine.k8s_seam import ClusterSeam
+from devloop.engine.k8s_teardown import delete_owned
 from devloop.engine.resync import Resyncer
 from devloop.engine.runner import ResourceRunner, RunnerContext, RunnerHooks, RuntimeReport
 from devloop.engine.unsupported import UnsupportedRunner
 from devloop.model import plan as p
 from devloop.model import trace as tr
+
+if TYPE_CHECKING:
+    from devloop.engine.runner_registry import TeardownContext
 
 
 class K8sRunner:
@@ -113,3 +119,13 @@ def make_runner(resource: p.Resource, plan: p.Plan, context: RunnerContext) -> R
         return UnsupportedRunner(resource, "no Kubernetes cluster is connected (it is "
                                            "connected when `devloop up` starts with one)")
     return K8sRunner(resource, plan=plan, cluster=context.cluster, hooks=context.hooks)
+
+
+async def tear_down(resource: p.Resource, plan: p.Plan, context: TeardownContext,
+                    say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Delete the resource's objects that devloop created (see `k8s_teardown`); nothing
+    without a cluster."""
+    if context.kube is None:
+        return []
+    return await delete_owned(context.kube, resource,
+                              delete_namespaces=context.delete_namespaces, say=say)
