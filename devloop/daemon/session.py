@@ -129,7 +129,10 @@ async def run_session(options: argparse.Namespace, tiltfile_args: tuple[str, ...
                     runner_factory=make_runner_factory(hooks, cluster),
                     on_removed=on_removed)
     engine_ref.append(engine)
-    engine_task = spawn(engine.run(), name="engine", handled=True)  # awaited in _shut_down
+    # A crash of the engine's loop is said at once (the session's log, an alert), not only
+    # when _shut_down awaits the task: until then nothing would update.
+    engine_task = spawn(engine.run(), name="engine",
+                        on_error=engine.task_reporter("(Tiltfile)"))
     # Alerts within seconds when a part of the cluster fails; updates again when it returns.
     health = None if cluster is None else watch_session(cluster, engine)
     # `devloop args` replaces the Tiltfile args for the next reload.
