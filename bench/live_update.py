@@ -26,6 +26,8 @@ from pathlib import Path
 
 from support import bench_env, get, percentile, running_up, wait_for
 
+from devloop.engine.watcher import DEFAULT_DEBOUNCE_SECONDS
+
 POLL_SECONDS = 0.005
 SETTLE_SECONDS = 0.3  # between samples, so one edit's reload does not overlap the next
 
@@ -104,7 +106,8 @@ def main() -> None:
     print(f"  full rebuild ({len(rebuild):2} edits of app.py + api/Dockerfile): "
           f"{_summary(rebuild)}")
     print("where the live-update time goes:")
-    print("  file watcher debounce: 100 ms (fixed quiet period before a change set is sent)")
+    print(f"  file watcher debounce: {DEFAULT_DEBOUNCE_SECONDS * 1000:.0f} ms (quiet period "
+          "before a change set is sent)")
     if done:
         print(f"  devloop's live update (list pods, tar, exec into the container): median "
               f"{statistics.median(done)} ms, max {max(done)} ms over {len(done)} updates")

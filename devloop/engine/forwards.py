@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -108,18 +108,60 @@ class ForwardKeeper:
     def _log(self, text: str) -> None:
         self._hooks.log(self.resource, text, "runtime", "")
 
-    async def keep(self, ready: list[tuple[str, dict[str, Any]]]) -> None:
+    async def keep(self, ready: list[tuple[str, dict[str, Any]]],
+                   running: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
         """Point every forward at a ready pod (`ready`: (namespace, pod object)) and check
-        the ones not known to work."""
+        the ones not known to work. A forward that never worked yet, with no ready pod,
+        is opened on a `running` one (as Tilt forwards to a running pod): the user's
+        first request goes through as soon as the server listens, before the readiness
+        probe says so; it is `pending` until the pod is ready and a probe connects."""
         for fw in self._forwards.values():
             before = (fw.state, fw.message, fw.pod, fw.container_port)
-            await self._keep_one(fw, ready)
+            if not ready and running and not fw.worked:
+                await self._open_early(fw, running)
+            else:
+                await self._keep_one(fw, ready)
             if (fw.state, fw.message, fw.pod, fw.container_port) != before:
                 self._publish(fw)
         if self._prober is None and any(fw.handle for fw in self._forwards.values()):
             self._prober = spawn(self._probe_loop(), name=f"port-forward probes:{self.resource}",
                                  resource=self.resource,
                                  on_error=resource_reporter(self._hooks, self.resource))
+
+    async def _open_early(self, fw: _Forward,
+                          running: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Forward to a running pod that is not ready yet, without probing it: a refused
+        connection is what a starting server gives, not a fault."""
+        names = {pod.get("metadata", {}).get("name", ""): (ns, pod) for ns, pod in running}
+        namespace, pod = names.get(fw.pod) or running[0]
+        name = pod.get("metadata", {}).get("name", "")
+        if await self._point(fw, namespace, name, pod) is None:
+            return
+        fw.state, fw.message, fw.failing_since = "pending", f"pod {name} is not ready yet", None
+
+    async def _point(self, fw: _Forward, namespace: str, name: str,
+                     pod: dict[str, Any]) -> Forwarding | None:
+        """Open `fw` on the pod (or move it there): its open forwarding, if it could."""
+        port = container_port_for(fw.spec.local_port, fw.spec.container_port, pod)
+        if fw.handle is not None and port != fw.container_port:
+            await fw.handle.stop()
+            fw.handle = None
+        if fw.handle is None:
+            try:
+                fw.handle = await self._forward(
+                    namespace, name, dataclasses.replace(fw.spec, container_port=port),
+                    self._on_error)
+            except Exception as exc:  # the local port is taken, the port is invalid...
+                self._fail(fw, f"cannot forward: {exc}")
+                return None
+            self._log(f"Forwarding http://{fw.spec.host}:{fw.spec.local_port} -> "
+                      f"{name}:{port}")
+            fw.recheck = True
+        elif (namespace, name) != (fw.namespace, fw.pod):
+            fw.handle.retarget(namespace, name)
+            fw.recheck = True
+        fw.namespace, fw.pod, fw.container_port = namespace, name, port
+        return fw.handle
 
     async def _keep_one(self, fw: _Forward, ready: list[tuple[str, dict[str, Any]]]) -> None:
         if not ready:
@@ -137,35 +179,20 @@ class ForwardKeeper:
         names = {pod.get("metadata", {}).get("name", ""): (ns, pod) for ns, pod in ready}
         namespace, pod = names.get(fw.pod) or ready[0]
         name = pod.get("metadata", {}).get("name", "")
-        port = container_port_for(fw.spec.local_port, fw.spec.container_port, pod)
-        if fw.handle is not None and port != fw.container_port:
-            await fw.handle.stop()
-            fw.handle = None
-        if fw.handle is None:
-            try:
-                fw.handle = await self._forward(
-                    namespace, name, dataclasses.replace(fw.spec, container_port=port),
-                    self._on_error)
-            except Exception as exc:  # the local port is taken, the port is invalid...
-                self._fail(fw, f"cannot forward: {exc}")
-                return
-            self._log(f"Forwarding http://{fw.spec.host}:{fw.spec.local_port} -> "
-                      f"{name}:{port}")
-            fw.recheck = True
-        elif (namespace, name) != (fw.namespace, fw.pod):
-            fw.handle.retarget(namespace, name)
-            fw.recheck = True
-        fw.namespace, fw.pod, fw.container_port = namespace, name, port
+        handle = await self._point(fw, namespace, name, pod)
+        if handle is None:
+            return
         tr.forwarded(name)  # the update's trace: traffic on a new pod ends the rollout
         if fw.recheck or fw.state != "active":
             fw.recheck = False
-            error = await fw.handle.probe()
+            error = await handle.probe()
             if error:
                 self._fail(fw, error)
             else:
                 if fw.failing_since is not None and fw.worked:
                     self._log(f"port-forward {fw.spec.local_port}: working again ("
-                              f"{name}:{port}) after {self._clock() - fw.failing_since:.1f} s")
+                              f"{name}:{fw.container_port}) after "
+                              f"{self._clock() - fw.failing_since:.1f} s")
                 fw.state, fw.message, fw.failing_since = "active", "", None
                 fw.worked = True
                 self._sync_alert(fw)

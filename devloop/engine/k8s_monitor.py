@@ -148,6 +148,7 @@ class K8sMonitor:
             return
         assessments: list[Assessment] = []
         ready_pods: list[tuple[str, dict[str, Any]]] = []
+        running_pods: list[tuple[str, dict[str, Any]]] = []  # running, not ready yet
         all_pods: list[list[dict[str, Any]]] = []
         present: set[str] = set()
         for workload, namespace, cache in workloads:
@@ -171,12 +172,15 @@ class K8sMonitor:
                 self.pods.follow(namespace, pod)
             ready_pods += [(namespace, by_name[s.name]) for s in assessment.pods
                            if s.ready and not s.deleting and s.name in by_name]
+            running_pods += [(namespace, by_name[s.name]) for s in assessment.pods
+                             if s.phase == "Running" and not s.ready and not s.deleting
+                             and s.name in by_name]
         self.pods.forget(present)
         # The stability clock starts when the watch shows a container ready, not after the
         # port-forward probe below (which waits for the pod's port): the two overlap.
         unsettled = any(_unsettled(pod) for pods in all_pods for pod in pods)
         stable_at = math.inf if unsettled else self._stable_at([pod for _, pod in ready_pods])
-        await self.forwards.keep(ready_pods)
+        await self.forwards.keep(ready_pods, running_pods)
         self._publish_pods(assessments)
         report = self._combine(assessments)
         rolled_out = report.state == RuntimeState.OK  # the pods alone, for the trace

@@ -136,3 +136,37 @@ def test_the_kubelets_refusal_is_said_briefly():
            'refused IPv6 dial tcp6: address localhost: no suitable address found')
     assert summarize(raw) == "connection refused: nothing listens on port 9999 in the pod"
     assert summarize("pods \"web-1\" not found") == "pods \"web-1\" not found"
+
+
+def test_a_first_forward_opens_on_a_running_pod_before_it_is_ready():
+    """As Tilt does: the user's first request goes through once the server listens, before
+    the readiness probe says so; until the pod is ready the forward is only pending (a
+    starting server refuses connections: no probe, no alert), then a probe makes it
+    active."""
+    clock = [0.0]
+    fwd, recorder, started = keeper(["connection refused", ""], clock)
+    asyncio.run(fwd.keep([], [("ns", pod("web-1", 8000))]))
+    assert [name for name, _ in started] == ["web-1"]
+    status = recorder.objects[("portforward", "web-8000")]["status"]
+    assert (status["state"], status["message"]) == ("pending", "pod web-1 is not ready yet")
+    clock[0] = FAIL_AFTER_SECONDS
+    assert fwd.verdict().state is None  # the pod's own state says it is not ready
+    assert ALERT not in recorder.objects
+    asyncio.run(fwd.keep([("ns", pod("web-1", 8000))]))  # ready: probed, refused
+    assert fwd.states() == {8000: "error"}
+    asyncio.run(fwd.keep([("ns", pod("web-1", 8000))]))
+    assert fwd.states() == {8000: "active"}
+    assert len(started) == 1  # the same forward all along
+
+
+def test_a_forward_that_worked_never_moves_to_a_pod_that_is_not_ready():
+    """A working forward that loses its ready pod is a fault (said at once), even while a
+    replacement runs without being ready yet."""
+    clock = [0.0]
+    fwd, _, started = keeper([""], clock)
+    asyncio.run(fwd.keep([("ns", pod("web-1", 8000))]))
+    assert fwd.states() == {8000: "active"}
+    asyncio.run(fwd.keep([], [("ns", pod("web-2", 8000))]))
+    assert fwd.states() == {8000: "error"}
+    assert fwd._forwards[8000].handle.target == ("ns", "")
+    assert len(started) == 1
