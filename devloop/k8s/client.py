@@ -1,4 +1,4 @@
-"""The async seam over the blocking `kubernetes` client: apply, delete, list, pods, logs, exec.
+"""The async seam over blocking Kubernetes requests: apply, delete, list, pods, logs, exec.
 
 Every request runs in a worker thread (`asyncio.to_thread`); long-lived streams (pod watches,
 followed logs) each get one thread that hands items to the event loop with
@@ -6,9 +6,11 @@ followed logs) each get one thread that hands items to the event loop with
 read is unblocked by shutting the socket down). Objects travel as plain JSON dicts, exactly
 as the API server returns them, so a fake can round-trip them the same way.
 
-Requests go through the client's `ApiClient.param_serialize`/`call_api` with our own paths
-(resources are found through API discovery), which keeps one code path for every kind,
-including CRDs created a moment ago.
+Requests go through devloop's own small transport (`transport.py`, on urllib3, configured by
+`kubeconfig.py`) with our own paths (resources are found through API discovery), which keeps
+one code path for every kind, including CRDs created a moment ago. The `kubernetes` package
+is not used: it cost the daemon about 14 MiB and a tenth of a second to import, for a
+kubeconfig loader and an HTTP call.
 """
 
 from __future__ import annotations
@@ -21,11 +23,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import kubernetes.client
-import kubernetes.config
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
+from devloop.k8s import kubeconfig as kc
 from devloop.k8s.errors import KubeError, UnknownKindError, error_from_status
 from devloop.k8s.portforward import PortForwarder
 from devloop.k8s.streams import (
@@ -42,6 +42,7 @@ from devloop.k8s.streams import (
     exec_blocking,
     thread_stream,
 )
+from devloop.k8s.transport import REQUEST_TIMEOUT, Timeout, Transport
 
 _T = TypeVar("_T")
 
@@ -65,11 +66,6 @@ DEFAULT_KINDS: tuple[tuple[str, str], ...] = (
 WATCHED_KINDS = {"Deployment": "/apis/apps/v1", "StatefulSet": "/apis/apps/v1",
                  "DaemonSet": "/apis/apps/v1", "ReplicaSet": "/apis/apps/v1",
                  "Job": "/apis/batch/v1", "CronJob": "/apis/batch/v1", "Pod": "/api/v1"}
-
-# Connect and read timeouts of ordinary requests. A read taking over a minute means the
-# API server is in trouble; the caller sees a temporary error and retries.
-REQUEST_TIMEOUT = (10.0, 60.0)
-
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -109,12 +105,14 @@ class ApiResource:
 class KubeClient:
     """Async Kubernetes operations for the engine. Create with `await KubeClient.create()`."""
 
-    def __init__(self, configuration: kubernetes.client.Configuration, *,
+    def __init__(self, configuration: kc.KubeConfig, *,
                  context: str = "", namespace: str = "default") -> None:
+        # The context's settings; `configuration.host` is the API server's URL (requests
+        # read it each time, so it may be pointed elsewhere).
         self.configuration = configuration
         self.context = context
         self.namespace = namespace
-        self._api = kubernetes.client.ApiClient(configuration)
+        self.transport = Transport(configuration)
         self._resources: dict[str, list[ApiResource]] = {}
         self._lock = threading.Lock()
         self._caches: dict[tuple[str, str], WatchCache] = {}
@@ -131,45 +129,28 @@ class KubeClient:
 
     @classmethod
     def _create_blocking(cls, kubeconfig: str | None, context: str | None) -> KubeClient:
-        cfg = kubernetes.client.Configuration()
-        try:
-            contexts, active = kubernetes.config.list_kube_config_contexts(kubeconfig)
-            kubernetes.config.load_kube_config(config_file=kubeconfig, context=context,
-                                               client_configuration=cfg, persist_config=False)
-        except (kubernetes.config.ConfigException, OSError) as e:
-            raise KubeError(f"cannot load kubeconfig {kubeconfig or '(default)'}: {e}") from e
-        chosen = next((c for c in contexts if c["name"] == context), active) if context else active
-        namespace = (chosen.get("context") or {}).get("namespace") or "default"
-        return cls(cfg, context=chosen["name"], namespace=namespace)
+        config = kc.load(kubeconfig, context)  # KubeError naming the file and context
+        return cls(config, context=config.context, namespace=config.namespace)
 
     def close(self) -> None:
         for cache in self._caches.values():
             cache.cancel()
         self._caches.clear()
-        self._api.close()
+        self.transport.close()
 
     # ------------------------------------------------------------------ raw requests
 
-    def new_api_client(self) -> kubernetes.client.ApiClient:
-        """A separate ApiClient: `kubernetes.stream` swaps `call_api` on the client it is
-        given while a websocket opens, so websockets must never share ours."""
-        return kubernetes.client.ApiClient(self.configuration)
-
     def request(self, method: str, path: str, *, query: Iterable[tuple[str, Any]] = (),
                 body: Any = None, content_type: str = "", what: str = "",
-                stream: bool = False, timeout: Any = REQUEST_TIMEOUT) -> Any:
+                stream: bool = False, timeout: Timeout = REQUEST_TIMEOUT) -> Any:
         """One API request (blocking). Returns parsed JSON, or the raw urllib3 response
         when `stream`; raises KubeError naming `what`."""
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         try:
-            req = self._api.param_serialize(method, path, query_params=list(query),
-                                            header_params=headers, body=body,
-                                            auth_settings=["BearerToken"])
-            resp = self._api.call_api(*req, _request_timeout=timeout)
-        except ApiException as e:
-            raise error_from_status(e.status or 0, e.body or e.reason or str(e), what) from e
+            resp = self.transport.request(method, path, query=query, body=body,
+                                          headers=headers, timeout=timeout)
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeError(f"{what or path}: cannot reach the API server: {e}",
                             temporary=True) from e
@@ -178,13 +159,17 @@ class KubeClient:
                 data = resp.read()
             except (urllib3.exceptions.HTTPError, OSError):
                 data = b""
+            finally:
+                resp.release_conn()
             raise error_from_status(resp.status, data.decode(errors="replace"), what)
         if stream:
-            return resp.response
+            return resp
         try:
             data = resp.read()
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeError(f"{what or path}: connection lost: {e}", temporary=True) from e
+        finally:
+            resp.release_conn()
         return json.loads(data) if data else None
 
     async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:

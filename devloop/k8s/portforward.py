@@ -1,8 +1,8 @@
 """Port-forwarding: a local asyncio listener whose connections are tunnelled to a pod.
 
-Each accepted TCP connection opens its own port-forward websocket to the pod (through
-`kubernetes.stream.portforward`, whose proxy thread exposes the tunnel as a local socket),
-and bytes are pumped both ways with asyncio. When the pod is gone or the tunnel fails, the
+Each accepted TCP connection opens its own port-forward websocket to the pod (see
+`websocket.PortForward`, whose pump thread exposes the tunnel as a local socket), and bytes
+are pumped both ways with asyncio. When the pod is gone or the tunnel fails, the
 connection is closed and `on_error` tells the engine, which can `retarget` the forwarder to
 a new pod without giving up the local port. `probe` says whether the pod's port really
 answers, so a forward is only called healthy when a connection through it works.
@@ -15,16 +15,13 @@ import concurrent.futures
 import contextlib
 import json
 import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubernetes.client.exceptions import ApiException
-
 from devloop.k8s.errors import KubeError
-from devloop.k8s.websocket import open_portforward
+from devloop.k8s.websocket import PortForward, open_portforward
 from devloop.model import trace as tr
 from devloop.model.background import spawn
 
@@ -81,7 +78,10 @@ def describe_failure(text: str) -> str:
     out of a websocket handshake dump, and what it means when the kubelet or the API server
     is away. Said once, it says the same again (describing a description changes nothing)."""
     text = _OWN_PREFIX.sub("", " ".join(text.split()))
-    if text.startswith(_DESCRIBED):
+    # A refused handshake ("the API server answered 500: error dialing backend...") is
+    # still to be told as the kubelet's absence.
+    if text.startswith(_DESCRIBED) and not (text.startswith("the API server answered")
+                                            and "error dialing backend" in text):
         return text
     dial = _DIAL_ERROR.search(text)
     if dial is not None and "error dialing backend" not in text:
@@ -217,7 +217,7 @@ class PortForwarder:
             message += f" (and {held} more connections since)"
         self._on_error(PortForwardError(namespace, pod, self.remote_port, message, pod_gone))
 
-    async def _open_async(self, namespace: str, pod: str) -> tuple[Any, Any]:
+    async def _open_async(self, namespace: str, pod: str) -> PortForward:
         """`_open` in the forwards' own threads, given up after OPEN_TIMEOUT_SECONDS."""
         future = asyncio.get_running_loop().run_in_executor(_POOL, self._open, namespace, pod)
         if not await _within(future, OPEN_TIMEOUT_SECONDS):
@@ -227,19 +227,12 @@ class PortForwarder:
                             temporary=True)
         return future.result()
 
-    def _open(self, namespace: str, pod: str) -> tuple[Any, Any]:
-        api = self._client.new_api_client()
+    def _open(self, namespace: str, pod: str) -> PortForward:
         try:
-            pf = open_portforward(api, namespace, pod, self.remote_port)
-        except ApiException as e:
-            api.close()
+            return open_portforward(self._client.transport, namespace, pod, self.remote_port)
+        except KubeError as e:
             raise KubeError(f"port-forward to {namespace}/{pod}:{self.remote_port}: "
-                            f"{e.reason or e}", temporary=True, status=e.status) from e
-        except Exception as e:  # the client raises its own types (ApiValueError, websocket)
-            api.close()
-            raise KubeError(f"port-forward to {namespace}/{pod}:{self.remote_port}: {e}",
-                            temporary=True) from e
-        return pf, api
+                            f"{e.message}", temporary=True, status=e.status) from e
 
     async def probe(self) -> str:
         """Connect to the pod's port through a tunnel of our own: '' when the connection
@@ -257,11 +250,11 @@ class PortForwarder:
     def _probe_blocking(self, namespace: str, pod: str) -> str:
         began = time.monotonic()
         try:
-            pf, api = self._open(namespace, pod)
+            pf = self._open(namespace, pod)
         except KubeError as e:
             return e.message
         try:
-            raw: socket.socket = pf.socket(self.remote_port)._socket
+            raw = pf.socket(self.remote_port)
             raw.settimeout(probe_quiet_seconds(time.monotonic() - began))
             try:
                 raw.recv(1)
@@ -275,9 +268,7 @@ class PortForwarder:
         except Exception as e:  # anything the client raises means no working connection
             return f"{namespace}/{pod}:{self.remote_port}: {e}"
         finally:
-            with contextlib.suppress(Exception):
-                pf.close()
-            api.close()
+            pf.close()
 
     async def _pod_gone(self, namespace: str, pod: str) -> bool:
         try:
@@ -305,39 +296,38 @@ class PortForwarder:
 
     async def _serve(self, namespace: str, pod: str, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
-        api = None
         try:
-            try:
-                pf, api = await self._open_async(namespace, pod)
-            except KubeError as e:
-                self._report(namespace, pod, e.message, await self._pod_gone(namespace, pod))
-                return
-            raw: socket.socket = pf.socket(self.remote_port)._socket
+            pf = await self._open_async(namespace, pod)
+        except KubeError as e:
+            self._report(namespace, pod, e.message, await self._pod_gone(namespace, pod))
+            return
+        try:
+            raw = pf.socket(self.remote_port)
             raw.setblocking(False)
             pod_reader, pod_writer = await asyncio.open_connection(sock=raw)
-            # The tunnel is open: the request goes to the pod now (for the update's trace,
-            # an answer counts as new only when its request reached the pod after ready).
-            opened = time.time()
-            where = f"{namespace}/{pod}:{self.remote_port}"
-            to_pod = spawn(_pump(reader, pod_writer), name=f"port-forward {where} to pod")
-            tracer = self._tracer
-            from_pod = spawn(_pump(pod_reader, writer, None if tracer is None
-                                   else lambda: tracer.answered(opened)),
-                             name=f"port-forward {where} from pod")
-            try:
-                # The library's tunnel cannot half-close: whichever side ends first ends both.
-                await asyncio.wait({to_pod, from_pod}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                to_pod.cancel()
-                from_pod.cancel()
-                pod_writer.close()
-                pf.close()
-            error = pf.error(self.remote_port)
-            if error:
-                self._report(namespace, pod, error.strip(), await self._pod_gone(namespace, pod))
+        except BaseException:
+            pf.close()
+            raise
+        # The tunnel is open: the request goes to the pod now (for the update's trace,
+        # an answer counts as new only when its request reached the pod after ready).
+        opened = time.time()
+        where = f"{namespace}/{pod}:{self.remote_port}"
+        to_pod = spawn(_pump(reader, pod_writer), name=f"port-forward {where} to pod")
+        tracer = self._tracer
+        from_pod = spawn(_pump(pod_reader, writer, None if tracer is None
+                               else lambda: tracer.answered(opened)),
+                         name=f"port-forward {where} from pod")
+        try:
+            # The tunnel cannot half-close: whichever side ends first ends both.
+            await asyncio.wait({to_pod, from_pod}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if api is not None:
-                api.close()
+            to_pod.cancel()
+            from_pod.cancel()
+            pod_writer.close()
+            pf.close()
+        error = pf.error(self.remote_port)
+        if error:
+            self._report(namespace, pod, error.strip(), await self._pod_gone(namespace, pod))
 
 
 async def _within(future: asyncio.Future[Any], seconds: float) -> bool:
@@ -350,15 +340,12 @@ async def _within(future: asyncio.Future[Any], seconds: float) -> bool:
     return bool(done)
 
 
-def _close_late(future: concurrent.futures.Future[tuple[Any, Any]] | asyncio.Future[Any],
+def _close_late(future: concurrent.futures.Future[PortForward] | asyncio.Future[Any],
                 ) -> None:
     """A tunnel that opened after its connection gave up on it: close it."""
     if future.cancelled() or future.exception() is not None:
         return
-    pf, api = future.result()
-    with contextlib.suppress(Exception):
-        pf.close()
-    api.close()
+    future.result().close()
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import urllib3
 import yaml
-from kubernetes.client.exceptions import ApiException
 
 from devloop.k8s.errors import KubeError, error_from_status, is_temporary_status
 from devloop.k8s.websocket import open_exec
@@ -541,11 +540,15 @@ def exec_blocking(client: KubeClient, namespace: str, pod: str, container: str,
                   argv: list[str], stdin: bytes | None) -> ExecResult:
     """Run `argv` in the container over the exec websocket (blocking)."""
     what = f"exec in {namespace}/{pod} container {container}"
-    api = client.new_api_client()
     try:
-        ws = open_exec(api, namespace, pod, container, argv, stdin=stdin is not None)
-    except ApiException as e:
-        raise error_from_status(e.status or 0, e.body or e.reason or str(e), what) from e
+        ws = open_exec(client.transport, namespace, pod, container, argv,
+                       stdin=stdin is not None)
+    except KubeError as e:
+        # Temporary whatever the status: a pod that is starting or restarting refuses an
+        # exec (400, 404, 500) for a moment, and the caller tries again.
+        said = e.message if e.status else f"cannot reach the API server: {e.message}"
+        raise KubeError(f"{what}: {said}", temporary=True, status=e.status,
+                        reason=e.reason) from e
     out, err = bytearray(), bytearray()
 
     def drain(timeout: float) -> None:
@@ -559,7 +562,7 @@ def exec_blocking(client: KubeClient, namespace: str, pod: str, container: str,
                 ws.write_stdin(stdin[i : i + EXEC_STDIN_CHUNK])
                 drain(0)
             # EOF on stdin needs the v5 protocol; with v4 the command must not wait for it.
-            ws.close_channel(0)
+            ws.close_stdin()
         while ws.is_open():
             drain(1.0)
         out.extend(ws.read_channel(1))
@@ -569,7 +572,6 @@ def exec_blocking(client: KubeClient, namespace: str, pod: str, container: str,
         raise KubeError(f"{what}: connection lost: {e}", temporary=True) from e
     finally:
         ws.close()
-        api.close()
     return ExecResult(_exit_code(status_raw, what), bytes(out), bytes(err))
 
 

@@ -1,44 +1,347 @@
-"""Exec and port-forward websockets without the generated API classes.
+"""Exec and port-forward websockets to the API server, on websocket-client.
 
-`kubernetes.stream` opens these websockets through a method of the generated `CoreV1Api`;
-importing that class loads the pydantic models of every type it mentions: about 20 MB of
-the daemon's memory and 0.4 s of its start-up, for two URLs. Here the URL is built the way
-the client builds any request (`ApiClient.param_serialize`, which adds the credentials, as
-for `KubeClient.request`) and handed to the same websocket transport (`ws_client`), with the
-query the generated methods send.
+Both speak Kubernetes' channel protocol: every binary message starts with a byte naming its
+channel. For exec: 0 stdin, 1 stdout, 2 stderr, 3 the command's final Status (JSON), 4
+terminal resizes; with `v5.channel.k8s.io`, a message on channel 255 closes the channel its
+second byte names, which is how a command reading stdin sees it end (with v4 it never
+does). For a port-forward of ports p0, p1...: port i's bytes travel on channel 2*i, its
+errors (the kubelet could not dial the pod's port) on 2*i+1, and the first message of each
+channel is only the port's number (2 bytes, little-endian), which is dropped.
+
+Each websocket is its own connection, with the TLS context and credentials of ordinary
+requests (`Transport.prepare`). A failed handshake becomes a KubeError carrying the HTTP
+status and the API server's message.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import select
+import socket
+import ssl
+import threading
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
-from kubernetes.client import ApiClient
-from kubernetes.stream import ws_client
+import websocket
+
+from devloop.k8s.errors import KubeError, is_temporary_status
+from devloop.k8s.transport import REQUEST_TIMEOUT, Transport
+
+STDIN, STDOUT, STDERR, STATUS = 0, 1, 2, 3
+CLOSE_CHANNEL = 255
+V5_CHANNEL = "v5.channel.k8s.io"
+V4_CHANNEL = "v4.channel.k8s.io"
+# The handshake may wait as long as an ordinary request's answer; after it, a command may
+# run (and a tunnel stay open) for as long as it likes.
+HANDSHAKE_TIMEOUT = REQUEST_TIMEOUT[1]
+# Bytes read from the local end of a tunnel per message.
+CHUNK = 64 * 1024
+# How long closing an exec waits for the server's answer to our close.
+CLOSE_TIMEOUT = 1.0
 
 
-def _url(api: ApiClient, path: str, query: list[tuple[str, Any]]) -> tuple[str, dict[str, str]]:
-    _, url, headers, _, _ = api.param_serialize(
-        "GET", path, query_params=query, header_params={"Accept": "*/*"},
-        auth_settings=["BearerToken"], collection_formats={"command": "multi"})
-    return str(url), dict(headers)
+def _readable(ws: websocket.WebSocket, timeout: float | None) -> bool:
+    """Whether a frame can be read now (waiting up to `timeout`). A TLS socket may hold
+    whole decrypted frames already, which select() cannot see."""
+    sock = ws.sock
+    if sock is None:
+        return False
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    ready, _, _ = select.select([sock], [], [], timeout)
+    return bool(ready)
 
 
-def open_exec(api: ApiClient, namespace: str, pod: str, container: str, argv: list[str], *,
-              stdin: bool) -> Any:
-    """A `ws_client.WSClient` running `argv` in the container (stdout and stderr on,
-    binary, no tty), as `stream(connect_get_namespaced_pod_exec, ...,
-    _preload_content=False, binary=True)` returns it. Raises ApiException."""
-    url, headers = _url(api, f"/api/v1/namespaces/{namespace}/pods/{pod}/exec", [
+def connect(transport: Transport, path: str, query: Iterable[tuple[str, Any]],
+            subprotocols: list[str]) -> websocket.WebSocket:
+    """An open websocket to `path` (blocking). Raises KubeError: with the HTTP status when
+    the API server refused the handshake, temporary without one when it was not reached."""
+    url = transport.url(path, query)
+    url = "wss://" + url.removeprefix("https://") if url.startswith("https://") else \
+        "ws://" + url.removeprefix("http://")
+    config = transport.config
+    options: dict[str, Any] = {}
+    if config.proxy_url:
+        proxy = urlsplit(config.proxy_url)
+        options.update(http_proxy_host=proxy.hostname, http_proxy_port=proxy.port or 80,
+                       proxy_type="http")
+        if proxy.username is not None:
+            options["http_proxy_auth"] = (proxy.username, proxy.password or "")
+    else:
+        # Where ordinary requests go directly, so do websockets (websocket-client would
+        # otherwise follow the https_proxy variable, which requests do not).
+        options["http_no_proxy"] = ["*"]
+    refresh = False
+    while True:
+        prepared = transport.prepare(refresh=refresh)
+        sslopt: dict[str, Any] = {}
+        if prepared.ssl_context is not None:
+            sslopt["context"] = prepared.ssl_context
+            if config.tls_server_name:
+                sslopt["server_hostname"] = config.tls_server_name
+        try:
+            ws = websocket.create_connection(
+                url, header=[f"{k}: {v}" for k, v in prepared.headers.items()],
+                subprotocols=subprotocols, sslopt=sslopt, timeout=HANDSHAKE_TIMEOUT,
+                skip_utf8_validation=True, **options)
+        except websocket.WebSocketBadStatusException as e:
+            if e.status_code == 401 and not refresh and transport.refreshable:
+                refresh = True
+                continue
+            raise _handshake_error(e) from None
+        except (websocket.WebSocketException, OSError) as e:
+            raise KubeError(str(e) or type(e).__name__, temporary=True) from e
+        ws.settimeout(None)
+        return ws
+
+
+def _handshake_error(e: websocket.WebSocketBadStatusException) -> KubeError:
+    body = (e.resp_body or b"").decode(errors="replace").strip()
+    reason, message = "", body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        reason = str(data.get("reason") or "")
+        message = str(data.get("message") or body)
+    status = int(e.status_code)
+    message = message or str(e.status_message or "") or "no reason given"
+    return KubeError(f"the API server answered {status}: {message}", status=status,
+                     reason=reason, temporary=is_temporary_status(status))
+
+
+# ---------------------------------------------------------------------------------- exec
+
+
+class ExecStream:
+    """An exec's channels: `update` reads what arrived, `read_channel` takes it."""
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self._ws = ws
+        self._v5 = ws.getsubprotocol() == V5_CHANNEL
+        self._buffers: dict[int, bytearray] = {}
+        self._open = True
+
+    def is_open(self) -> bool:
+        return self._open
+
+    def update(self, timeout: float) -> None:
+        """Take every frame that has arrived, waiting up to `timeout` for the first."""
+        wait: float | None = timeout
+        while self._open and _readable(self._ws, wait):
+            wait = 0
+            try:
+                opcode, frame = self._ws.recv_data_frame(True)
+            except (websocket.WebSocketConnectionClosedException, OSError):
+                self._open = False
+                return
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self._open = False
+                return
+            data = bytes(frame.data or b"")
+            if opcode not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) \
+                    or not data:
+                continue
+            if data[0] == CLOSE_CHANNEL and self._v5:
+                continue  # the server closed one of its channels: nothing to keep
+            self._buffers.setdefault(data[0], bytearray()).extend(data[1:])
+
+    def read_channel(self, channel: int) -> bytes:
+        """What arrived on `channel` since the last read."""
+        return bytes(self._buffers.pop(channel, b""))
+
+    def write_stdin(self, data: bytes) -> None:
+        self._ws.send_bytes(bytes([STDIN]) + data)
+
+    def close_stdin(self) -> None:
+        """End the command's stdin (v5 only: with v4 it cannot be ended)."""
+        if self._v5:
+            self._ws.send_bytes(bytes([CLOSE_CHANNEL, STDIN]))
+
+    def close(self) -> None:
+        self._open = False
+        with contextlib.suppress(Exception):
+            self._ws.close(timeout=CLOSE_TIMEOUT)
+
+
+def open_exec(transport: Transport, namespace: str, pod: str, container: str,
+              argv: list[str], *, stdin: bool) -> ExecStream:
+    """Run `argv` in the container (stdout and stderr on, no tty). Raises KubeError."""
+    ws = connect(transport, f"/api/v1/namespaces/{namespace}/pods/{pod}/exec", [
         ("command", argv), ("container", container), ("stderr", True), ("stdin", stdin),
-        ("stdout", True), ("tty", False)])
-    return ws_client.websocket_call(api.configuration, "GET", url, headers=headers,
-                                    _preload_content=False, binary=True)
+        ("stdout", True), ("tty", False)], [V5_CHANNEL, V4_CHANNEL])
+    return ExecStream(ws)
 
 
-def open_portforward(api: ApiClient, namespace: str, pod: str, port: int) -> Any:
-    """A `ws_client.PortForward` to the pod's `port`, as `portforward(
-    connect_get_namespaced_pod_portforward, ...)` returns it. Raises ApiException."""
-    path = f"/api/v1/namespaces/{namespace}/pods/{pod}/portforward"
-    url, headers = _url(api, path, [("ports", str(port))])
-    return ws_client.portforward_call(api.configuration, "GET", url, headers=headers,
-                                      _preload_content=False)
+# --------------------------------------------------------------------------- port-forward
+
+
+class _Port:
+    """One forwarded port: the socket pair's end the pump serves, what waits for it."""
+
+    def __init__(self, index: int, number: int) -> None:
+        self.number = number
+        self.data_channel = 2 * index
+        self.user, self.far = socket.socketpair()
+        self.far.setblocking(False)
+        self.to_user = bytearray()  # from the pod, not yet written to `far`
+        self.error: str | None = None
+        self.closed = False
+        self.started = [False, False]  # whether each channel's port prefix arrived
+
+    def close(self) -> None:
+        self.closed = True
+        self.to_user.clear()
+        with contextlib.suppress(OSError):
+            self.far.close()
+
+
+class PortForward:
+    """Ports of a pod through one websocket. `socket(port)` is a connected local socket;
+    one thread pumps its other end to and from the websocket until either side ends (there
+    is no half-close: when one side is done, so is the other). `error(port)` is what the
+    kubelet said went wrong, if anything."""
+
+    def __init__(self, ws: websocket.WebSocket, ports: list[int]) -> None:
+        self._ws = ws
+        self._ports = [_Port(i, number) for i, number in enumerate(ports)]
+        self._by_number = {p.number: p for p in self._ports}
+        self._thread = threading.Thread(
+            target=self._pump, daemon=True,
+            name=f"port-forward {', '.join(str(p) for p in ports)}")
+        self._thread.start()
+
+    def socket(self, port: int) -> socket.socket:
+        return self._port(port).user
+
+    def error(self, port: int) -> str | None:
+        return self._port(port).error
+
+    def close(self) -> None:
+        """Close the local sockets; the pump then closes the websocket."""
+        for port in self._ports:
+            with contextlib.suppress(OSError):
+                port.user.close()
+
+    def _port(self, number: int) -> _Port:
+        found = self._by_number.get(number)
+        if found is None:
+            raise ValueError(f"port {number} is not forwarded here")
+        return found
+
+    def _pump(self) -> None:
+        to_pod = bytearray()  # framed messages not yet sent
+        ws_open = True
+        sock = self._ws.sock
+        try:
+            while True:
+                live = [p for p in self._ports if not p.closed]
+                if not ws_open:
+                    # Nothing more comes from the pod: hand over what did, then end.
+                    for p in live:
+                        if not p.to_user:
+                            p.close()
+                    live = [p for p in live if not p.closed]
+                    if not live:
+                        return
+                elif not live and not to_pod:
+                    return  # every local socket is closed and all they sent is sent
+                readers: list[Any] = [p.far for p in live] if ws_open else []
+                writers: list[Any] = [p.far for p in live if p.to_user]
+                if ws_open and sock is not None:
+                    readers.append(sock)
+                    if to_pod:
+                        writers.append(sock)
+                if ws_open and isinstance(sock, ssl.SSLSocket) and sock.pending():
+                    readable, writable = [sock], list[Any]()
+                else:
+                    readable, writable, _ = select.select(readers, writers, [])
+                if sock in readable:
+                    ws_open = self._receive()
+                for p in live:
+                    if p.far in readable and not p.closed:
+                        to_pod += self._read_local(p)
+                    if p.far in writable and not p.closed:
+                        self._write_local(p)
+                if sock in writable and ws_open and to_pod:
+                    sent = sock.send(to_pod) if sock is not None else 0
+                    del to_pod[:sent]
+        except (websocket.WebSocketException, OSError, ValueError) as e:
+            for p in self._ports:
+                if p.error is None and not p.closed:
+                    p.error = f"port-forward tunnel failed: {e}"
+        finally:
+            for p in self._ports:
+                p.close()
+            if ws_open:
+                with contextlib.suppress(Exception):
+                    self._ws.send_close()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def _receive(self) -> bool:
+        """Take one message from the websocket; False when it closed."""
+        try:
+            opcode, frame = self._ws.recv_data_frame(True)
+        except websocket.WebSocketConnectionClosedException:
+            return False
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return False
+        data = bytes(frame.data or b"")
+        if opcode not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) or not data:
+            return True
+        index, is_error = divmod(data[0], 2)
+        if index >= len(self._ports):
+            raise ValueError(f"message on unknown channel {data[0]}")
+        port, payload = self._ports[index], data[1:]
+        if not port.started[is_error]:
+            if len(payload) < 2 or int.from_bytes(payload[:2], "little") != port.number:
+                raise ValueError(f"channel {data[0]} did not begin with port {port.number}")
+            port.started[is_error] = True
+            payload = payload[2:]
+        if not payload or port.closed:
+            return True
+        if is_error:
+            # The kubelet gave up on this connection: say why, and end the local socket
+            # (its reader sees the end of the stream, then reads the error).
+            port.error = (port.error or "") + payload.decode(errors="replace")
+            port.close()
+        else:
+            port.to_user += payload
+        return True
+
+    def _read_local(self, port: _Port) -> bytes:
+        try:
+            data = port.far.recv(CHUNK)
+        except BlockingIOError:
+            return b""
+        except OSError:
+            data = b""
+        if not data:  # the local socket was closed: this connection is over
+            port.close()
+            return b""
+        return bytes(websocket.ABNF.create_frame(bytes([port.data_channel]) + data,
+                                                 websocket.ABNF.OPCODE_BINARY).format())
+
+    def _write_local(self, port: _Port) -> None:
+        try:
+            sent = port.far.send(port.to_user)
+        except BlockingIOError:
+            return
+        except OSError:  # the local socket was closed under us
+            port.close()
+            return
+        del port.to_user[:sent]
+
+
+def open_portforward(transport: Transport, namespace: str, pod: str,
+                     port: int) -> PortForward:
+    """A tunnel to the pod's `port`. Raises KubeError."""
+    ws = connect(transport, f"/api/v1/namespaces/{namespace}/pods/{pod}/portforward",
+                 [("ports", port)], [V4_CHANNEL])
+    return PortForward(ws, [port])
