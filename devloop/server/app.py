@@ -43,6 +43,7 @@ from devloop.server.openapi import describe
 from devloop.server.outbox import StreamSettings
 from devloop.server.security import WILDCARD_HOSTS, Guard, add_security_headers
 from devloop.server.watch import ALL_KINDS, ChangeFeed, resume_version, stream_changes
+from devloop.snapshot.render import data_json
 from devloop.snapshot.route import snapshot_handler
 
 DEFAULT_PORT = 10350
@@ -123,10 +124,29 @@ def web_root() -> Path | None:
 
 def inject_token(page: str, token: str) -> str:
     meta = f'<meta name="devloop-token" content="{html.escape(token, quote=True)}">'
+    return _after_head(page, meta)
+
+
+STATE_ELEMENT_ID = "devloop-state"
+
+
+def inject_state(page: str, version: int, objects: list[dict[str, Any]]) -> str:
+    """The store's objects in the page, with the version its watch resumes from: the
+    dashboard paints them at once instead of waiting for a stream to replay them one
+    event at a time (300 resources: hundreds of events and the renders between them)."""
+    data = data_json({"version": version, "objects": objects})
+    element = f'<script type="application/json" id="{STATE_ELEMENT_ID}">{data}</script>'
+    # At the end of the body: the parser reaches the stylesheet and the scripts in the head
+    # (and starts fetching them) before it reads through the data.
+    end = page.lower().rfind("</body")
+    return page[:end] + element + page[end:] if end >= 0 else page + element
+
+
+def _after_head(page: str, element: str) -> str:
     match = re.search(r"<head[^>]*>", page, re.IGNORECASE)
     if match:
-        return page[:match.end()] + meta + page[match.end():]
-    return meta + page
+        return page[:match.end()] + element + page[match.end():]
+    return element + page
 
 
 def normalize_kind(kind: str, present: list[str]) -> str:
@@ -202,9 +222,11 @@ class ResourceApi:
 
 
 class DashboardFiles:
-    def __init__(self, token: str, root: Path | None) -> None:
+    def __init__(self, token: str, root: Path | None, feed: ChangeFeed | None = None) -> None:
+        """`feed`: the store's state to put in the page (none: the page watches for it)."""
         self.token = token
         self.root = root
+        self.feed = feed
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/static/{path:.*}", self.static), web.get("/", self.index),
@@ -213,8 +235,10 @@ class DashboardFiles:
     async def index(self, request: web.Request) -> web.Response:
         """The page, for `/` and any other non-API path, so the dashboard may route by path."""
         index = self.root / "index.html" if self.root else None
-        page = (index.read_text(encoding="utf-8") if index and index.is_file()
-                else NOT_INSTALLED_PAGE)
+        installed = index is not None and index.is_file()
+        page = index.read_text(encoding="utf-8") if index and installed else NOT_INSTALLED_PAGE
+        if installed and self.feed is not None:
+            page = inject_state(page, *self.feed.current())
         return web.Response(text=inject_token(page, self.token), content_type="text/html",
                             headers={"Cache-Control": "no-store"})
 
@@ -252,7 +276,7 @@ def build_app(*, store: Store, logs: LogStore, actions: Actions, guard: Guard,
                     web.get("/api/v1/snapshot", snapshot_handler(  # devloop.snapshot.route
                         store, logs, actions, lambda: web_dir or web_root())),
                     *ResourceApi(store, feed, settings, streams).routes(),
-                    *DashboardFiles(guard.token, web_dir or web_root()).routes()])
+                    *DashboardFiles(guard.token, web_dir or web_root(), feed).routes()])
     return app
 
 

@@ -101,6 +101,12 @@ class ChangeFeed:
         for watcher in self._watchers:
             watcher.offer(event)
 
+    def current(self) -> tuple[int, list[dict[str, Any]]]:
+        """Every object now, and the version a watch resumes from to get what changes next
+        (the dashboard's page carries these, so it paints before its watch opens)."""
+        self.catch_up()
+        return self._seen, [obj.to_json() for obj in self.store]
+
     def open(self, kind: str, since: int | None, *, limit_bytes: int,
              ) -> tuple[list[WatchEvent], Outbox[WatchEvent]]:
         """The replay for a new watcher and its bounded outbox of live events of `kind`."""
@@ -151,11 +157,15 @@ def parse_version(value: str | None) -> int | None:
 
 
 def resume_version(request: web.Request, param: str) -> int | None:
-    """Where a stream resumes: the `param` query value, else the `Last-Event-ID` header an
-    EventSource sends on reconnecting. Both are checked, so a bad one is never ignored."""
+    """Where a stream resumes: the newer of the `param` query value and the `Last-Event-ID`
+    header an EventSource sends on reconnecting (its URL keeps the version it first opened
+    with; the header says how far it got since). Both are checked, so a bad one is never
+    ignored."""
     given = parse_version(request.query.get(param))
     header = parse_version(request.headers.get("Last-Event-ID"))
-    return given if given is not None else header
+    if given is None or header is None:
+        return given if given is not None else header
+    return max(given, header)
 
 
 async def stream_changes(request: web.Request, feed: ChangeFeed, kind: str, *,

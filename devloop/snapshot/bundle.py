@@ -59,6 +59,14 @@ def _transform(name: str, source: str) -> str:
 
 def bundle(web_dir: Path, entry: str = "app.js") -> str:
     """The modules reachable from `entry`, as one script (to be inlined as a module)."""
+    sources = module_sources(web_dir, entry)
+    parts = ["const modules = {};\n"] + [_transform(name, source)
+                                         for name, source in sources.items()]
+    return "".join(parts)
+
+
+def module_sources(web_dir: Path, entry: str = "app.js") -> dict[str, str]:
+    """The modules reachable from `entry` and their text, dependencies first."""
     order: list[str] = []
     sources: dict[str, str] = {}
     visiting: set[str] = set()
@@ -79,5 +87,4 @@ def bundle(web_dir: Path, entry: str = "app.js") -> str:
         order.append(name)
 
     visit(entry)
-    parts = ["const modules = {};\n"] + [_transform(name, sources[name]) for name in order]
-    return "".join(parts)
+    return {name: sources[name] for name in order}

@@ -18,6 +18,7 @@ CONTENT_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; "
 _STYLESHEET = re.compile(r'<link rel="stylesheet" href="/static/style\.css">')
 _SCRIPT = re.compile(r'<script type="module" src="/static/app\.js"></script>')
 _TOKEN = re.compile(r'<meta name="devloop-token"[^>]*>\s*')
+_MODULE_PRELOAD = re.compile(r'<link rel="modulepreload"[^>]*>\s*')
 
 
 class RenderError(Exception):
@@ -41,7 +42,7 @@ def render_html(data: dict[str, Any], web_dir: Path) -> str:
     script = bundle(web_dir)
     if not _STYLESHEET.search(page) or not _SCRIPT.search(page):
         raise RenderError(f"{web_dir / 'index.html'}: no stylesheet link or app.js script tag")
-    page = _TOKEN.sub("", page)
+    page = _MODULE_PRELOAD.sub("", _TOKEN.sub("", page))
     page = _STYLESHEET.sub(lambda _: f"<style>\n{_script_safe(css)}</style>", page, count=1)
     inline = (f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_POLICY}">\n'
               f'  <script type="application/json" id="{DATA_ELEMENT_ID}">{data_json(data)}'

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 
 from yarl import URL
 
 from devloop.server.app import inject_token, normalize_kind
-from tests.unit.server_support import running_daemon
+from tests.unit.server_support import read_events, running_daemon
 
 KINDS = {
     "resource": {"spec": {"type": "k8s", "labels": ["backend"]},
@@ -113,6 +114,35 @@ async def test_dashboard_page_carries_the_token(tmp_path):
         escape = URL(f"{daemon.url}/static/..%2F..%2F..%2Fetc%2Fpasswd", encoded=True)
         async with daemon.http.get(escape) as response:
             assert response.status == 404
+
+
+async def test_dashboard_page_carries_the_state_and_the_version_to_watch_from(tmp_path):
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "index.html").write_text("<!doctype html><html><head><title>d</title></head>"
+                                    "<body></body></html>")
+    async with running_daemon(tmp_path, web_dir=web) as daemon:
+        daemon.store.put("resource", "api", spec={"note": "</script><script>x()</script>"},
+                         status={})
+        daemon.store.put("pod", "api-1", spec={}, status={})
+        daemon.store.delete("pod", "api-1")
+        async with daemon.http.get(f"{daemon.url}/") as response:
+            page = await response.text()
+        found = re.search(r'<script type="application/json" id="devloop-state">(.*?)</script>',
+                          page, re.DOTALL)
+        assert found, page
+        state = json.loads(found.group(1))
+        # The deletion counts: the page is as new as the third change.
+        assert state["version"] == 3
+        assert [(o["kind"], o["metadata"]["name"]) for o in state["objects"]] == [
+            ("resource", "api")]
+        assert state["objects"][0]["spec"]["note"] == "</script><script>x()</script>"
+        daemon.store.put("resource", "web", spec={}, status={})
+        url = f"{daemon.url}/api/v1/watch?resourceVersion={state['version']}"
+        async with daemon.http.get(url) as response:
+            events = await read_events(response, 1)
+        assert [(e["data"]["type"], e["data"]["object"]["metadata"]["name"])
+                for e in events] == [("MODIFIED", "web")]
 
 
 async def test_without_the_dashboard_the_page_says_so(tmp_path):

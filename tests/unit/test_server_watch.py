@@ -54,6 +54,14 @@ async def test_resume_replays_changes_and_deletions_after_the_version(tmp_path):
         async with daemon.http.get(f"{daemon.url}/api/v1/pod?watch=1",
                                    headers={"Last-Event-ID": "4"}) as response:
             assert summary(await read_events(response, 1)) == [("MODIFIED", "pod", "back", 7)]
+        # An EventSource reconnecting sends its first URL again (the version the page
+        # started from) and how far it got since: it resumes from the newer.
+        async with daemon.http.get(f"{daemon.url}/api/v1/pod?watch=1&resourceVersion={seen}",
+                                   headers={"Last-Event-ID": "4"}) as response:
+            assert summary(await read_events(response, 1)) == [("MODIFIED", "pod", "back", 7)]
+        async with daemon.http.get(f"{daemon.url}/api/v1/pod?watch=1&resourceVersion=6",
+                                   headers={"Last-Event-ID": "4"}) as response:
+            assert summary(await read_events(response, 1)) == [("MODIFIED", "pod", "back", 7)]
 
 
 async def test_watch_every_kind(tmp_path):

@@ -18,7 +18,7 @@ from devloop.engine.logs import LogStore
 from devloop.engine.store import Store
 from devloop.model import plan as p
 from devloop.server.app import start_server
-from devloop.snapshot.bundle import BundleError, bundle
+from devloop.snapshot.bundle import BundleError, bundle, module_sources
 from devloop.snapshot.render import CONTENT_POLICY, DATA_ELEMENT_ID, render_html
 from tests.unit.server_support import FakeActions, running_daemon
 
@@ -46,6 +46,14 @@ def test_the_dashboard_bundles_into_one_script_without_module_syntax(tmp_path):
     checked = subprocess.run([node, "--check", str(target)], capture_output=True, text=True,
                              check=False)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_the_page_preloads_exactly_the_modules_app_js_imports():
+    """`<link rel="modulepreload">` lets the browser fetch app.js's imports with it; a
+    module added, renamed or dropped must change the list too."""
+    page = (WEB / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/([\w.-]+)">', page))
+    assert preloaded == set(module_sources(WEB)) - {"app.js"}
 
 
 def test_module_syntax_the_bundler_cannot_handle_is_refused_with_the_file(tmp_path):
