@@ -21,14 +21,12 @@ from devloop.model.background import (
     CANCEL_AGAIN_SECONDS,
     Reporter,
     TaskFailure,
-    _finished,
-    _running,
     cancel_and_wait,
     spawn,
 )
 
-__all__ = ["CANCEL_AGAIN_SECONDS", "Reporter", "TaskFailure", "_finished", "_running",
-           "cancel_and_wait", "report_to", "resource_reporter", "spawn"]
+__all__ = ["CANCEL_AGAIN_SECONDS", "Reporter", "TaskFailure", "cancel_and_wait", "report_to",
+           "resource_reporter", "spawn"]
 
 
 def report_to(log_line: Callable[[str], None], publish: Publish | None) -> Reporter:

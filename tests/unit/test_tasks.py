@@ -12,6 +12,7 @@ from devloop.engine import tasks
 from devloop.engine.alerts import ALERT_KIND, publisher_of
 from devloop.engine.runner import RunnerHooks
 from devloop.engine.store import Store
+from devloop.model import background
 
 
 async def _fail() -> None:
@@ -83,11 +84,11 @@ async def test_a_failing_reporter_does_not_hide_the_failure(caplog):
 async def test_a_spawned_task_is_held_until_it_ends():
     done = asyncio.Event()
     task = tasks.spawn(done.wait(), name="held")
-    assert task in tasks._running
+    assert task in background._running
     done.set()
     await task
     await asyncio.sleep(0)
-    assert task not in tasks._running
+    assert task not in background._running
 
 
 async def test_cancel_and_wait_stops_a_task_that_swallowed_its_cancellation():
