@@ -27,17 +27,16 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import docker
-import docker.errors
-from docker.utils import kwargs_from_env
+from typing import TYPE_CHECKING, Any
 
 from devloop.build import build_errors, buildkit
 from devloop.build import registry as reg
 from devloop.build.context import buildkit_ignore_patterns, dockerfile_source, make_build_context
 from devloop.model import plan
 from devloop.model.dockerfile import parse as parse_dockerfile
+
+if TYPE_CHECKING:
+    import docker
 
 TAG_PREFIX = "devloop-"
 # How many lines of a failed build's output an error carries when no step marker is found.
@@ -81,7 +80,15 @@ def content_tag(image_id: str) -> str:
 def default_api_client() -> docker.APIClient:
     """An APIClient for the engine named by DOCKER_HOST & co. (blocking: call in a thread).
 
-    No read timeout: a build step may print nothing for minutes."""
+    No read timeout: a build step may print nothing for minutes.
+
+    The docker SDK is imported here and in the functions that catch its errors, not with
+    this module: it and `requests` under it cost the daemon about 5 MiB and 80 ms of its
+    start, and a session that builds no image (only published images, only local
+    resources) never needs them. `import` holds the import lock, so threads may race to it."""
+    import docker
+    from docker.utils import kwargs_from_env
+
     kwargs = kwargs_from_env()
     return docker.APIClient(version="auto", timeout=None, **kwargs)  # type: ignore[arg-type]
 
@@ -175,6 +182,8 @@ class DockerBuilder:
         self._chosen = asyncio.Lock()
 
     def _client(self) -> docker.APIClient:
+        import docker.errors  # loaded on first use: see default_api_client
+
         with self._lock:
             if self._api is None:
                 try:
@@ -284,6 +293,8 @@ class DockerBuilder:
 
     def _tag_built(self, target: plan.DockerBuild, registry: reg.Registry | None,
                    image_id: str) -> BuiltImage:
+        import docker.errors  # loaded on first use: see default_api_client
+
         api = self._client()
         repo = reg.local_name(target.ref, registry)
         tag = reg.tag_for(target.ref, content_tag(image_id), registry)
@@ -298,6 +309,8 @@ class DockerBuilder:
 
     def _run_build(self, api: docker.APIClient, target: plan.DockerBuild, tar: Any,
                    dockerfile: str, emit: LogFn, cancelled: threading.Event) -> str:
+        import docker.errors  # loaded on first use: see default_api_client
+
         step_lines: list[str] = []
         image_id = ""
         short_id = ""
@@ -363,6 +376,8 @@ class DockerBuilder:
         """The ID of a local image, or None when the engine has no such image."""
 
         def inspect() -> str | None:
+            import docker.errors  # loaded on first use: see default_api_client
+
             try:
                 return str(self._client().inspect_image(ref)["Id"])  # type: ignore[no-untyped-call]
             except docker.errors.ImageNotFound:
@@ -382,6 +397,8 @@ class DockerBuilder:
 
     async def tag(self, image_id: str, repo: str, tag: str) -> None:
         def do_tag() -> None:
+            import docker.errors  # loaded on first use: see default_api_client
+
             try:
                 self._client().tag(image_id, repo, tag)
             except docker.errors.APIError as e:
@@ -403,6 +420,8 @@ class DockerBuilder:
 
     def _push_blocking(self, image: BuiltImage, registry: reg.Registry | None,
                        emit: LogFn) -> str:
+        import docker.errors  # loaded on first use: see default_api_client
+
         api = self._client()
         repo = reg.local_name(image.repo, registry) if registry else image.repo
         ref = f"{repo}:{image.tag}"

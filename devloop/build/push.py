@@ -26,9 +26,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import docker
-import docker.errors
-
 from devloop.build import registry as reg
 from devloop.build.credentials import (
     Credentials,
@@ -295,6 +292,8 @@ class Pusher:
             return PushResult(ref=ref, stats=stats, attempts=attempt)
 
     def _client(self) -> PushApi:
+        import docker.errors  # loaded on first use: see docker_builder.default_api_client
+
         if self._api is None:
             try:
                 self._api = self._api_factory()
@@ -305,6 +304,8 @@ class Pusher:
 
     def _push_once(self, image: BuiltImage, repo: str, credentials: Credentials | None,
                    emit: LogFn) -> PushStats:
+        import docker.errors  # loaded on first use: see docker_builder.default_api_client
+
         api = self._client()
         stats = PushStats()
         last_status: dict[str, str] = {}

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import socket
 
-import docker
-from docker.utils import kwargs_from_env
-
 # Connect/read timeout of one probe: a local engine or registry answers in milliseconds.
 PROBE_TIMEOUT_SECONDS = 2
 
 
 def _docker_blocking() -> str:
+    import docker  # loaded on first use: see docker_builder.default_api_client
+    from docker.utils import kwargs_from_env
+
     try:
         client = docker.APIClient(version="auto", timeout=PROBE_TIMEOUT_SECONDS,
                                   **kwargs_from_env())
