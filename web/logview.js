@@ -6,7 +6,7 @@
 // new lines arrive over the follow stream and are filtered here the same way.
 
 import { loadLogs, logsURL, stream } from "./api.js";
-import { hueOf } from "./util.js";
+import { hueOf, thousands } from "./util.js";
 
 const ROW_HEIGHT = 18; // px; must match .log-row in style.css
 // Browsers cap an element's height (Chromium ~33M px, Firefox ~17M px); past this the scroll
@@ -272,13 +272,13 @@ export class LogView {
 
   renderInfo(count) {
     const loading = this.scroll.dataset.state === "loading";
-    const shown = this.index ? `${count.toLocaleString()} of ${this.lines.length.toLocaleString()}`
-      : count.toLocaleString();
+    const shown = this.index ? `${thousands(count)} of ${thousands(this.lines.length)}`
+      : thousands(count);
     this.info.textContent = `${shown} lines${loading ? " (loading…)" : ""}`;
     const dropped = Object.entries(this.dropped).filter(([, n]) => n > 0);
     this.droppedBanner.hidden = dropped.length === 0;
     this.droppedBanner.textContent = dropped.length === 0 ? "" : "Older lines dropped to stay within "
-      + "the log budget: " + dropped.map(([name, n]) => `${name} ${n.toLocaleString()}`).join(", ");
+      + "the log budget: " + dropped.map(([name, n]) => `${name} ${thousands(n)}`).join(", ");
   }
 
   scrollToNewest() { this.stick = true; this.schedule(); }
