@@ -6,7 +6,9 @@ the `kubernetes` package."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import os
 import ssl
@@ -14,6 +16,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -360,3 +363,66 @@ def test_the_cluster_code_does_not_import_the_kubernetes_package():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "[]"
+
+
+class ConnectProxy:
+    """An HTTP proxy that tunnels CONNECT requests and records them (target, credentials)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self._writers: list[asyncio.StreamWriter] = []
+        self.loop = asyncio.new_event_loop()
+        self.server = self.loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = int(self.server.sockets[0].getsockname()[1])
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        line, *fields = head.strip().split("\r\n")
+        method, target, _ = line.split(" ")
+        headers = {k.lower(): v for k, v in (f.split(": ", 1) for f in fields)}
+        self.seen.append((f"{method} {target}", headers.get("proxy-authorization", "")))
+        host, port = target.rsplit(":", 1)
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        self._writers += [writer, up_writer]
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def stop(self) -> None:
+        async def shut() -> None:
+            self.server.close()
+            for writer in self._writers:  # both ends of every tunnel see it end
+                writer.transport.abort()
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()
+
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+def test_requests_and_websockets_go_through_the_clusters_proxy(tmp_path, pki, tls_server):
+    proxy = ConnectProxy()
+    kube = KubeClient._create_blocking(tls_config(
+        tmp_path, pki, tls_server.port, **{"tls-server-name": "kube.test",
+                                           "proxy-url": f"http://ann:pw@127.0.0.1:{proxy.port}"}),
+        None)
+    try:
+        assert kube.request("GET", "/whoami") == {"user": "alice"}
+        result = exec_blocking(kube, "ns", "pod", "c", ["cat"], b"via proxy")
+        assert (result.exit_code, result.stdout) == (0, b"via proxy")
+    finally:
+        kube.close()
+        proxy.stop()
+    target = f"CONNECT 127.0.0.1:{tls_server.port}"
+    assert proxy.seen == [(target, "Basic YW5uOnB3")] * 2
