@@ -1,12 +1,14 @@
 """Start-up: the cluster connection's modules load while the Tiltfile is evaluated.
 
-The first evaluation runs in a child process, and this process only waits for it. The
-kubernetes client, the Docker SDK and devloop's cluster code then take 0.2-0.5 s to import
-on the way to the first update. When the main Tiltfile names a Kubernetes call, they are
-imported in a thread during the evaluation instead. Otherwise (a local-only project, or one
-whose Kubernetes calls are all in files it loads) they are imported after the evaluation,
-as before, and only when the plan needs a cluster: a local-only daemon never loads them
-(about 20 MB). A wrong guess costs time or memory, never a different result.
+The first evaluation runs in a child process, and this process only waits for it.
+devloop's cluster code (its Kubernetes transport on urllib3 and websocket-client, the
+build and deploy adapters) then takes about 0.2 s to import on the way to the first
+update; the Docker SDK waits for the first image build. When the main Tiltfile names a
+Kubernetes call, these modules are imported in a thread during the evaluation instead.
+Otherwise (a local-only project, or one whose Kubernetes calls are all in files it loads)
+they are imported after the evaluation, as before, and only when the plan needs a
+cluster: a local-only daemon never loads them. A wrong guess costs time or memory, never a
+different result.
 """
 
 from __future__ import annotations
