@@ -12,7 +12,8 @@ the kubelet falling behind) and 300 - D local resources (a `serve_cmd` that slee
 * all ready: from starting the process to every resource's runtime being ok;
 * dashboard (headless Chromium, Debian's, driven by Playwright, on the "All resources" page
   with every resource ready), read from the page's clock (performance.now()):
-  first paint: navigation start to the frame after all 300 rows are in the sidebar;
+  first paint: navigation start to the frame after all 300 rows are in the sidebar, median
+  over 9 page loads, each in a fresh browser context (no cache);
   log filter: Enter in the log search box to the frame after the matching rows show;
   select: a click on one resource in the sidebar to the frame after its own logs show;
   disable / enable: a click on one resource's enable box to the frame after its row says
@@ -51,6 +52,7 @@ RESOURCES = 300
 GOAL_START_SECONDS = 1.0
 GOAL_UI_MS = 200.0
 TOGGLES = 5
+PAINT_LOADS = 9
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
@@ -119,10 +121,19 @@ async def dashboard(url: str, toggled: str) -> dict[str, Any]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                                    args=CHROMIUM_ARGS)
+        paints = []
+        for _ in range(PAINT_LOADS):
+            context = await browser.new_context(viewport={"width": 1400, "height": 900})
+            fresh = await context.new_page()
+            await fresh.add_init_script(f"({FIRST_PAINT_WATCH})({RESOURCES})")
+            await fresh.goto(f"{url}/#/all")
+            paints.append(await fresh.evaluate(FIRST_PAINT))
+            await context.close()
+        first_paint = statistics.median(paints)
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
         await page.add_init_script(f"({FIRST_PAINT_WATCH})({RESOURCES})")
         await page.goto(f"{url}/#/all")
-        first_paint = await page.evaluate(FIRST_PAINT)
+        await page.evaluate(FIRST_PAINT)
         await page.wait_for_function("window.devloop && window.devloop.logView.timing "
                                      "&& window.devloop.logView.timing.firstPaint")
         filter_ms, matches = await asyncio.wait_for(
@@ -140,7 +151,8 @@ async def dashboard(url: str, toggled: str) -> dict[str, Any]:
                 page.evaluate(TOGGLE, [toggled, "enabled"]), 60))
             await asyncio.sleep(0.3)
         await browser.close()
-    return {"first_paint": first_paint, "filter": filter_ms, "matches": matches,
+    return {"first_paint": first_paint, "paint_range": (min(paints), max(paints)),
+            "filter": filter_ms, "matches": matches,
             "select": select_ms, "selected": selected,
             "disable": statistics.median(disable), "enable": statistics.median(enable)}
 
@@ -185,7 +197,9 @@ def main() -> None:
                  "s", GOAL_START_SECONDS, 2))
     print(figure("all resources ready (process start -> every runtime ok)", ready, "s",
                  None, 1))
-    print(figure("dashboard first paint (navigation -> all rows painted)",
+    low, high = ui["paint_range"]
+    print(figure(f"dashboard first paint (navigation -> all rows painted), median of "
+                 f"{PAINT_LOADS} loads ({low:.0f}-{high:.0f} ms)",
                  ui["first_paint"], "ms", GOAL_UI_MS, 0))
     print(figure(f"log filter, search 'serve_cmd' over all ({ui['matches']} rows)",
                  ui["filter"], "ms", GOAL_UI_MS, 0))
