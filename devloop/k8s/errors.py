@@ -27,18 +27,23 @@ def is_temporary_status(status: int) -> bool:
     return status == 0 or status in (409, 429) or status >= 500
 
 
-def error_from_status(status: int, body: str, what: str = "") -> KubeError:
-    """A KubeError from an HTTP status and the API server's Status body, naming `what`
-    (e.g. "Deployment default/web") and the server's own explanation."""
-    reason = ""
+def status_reason(body: str) -> tuple[str, str]:
+    """(reason, message) of the API server's Status body; a body that is not one is the
+    message itself."""
     message = body.strip()
     try:
         data = json.loads(body)
     except ValueError:
-        data = None
-    if isinstance(data, dict):
-        reason = str(data.get("reason") or "")
-        message = str(data.get("message") or message)
+        return "", message
+    if not isinstance(data, dict):
+        return "", message
+    return str(data.get("reason") or ""), str(data.get("message") or message)
+
+
+def error_from_status(status: int, body: str, what: str = "") -> KubeError:
+    """A KubeError from an HTTP status and the API server's Status body, naming `what`
+    (e.g. "Deployment default/web") and the server's own explanation."""
+    reason, message = status_reason(body)
     if status == 0:
         text = f"cannot reach the API server: {message}"
         return KubeError(f"{what}: {text}" if what else text, temporary=True, status=None)

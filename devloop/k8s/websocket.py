@@ -16,7 +16,6 @@ status and the API server's message.
 from __future__ import annotations
 
 import contextlib
-import json
 import select
 import socket
 import ssl
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit
 
 import websocket
 
-from devloop.k8s.errors import KubeError, is_temporary_status
+from devloop.k8s.errors import KubeError, is_temporary_status, status_reason
 from devloop.k8s.transport import REQUEST_TIMEOUT, Transport
 
 STDIN, STDOUT, STDERR, STATUS = 0, 1, 2, 3
@@ -99,15 +98,7 @@ def connect(transport: Transport, path: str, query: Iterable[tuple[str, Any]],
 
 
 def _handshake_error(e: websocket.WebSocketBadStatusException) -> KubeError:
-    body = (e.resp_body or b"").decode(errors="replace").strip()
-    reason, message = "", body
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        reason = str(data.get("reason") or "")
-        message = str(data.get("message") or body)
+    reason, message = status_reason((e.resp_body or b"").decode(errors="replace"))
     status = int(e.status_code)
     message = message or str(e.status_message or "") or "no reason given"
     return KubeError(f"the API server answered {status}: {message}", status=status,

@@ -326,12 +326,16 @@ def test_tls_trusts_the_clusters_ca_checks_tls_server_name_and_presents_the_clie
     kube = KubeClient._create_blocking(
         tls_config(tmp_path, pki, tls_server.port, **{"tls-server-name": "kube.test"}), None)
     try:
-        assert kube.request("GET", "/whoami") == {"user": "alice"}
-        # The websockets use the same TLS settings.
-        result = exec_blocking(kube, "ns", "pod", "c", ["cat"], b"over tls")
-        assert (result.exit_code, result.stdout) == (0, b"over tls")
+        _request_and_exec(kube, b"over tls")  # the websockets use the same TLS settings
     finally:
         kube.close()
+
+
+def _request_and_exec(kube: KubeClient, stdin: bytes) -> None:
+    """A request and an exec (a websocket) through `kube`, both answered."""
+    assert kube.request("GET", "/whoami") == {"user": "alice"}
+    result = exec_blocking(kube, "ns", "pod", "c", ["cat"], stdin)
+    assert (result.exit_code, result.stdout) == (0, stdin)
 
 
 def test_a_server_whose_certificate_names_another_host_is_not_trusted(tmp_path, pki,
@@ -418,9 +422,7 @@ def test_requests_and_websockets_go_through_the_clusters_proxy(tmp_path, pki, tl
                                            "proxy-url": f"http://ann:pw@127.0.0.1:{proxy.port}"}),
         None)
     try:
-        assert kube.request("GET", "/whoami") == {"user": "alice"}
-        result = exec_blocking(kube, "ns", "pod", "c", ["cat"], b"via proxy")
-        assert (result.exit_code, result.stdout) == (0, b"via proxy")
+        _request_and_exec(kube, b"via proxy")
     finally:
         kube.close()
         proxy.stop()
