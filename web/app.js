@@ -107,46 +107,34 @@ function resourceRow(resource, context) {
     if (!links.includes(url)) links.push(url);
   }
   const selected = route.resource === name;
-  const row = ROW.cloneNode(true);
-  row.classList.toggle("selected", selected);
-  row.dataset.name = name;
-  row.dataset.status = shown;
-  const [badge, link, type, trigger, toggle] = row.firstElementChild.children;
-  badge.classList.add(shown);
-  badge.title = status.runtimeReason || status.waiting || "";
-  badge.textContent = shown;
-  link.href = hrefFor(name, selected ? route.tab : "logs");
-  link.textContent = name;
-  type.textContent = spec.type || "";
-  trigger.title = `update ${name} now`;
-  toggle.title = status.enabled === false ? "enable" : "disable";
-  toggle.firstElementChild.checked = status.enabled !== false;
-  row.lastElementChild.append(
-    finished ? el("span", { class: "updated", title: clockTime(finished), dataset: { time: finished } },
-      `updated ${ago(finished, now())}`) : el("span", { class: "muted" }, "not updated yet"),
-    buildStatus.duration !== undefined ? el("span", { class: "duration" }, duration(buildStatus.duration)) : "",
-    pendingFiles.length ? el("span", { class: "pending-changes", title: pendingFiles.join("\n") },
-      `${pendingFiles.length} pending change${pendingFiles.length === 1 ? "" : "s"}`) : "",
-    status.waiting ? el("span", { class: "waiting" }, status.waiting) : "");
-  if (links.length) {
-    row.append(el("div", { class: "links" }, links.map((url) =>
-      el("a", { href: url, target: "_blank", rel: "noopener" }, url.replace(/^https?:\/\//, "")))));
-  }
-  return row;
+  const enabled = status.enabled !== false;
+  const meta = [
+    finished ? `<span class="updated" title="${html(clockTime(finished))}" data-time="${html(finished)}">`
+      + `updated ${html(ago(finished, now()))}</span>` : '<span class="muted">not updated yet</span>',
+    buildStatus.duration !== undefined ? `<span class="duration">${html(duration(buildStatus.duration))}</span>` : "",
+    pendingFiles.length ? `<span class="pending-changes" title="${html(pendingFiles.join("\n"))}">`
+      + `${pendingFiles.length} pending change${pendingFiles.length === 1 ? "" : "s"}</span>` : "",
+    status.waiting ? `<span class="waiting">${html(status.waiting)}</span>` : "",
+  ].join("");
+  const linkList = links.length ? `<div class="links">${links.map((url) =>
+    `<a href="${html(url)}" target="_blank" rel="noopener">${html(url.replace(/^https?:\/\//, ""))}</a>`).join("")}</div>` : "";
+  return `<li class="resource${selected ? " selected" : ""}" data-name="${html(name)}" data-status="${html(shown)}">`
+    + '<div class="resource-line">'
+    + `<span class="badge ${html(shown)}" title="${html(status.runtimeReason || status.waiting || "")}">${html(shown)}</span>`
+    + `<a class="resource-name" href="${html(hrefFor(name, selected ? route.tab : "logs"))}">${html(name)}</a>`
+    + `<span class="type">${html(spec.type || "")}</span>`
+    + `<button class="trigger" type="button" title="${html(`update ${name} now`)}">\u25b6</button>`
+    + `<label class="toggle" title="${enabled ? "disable" : "enable"}">`
+    + `<input type="checkbox" class="enable"${enabled ? " checked" : ""}></label></div>`
+    + `<div class="resource-meta">${meta}</div>${linkList}</li>`;
 }
 
-// A row's fixed part, cloned for each resource: cloning one parsed row costs a fraction of
-// building its elements one by one, which was most of a 300-resource sidebar's render.
-// The trigger and enable controls are handled once, on the list (wireSidebarControls).
-const ROW = (() => {
-  const template = document.createElement("template");
-  template.innerHTML = '<li class="resource"><div class="resource-line"><span class="badge"></span>'
-    + '<a class="resource-name"></a><span class="type"></span>'
-    + '<button class="trigger" type="button">\u25b6</button>'
-    + '<label class="toggle"><input type="checkbox" class="enable"></label></div>'
-    + '<div class="resource-meta"></div></li>';
-  return template.content.firstElementChild;
-})();
+// The sidebar is written as one HTML string, every value escaped: the browser's parser
+// builds 300 rows in a fraction of the time creating their elements one by one takes, which
+// was most of a 300-resource sidebar's render. The trigger and enable controls are handled
+// once, on the list (wireSidebarControls).
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+const html = (value) => String(value).replace(/[&<>"']/g, (c) => ESCAPES[c]);
 
 function wireSidebarControls() {
   const groups = $("resource-groups");
@@ -175,15 +163,17 @@ function renderSidebar() {
   const names = [...groups.keys()].sort((a, b) =>
     (a === UNLABELED) - (b === UNLABELED) || a.localeCompare(b));
   const onlyUnlabeled = names.length === 1 && names[0] === UNLABELED;
-  $("resource-groups").replaceChildren(...names.map((label) => {
+  $("resource-groups").innerHTML = names.map((label) => {
     const members = groups.get(label);
     const counts = {};
     for (const r of members) counts[statusOf(r)] = (counts[statusOf(r)] || 0) + 1;
-    const summary = Object.entries(counts).map(([s, n]) => el("span", { class: `dot ${s}`, title: s }, String(n)));
-    return el("section", { class: "group", dataset: { label } },
-      onlyUnlabeled ? "" : el("h3", {}, label, el("span", { class: "group-summary" }, summary)),
-      el("ul", {}, members.map((member) => resourceRow(member, context))));
-  }));
+    const summary = Object.entries(counts).map(([s, n]) =>
+      `<span class="dot ${html(s)}" title="${html(s)}">${n}</span>`).join("");
+    const heading = onlyUnlabeled ? ""
+      : `<h3>${html(label)}<span class="group-summary">${summary}</span></h3>`;
+    return `<section class="group" data-label="${html(label)}">${heading}`
+      + `<ul>${members.map((member) => resourceRow(member, context)).join("")}</ul></section>`;
+  }).join("");
   $("all-resources").classList.toggle("selected", !route.resource);
 }
 

@@ -183,6 +183,35 @@ async def test_status_changes_arrive_over_the_stream(daemon, page):
     await expect(page.locator("#tiltfile-error")).to_be_hidden()
 
 
+async def test_markup_in_a_resource_shows_as_text(daemon, page):
+    """The resource list is written as HTML: every value from the store is escaped."""
+    url, store, _, actions, _ = daemon
+    markup = '<img src=x onerror="window.injected=1">&amp;"\''
+    store.put("resource", "odd", spec={
+        "type": "local", "labels": [markup], "resourceDeps": [], "triggerMode": "auto",
+        "links": []}, status={
+        "updateStatus": "pending", "runtimeStatus": "pending", "runtimeReason": markup,
+        "pendingChanges": [markup], "error": "", "builds": 0, "enabled": False,
+        "waiting": markup, "details": {}})
+    await page.goto(url)
+    row = page.locator('li.resource[data-name="odd"]')
+    await expect(row.locator(".waiting")).to_have_text(markup)
+    await expect(page.locator("section.group h3").filter(has_text="onerror")).to_have_count(1)
+    assert await row.locator(".badge").get_attribute("title") == markup
+    assert await row.locator(".pending-changes").get_attribute("title") == markup
+    assert not await row.locator("input.enable").is_checked()
+    assert await page.locator("#resource-groups img").count() == 0
+    assert await page.evaluate("window.injected") is None
+    # The controls, handled on the list, act for their own row.
+    await row.locator("button.trigger").click()
+    await row.locator("input.enable").check()
+    for _ in range(100):  # each POST is answered after its click returns
+        if len(actions.calls) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert actions.calls == [("trigger", {"resource": "odd"}), ("enable", {"resource": "odd"})]
+
+
 async def test_logs_tab_shows_kept_and_live_lines(daemon, page):
     url, _, logs, *_ = daemon
     await page.goto(f"{url}/#/r/api/logs")
