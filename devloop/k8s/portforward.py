@@ -62,10 +62,12 @@ _DIAL_ERROR = re.compile(r"dial tcp[46]? [^\s]*?:(\d+): connect: ([a-z ]+)")
 _OWN_PREFIX = re.compile(r"^port-forward to \S+:\d+: ")
 # The OS's reason for a failed connection: "[Errno 111] Connection refused".
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()\]]+)")
-# How `describe_failure` begins what it said.
+# How `describe_failure` begins what it said. Not "the API server answered N: ...": that is
+# also how a refused handshake reads (`websocket.connect`), which may still need saying as
+# the kubelet's absence; said again, it passes through the checks below unchanged.
 _DESCRIBED = ("connection refused: nothing listens", "cannot connect to port",
               "the kubelet is unreachable", "cannot reach the API server",
-              "the API server answered", "the API server did not open")
+              "the API server did not open")
 # websocket-client's handshake error: "Handshake status 500 Internal Server Error -+-+-
 # {headers} -+-+- body"; the headers (a new Date each time) made every report different.
 _HANDSHAKE = re.compile(r"Handshake status (\d+)\s*([^\n]*?)\s*-\+-\+-.*-\+-\+-\s*(.*)\Z",
@@ -78,10 +80,7 @@ def describe_failure(text: str) -> str:
     out of a websocket handshake dump, and what it means when the kubelet or the API server
     is away. Said once, it says the same again (describing a description changes nothing)."""
     text = _OWN_PREFIX.sub("", " ".join(text.split()))
-    # A refused handshake ("the API server answered 500: error dialing backend...") is
-    # still to be told as the kubelet's absence.
-    if text.startswith(_DESCRIBED) and not (text.startswith("the API server answered")
-                                            and "error dialing backend" in text):
+    if text.startswith(_DESCRIBED):
         return text
     dial = _DIAL_ERROR.search(text)
     if dial is not None and "error dialing backend" not in text:
