@@ -66,8 +66,8 @@ def bundle(web_dir: Path, entry: str = "app.js") -> str:
 
 
 def module_sources(web_dir: Path, entry: str = "app.js") -> dict[str, str]:
-    """The modules reachable from `entry` and their text, dependencies first."""
-    order: list[str] = []
+    """The modules reachable from `entry` and their text, dependencies first (a module is
+    added once its imports are)."""
     sources: dict[str, str] = {}
     visiting: set[str] = set()
 
@@ -84,7 +84,6 @@ def module_sources(web_dir: Path, entry: str = "app.js") -> dict[str, str]:
         for _, dependency in _imports(source):
             visit(dependency)
         sources[name] = source
-        order.append(name)
 
     visit(entry)
-    return {name: sources[name] for name in order}
+    return sources
