@@ -86,6 +86,17 @@ scheduler_up() {
 
 containerd_ready() { ctr --address "$CONTAINERD_SOCK" version; }
 
+# containerd answers on its socket before its CRI plugin has recovered the pods' state, and a
+# kubelet started in that window exits with "server is not initialized yet". The CRI plugin
+# logs "Start streaming server" just before it starts serving; look for it in the part of the
+# log this start wrote (the log is appended to across starts).
+CONTAINERD_LOG_START=0
+cri_ready() {
+  containerd_ready &&
+    tail -c "+$((CONTAINERD_LOG_START + 1))" "$LOGS/containerd.log" |
+    grep -q "Start streaming server"
+}
+
 containerd_up() {
   mkdir -p "$STATE/containerd" "$RUNDIR/containerd" "$CONF/cni" "$STATE/cni" \
     "$CONF/certs.d/$REGISTRY_HOST"
@@ -152,8 +163,13 @@ state = "$RUNDIR/containerd/state"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$CONF/certs.d"
 TOML
+  if daemon_running containerd; then
+    wait_for 60 "containerd" containerd containerd_ready
+    return 0
+  fi
+  CONTAINERD_LOG_START=$(stat -c %s "$LOGS/containerd.log" 2>/dev/null || echo 0)
   start_daemon containerd containerd --config "$CONF/containerd.toml"
-  wait_for 60 "containerd" containerd containerd_ready
+  wait_for 60 "containerd's CRI plugin" containerd cri_ready
 }
 
 kubelet_up() {
