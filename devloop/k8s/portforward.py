@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 import re
 import time
 from collections.abc import Callable
@@ -68,17 +67,11 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()\]]+)")
 _DESCRIBED = ("connection refused: nothing listens", "cannot connect to port",
               "the kubelet is unreachable", "cannot reach the API server",
               "the API server did not open")
-# websocket-client's handshake error: "Handshake status 500 Internal Server Error -+-+-
-# {headers} -+-+- body"; the headers (a new Date each time) made every report different.
-_HANDSHAKE = re.compile(r"Handshake status (\d+)\s*([^\n]*?)\s*-\+-\+-.*-\+-\+-\s*(.*)\Z",
-                        re.DOTALL)
-
-
 def describe_failure(text: str) -> str:
     """A tunnel's failure in one short line: the kubelet's refusal to dial the pod's port
-    without its network namespaces and container IDs, the API server's own Status message
-    out of a websocket handshake dump, and what it means when the kubelet or the API server
-    is away. Said once, it says the same again (describing a description changes nothing)."""
+    without its network namespaces and container IDs, and what it means when the kubelet or
+    the API server is away (a refused handshake arrives already read: `websocket.connect`).
+    Said once, it says the same again (describing a description changes nothing)."""
     text = _OWN_PREFIX.sub("", " ".join(text.split()))
     if text.startswith(_DESCRIBED):
         return text
@@ -88,27 +81,12 @@ def describe_failure(text: str) -> str:
         if reason == "connection refused":
             return f"connection refused: nothing listens on port {port} in the pod"
         return f"cannot connect to port {port} in the pod: {reason}"
-    found = _HANDSHAKE.search(text)
-    if found is not None:
-        status, status_text, body = found.group(1), found.group(2).strip(), found.group(3)
-        message = _status_message(body.strip()) or status_text or "no reason given"
-        text = f"the API server answered {status}: {message}"
     if "error dialing backend" in text:
         return f"the kubelet is unreachable ({text})"
     errno = _ERRNO.search(text)
     if errno is not None:  # the OS's, on the way to the API server (not the kubelet's)
         return f"cannot reach the API server: {errno.group(1).strip().lower()}"
     return text if len(text) <= 300 else text[:299] + "\u2026"
-
-
-def _status_message(body: str) -> str:
-    if body == "None":
-        return ""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body
-    return str(data.get("message") or "") if isinstance(data, dict) else body
 
 
 # How long a probe waits for the kubelet to report a failed dial. The kubelet dials the

@@ -130,19 +130,17 @@ def test_stopping_the_keeper_takes_its_alerts_back():
     asyncio.run(scenario(Scene()))
 
 
+# A refused handshake as `websocket.connect` says it, behind the forwarder's own prefix; the
+# kubelet's port (10250) is not the pod's, so it is not told as a refused pod port.
 HANDSHAKE = (
-    "port-forward to ns/web-1:8000: Handshake status 500 Internal Server Error -+-+- "
-    "{'audit-id': 'a1', 'date': 'Sat, 05 Dec 2026 08:00:0%d GMT', 'content-length': '180'} "
-    "-+-+- {\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
-    "\"message\":\"error dialing backend: dial tcp 127.0.0.1:10250: connect: connection "
-    "refused\",\"code\":500}")
+    "port-forward to ns/web-1:8000: the API server answered 500: error dialing backend: "
+    "dial tcp 127.0.0.1:10250: connect: connection refused")
 
 
-def test_a_websocket_handshake_dump_is_said_in_one_short_line():
-    text = describe_failure(HANDSHAKE % 1)
+def test_a_refused_handshake_is_said_as_the_kubelets_absence():
+    text = describe_failure(HANDSHAKE)
     assert text == ("the kubelet is unreachable (the API server answered 500: error dialing "
                     "backend: dial tcp 127.0.0.1:10250: connect: connection refused)")
-    assert describe_failure(HANDSHAKE % 2) == text  # the Date header no longer matters
     refused = "port-forward to ns/web-1:8000: [Errno 111] Connection refused"
     assert describe_failure(refused) == "cannot reach the API server: connection refused"
     for said in (text, describe_failure(refused)):
@@ -152,11 +150,11 @@ def test_a_websocket_handshake_dump_is_said_in_one_short_line():
 def test_the_same_failure_of_many_connections_is_reported_once_then_counted():
     reports: list[PortForwardError] = []
     forwarder = PortForwarder(None, on_error=reports.append)  # type: ignore[arg-type]
-    for second in range(5):
-        forwarder._report("ns", "web-1", HANDSHAKE % second, False)
+    for _ in range(5):
+        forwarder._report("ns", "web-1", HANDSHAKE, False)
     assert len(reports) == 1
     forwarder._reported = {k: (v[0] - 60, v[1]) for k, v in forwarder._reported.items()}
-    forwarder._report("ns", "web-1", HANDSHAKE % 9, False)
+    forwarder._report("ns", "web-1", HANDSHAKE, False)
     assert len(reports) == 2 and reports[1].message.endswith("(and 4 more connections since)")
 
 
