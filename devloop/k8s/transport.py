@@ -41,6 +41,23 @@ Timeout = tuple[float | None, float | None] | float | None
 
 
 @dataclass(frozen=True)
+class Proxy:
+    """A kubeconfig's proxy-url, read once for requests and websockets alike."""
+
+    url: str  # without the credentials
+    host: str
+    port: int
+    auth: tuple[str, str] | None  # (user, password) for Proxy-Authorization: Basic
+
+    @classmethod
+    def parse(cls, url: str) -> Proxy:
+        found = urlsplit(url)
+        auth = None if found.username is None else (found.username, found.password or "")
+        return cls(found._replace(netloc=found.netloc.rpartition("@")[2]).geturl(),
+                   found.hostname or "", found.port or 80, auth)
+
+
+@dataclass(frozen=True)
 class Prepared:
     """What one request (or websocket) goes out with: its headers and TLS context."""
 
@@ -172,13 +189,10 @@ class Transport:
             if c.tls_server_name:
                 kwargs["server_hostname"] = c.tls_server_name
         if c.proxy_url:
-            proxy = urlsplit(c.proxy_url)
-            headers = None
-            if proxy.username is not None:
-                auth = f"{proxy.username}:{proxy.password or ''}"
-                headers = urllib3.make_headers(proxy_basic_auth=auth)
-            bare = proxy._replace(netloc=proxy.netloc.rpartition("@")[2]).geturl()
-            return urllib3.ProxyManager(bare, proxy_headers=headers, **kwargs)
+            proxy = Proxy.parse(c.proxy_url)
+            headers = None if proxy.auth is None else \
+                urllib3.make_headers(proxy_basic_auth=":".join(proxy.auth))
+            return urllib3.ProxyManager(proxy.url, proxy_headers=headers, **kwargs)
         return urllib3.PoolManager(**kwargs)
 
     # ------------------------------------------------------------------ requests

@@ -22,12 +22,11 @@ import ssl
 import threading
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import websocket
 
 from devloop.k8s.errors import KubeError, is_temporary_status, status_reason
-from devloop.k8s.transport import REQUEST_TIMEOUT, Transport
+from devloop.k8s.transport import REQUEST_TIMEOUT, Proxy, Transport
 
 STDIN, STDOUT, STDERR, STATUS = 0, 1, 2, 3
 CLOSE_CHANNEL = 255
@@ -64,11 +63,11 @@ def connect(transport: Transport, path: str, query: Iterable[tuple[str, Any]],
     config = transport.config
     options: dict[str, Any] = {}
     if config.proxy_url:
-        proxy = urlsplit(config.proxy_url)
-        options.update(http_proxy_host=proxy.hostname, http_proxy_port=proxy.port or 80,
+        proxy = Proxy.parse(config.proxy_url)
+        options.update(http_proxy_host=proxy.host, http_proxy_port=proxy.port,
                        proxy_type="http")
-        if proxy.username is not None:
-            options["http_proxy_auth"] = (proxy.username, proxy.password or "")
+        if proxy.auth is not None:
+            options["http_proxy_auth"] = proxy.auth
     else:
         # Where ordinary requests go directly, so do websockets (websocket-client would
         # otherwise follow the https_proxy variable, which requests do not).
