@@ -41,13 +41,17 @@ CHUNK = 64 * 1024
 CLOSE_TIMEOUT = 1.0
 
 
+def _holds_decrypted(sock: Any) -> bool:
+    """A TLS socket may hold whole decrypted frames already, which select() cannot see."""
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+
+
 def _readable(ws: websocket.WebSocket, timeout: float | None) -> bool:
-    """Whether a frame can be read now (waiting up to `timeout`). A TLS socket may hold
-    whole decrypted frames already, which select() cannot see."""
+    """Whether a frame can be read now (waiting up to `timeout`)."""
     sock = ws.sock
     if sock is None:
         return False
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+    if _holds_decrypted(sock):
         return True
     ready, _, _ = select.select([sock], [], [], timeout)
     return bool(ready)
@@ -246,7 +250,7 @@ class PortForward:
                     readers.append(sock)
                     if to_pod:
                         writers.append(sock)
-                if ws_open and isinstance(sock, ssl.SSLSocket) and sock.pending():
+                if ws_open and _holds_decrypted(sock):
                     readable, writable = [sock], list[Any]()
                 else:
                     readable, writable, _ = select.select(readers, writers, [])
