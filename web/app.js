@@ -5,7 +5,7 @@ import { action, getJSON, stream } from "./api.js";
 import { LogView } from "./logview.js";
 import { renderAlerts, renderFacets } from "./panels.js";
 import { snapshot } from "./snapshot.js";
-import { ago, buildNumber, clockTime, duration, el, statusOf } from "./util.js";
+import { ago, buildNumber, byName, clockTime, duration, el, statusOf } from "./util.js";
 
 const TABS = ["logs", "alerts", "facets"];
 const UNLABELED = "unlabeled";
@@ -161,7 +161,7 @@ function renderSidebar() {
     }
   }
   const names = [...groups.keys()].sort((a, b) =>
-    (a === UNLABELED) - (b === UNLABELED) || a.localeCompare(b));
+    (a === UNLABELED) - (b === UNLABELED) || byName(a, b));
   const onlyUnlabeled = names.length === 1 && names[0] === UNLABELED;
   $("resource-groups").innerHTML = names.map((label) => {
     const members = groups.get(label);

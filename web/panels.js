@@ -1,7 +1,7 @@
 // The Alerts and Facets tabs: what needs attention now, and the facts behind a resource.
 
 import { getLogs } from "./api.js";
-import { buildNumber, clockTime, duration, el } from "./util.js";
+import { buildNumber, byName, clockTime, duration, el } from "./util.js";
 
 const EXCERPT_LINES = 20;
 
@@ -44,7 +44,7 @@ function fillLater(slot, promise, render) {
 
 export function renderAlerts(panel, state, resource) {
   const alerts = ofResource(state.kinds("alert"), resource)
-    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    .sort((a, b) => byName(a.metadata.name, b.metadata.name));
   if (!alerts.length) {
     panel.replaceChildren(el("p", { class: "empty" }, "No alerts. Build failures, crash loops, "
       + "image pull errors, failing probes and port-forwards that are down show up here."));
