@@ -67,6 +67,8 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()\]]+)")
 _DESCRIBED = ("connection refused: nothing listens", "cannot connect to port",
               "the kubelet is unreachable", "cannot reach the API server",
               "the API server did not open")
+
+
 def describe_failure(text: str) -> str:
     """A tunnel's failure in one short line: the kubelet's refusal to dial the pod's port
     without its network namespaces and container IDs, and what it means when the kubelet or
