@@ -11,8 +11,9 @@ Routes (all JSON unless said otherwise):
   GET  /api/v1/snapshot              the dashboard as one HTML file (devloop.snapshot)
   GET  /api/v1/openapi.json          the API's OpenAPI description (see openapi)
   POST /api/v1/actions/...           see actions (token required)
-  GET  /                             the dashboard page, with the token in a <meta> tag
-  GET  /static/...                   the rest of the dashboard's files
+  GET  /                             the dashboard page, its files and state inline, with the
+                                     token in a <meta> tag
+  GET  /static/...                   the dashboard's files
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from devloop.server.openapi import describe
 from devloop.server.outbox import StreamSettings
 from devloop.server.security import WILDCARD_HOSTS, Guard, add_security_headers
 from devloop.server.watch import ALL_KINDS, ChangeFeed, resume_version, stream_changes
+from devloop.snapshot.bundle import BundleError
+from devloop.snapshot.page import PageError, one_document
 from devloop.snapshot.render import data_json
 from devloop.snapshot.route import snapshot_handler
 
@@ -221,6 +224,16 @@ class ResourceApi:
         return web.json_response(obj.to_json())
 
 
+def _one_document(web_dir: Path) -> str:
+    """The page with its files inline (devloop.snapshot.page), read again for each request so
+    an edit to web/ shows on a reload. Should a module be one the bundler refuses, the page as
+    written, which fetches its files from /static/, works as well, if slower."""
+    try:
+        return one_document(web_dir)
+    except (BundleError, PageError):
+        return (web_dir / "index.html").read_text(encoding="utf-8")
+
+
 class DashboardFiles:
     def __init__(self, token: str, root: Path | None, feed: ChangeFeed | None = None) -> None:
         """`feed`: the store's state to put in the page (none: the page watches for it)."""
@@ -236,7 +249,7 @@ class DashboardFiles:
         """The page, for `/` and any other non-API path, so the dashboard may route by path."""
         index = self.root / "index.html" if self.root else None
         installed = index is not None and index.is_file()
-        page = index.read_text(encoding="utf-8") if index and installed else NOT_INSTALLED_PAGE
+        page = _one_document(self.root) if self.root and installed else NOT_INSTALLED_PAGE
         if installed and self.feed is not None:
             page = inject_state(page, *self.feed.current())
         return web.Response(text=inject_token(page, self.token), content_type="text/html",

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
+from pathlib import Path
 
 from yarl import URL
 
 from devloop.server.app import inject_token, normalize_kind
 from tests.unit.server_support import read_events, running_daemon
+
+WEB = Path(__file__).resolve().parents[2] / "web"
 
 KINDS = {
     "resource": {"spec": {"type": "k8s", "labels": ["backend"]},
@@ -143,6 +147,30 @@ async def test_dashboard_page_carries_the_state_and_the_version_to_watch_from(tm
             events = await read_events(response, 1)
         assert [(e["data"]["type"], e["data"]["object"]["metadata"]["name"])
                 for e in events] == [("MODIFIED", "web")]
+
+
+async def test_the_dashboard_page_needs_no_other_file(tmp_path):
+    """Its stylesheet and modules are inline (devloop.snapshot.page), so it runs its script as
+    soon as it is parsed; the browser test (test_dashboard_browser) shows that page working."""
+    async with running_daemon(tmp_path, web_dir=WEB) as daemon, daemon.http.get(
+            f"{daemon.url}/") as response:
+        page = await response.text()
+    assert "/static/" not in page and 'src="' not in page
+    assert page.count('<script type="module">') == 1 and page.count("<style>") == 1
+    assert 'modules["app.js"]' in page and ".resource-name" in page
+    assert page.index('<script type="module">') < page.index('id="devloop-state"')
+
+
+async def test_a_module_the_bundler_refuses_leaves_the_page_fetching_its_files(tmp_path):
+    web = tmp_path / "web"
+    shutil.copytree(WEB, web)
+    (web / "util.js").write_text((web / "util.js").read_text() + "export default 1;\n")
+    async with running_daemon(tmp_path, web_dir=web) as daemon:
+        async with daemon.http.get(f"{daemon.url}/") as response:
+            page = await response.text()
+        assert '<script type="module" src="/static/app.js"></script>' in page
+        async with daemon.http.get(f"{daemon.url}/static/util.js") as response:
+            assert "export default 1;" in await response.text()
 
 
 async def test_without_the_dashboard_the_page_says_so(tmp_path):
