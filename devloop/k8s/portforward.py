@@ -1,7 +1,8 @@
 """Port-forwarding: a local asyncio listener whose connections are tunnelled to a pod.
 
-Each accepted TCP connection opens its own port-forward websocket to the pod (see
-`websocket.PortForward`, whose pump thread exposes the tunnel as a local socket), and bytes
+Each accepted TCP connection is a pair of streams on one SPDY session per pod, as kubectl
+does (`spdy`), or, where the API server or a proxy does not upgrade to SPDY, a websocket of
+its own (`websocket.PortForward`); either exposes the tunnel as a local socket, and bytes
 are pumped both ways with asyncio. When the pod is gone or the tunnel fails, the
 connection is closed and `on_error` tells the engine, which can `retarget` the forwarder to
 a new pod without giving up the local port. `probe` says whether the pod's port really
@@ -14,12 +15,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from devloop.k8s.errors import KubeError
+from devloop.k8s.spdy import SpdySession, Tunnel, UpgradeRefused, open_session
 from devloop.k8s.websocket import PortForward, open_portforward
 from devloop.model import trace as tr
 from devloop.model.background import spawn
@@ -149,6 +152,11 @@ class PortForwarder:
         self.remote_port = 0
         self.host = "127.0.0.1"
         self.local_port = 0
+        # The SPDY session to the pod connections go to; opened by the first of them.
+        self._sessions: dict[tuple[str, str], SpdySession] = {}
+        self._sessions_lock = threading.Lock()
+        self._spdy_refused = False  # the upgrade was answered otherwise: websockets only
+        self._stopped = False
 
     async def start(self, namespace: str, pod: str, local_port: int, remote_port: int,
                     host: str = "127.0.0.1") -> None:
@@ -160,6 +168,7 @@ class PortForwarder:
         self.namespace, self.pod, self.remote_port, self.host = namespace, pod, remote_port, host
         # The resource's update tracer: the first answer after an update ends its trace.
         self._tracer = tr.current()
+        self._stopped = False
         self._server = await asyncio.start_server(self._handle, host, local_port)
         self.local_port = int(self._server.sockets[0].getsockname()[1])
 
@@ -167,6 +176,11 @@ class PortForwarder:
         """Send new connections to another pod (existing ones keep theirs); pod '': no
         pod to send them to now, they are closed at once (the port stays ours)."""
         self.namespace, self.pod = namespace, pod
+        # Sessions to other pods close once their connections have (a snapshot: the lock
+        # may be held by a thread opening a session, and this runs on the loop).
+        for key, session in list(self._sessions.items()):
+            if key != (namespace, pod):
+                session.retire()
 
     async def stop(self) -> None:
         """Stop listening and close every forwarded connection."""
@@ -177,6 +191,10 @@ class PortForwarder:
         for writer in list(self._writers):
             writer.close()
         self._writers.clear()
+        self._stopped = True  # a session still being opened closes as it opens
+        for session in list(self._sessions.values()):
+            session.close()
+        self._sessions.clear()
 
     @property
     def running(self) -> bool:
@@ -196,7 +214,7 @@ class PortForwarder:
             message += f" (and {held} more connections since)"
         self._on_error(PortForwardError(namespace, pod, self.remote_port, message, pod_gone))
 
-    async def _open_async(self, namespace: str, pod: str) -> PortForward:
+    async def _open_async(self, namespace: str, pod: str) -> PortForward | Tunnel:
         """`_open` in the forwards' own threads, given up after OPEN_TIMEOUT_SECONDS."""
         future = asyncio.get_running_loop().run_in_executor(_POOL, self._open, namespace, pod)
         if not await _within(future, OPEN_TIMEOUT_SECONDS):
@@ -206,12 +224,41 @@ class PortForwarder:
                             temporary=True)
         return future.result()
 
-    def _open(self, namespace: str, pod: str) -> PortForward:
+    def _open(self, namespace: str, pod: str) -> PortForward | Tunnel:
+        """A tunnel for one connection: streams on the pod's SPDY session, else a websocket."""
         try:
-            return open_portforward(self._client.transport, namespace, pod, self.remote_port)
+            if self._spdy_refused or self._client.transport.config.proxy_url:
+                return self._open_websocket(namespace, pod)
+            try:
+                return self._session(namespace, pod).tunnel(self.remote_port)
+            except UpgradeRefused:
+                # A refusal a websocket gets too (the pod is gone) is said by the websocket;
+                # one it does not get (no SPDY on the way) means websockets from now on.
+                tunnel = self._open_websocket(namespace, pod)
+                self._spdy_refused = True
+                return tunnel
         except KubeError as e:
             raise KubeError(f"port-forward to {namespace}/{pod}:{self.remote_port}: "
                             f"{e.message}", temporary=True, status=e.status) from e
+
+    def _open_websocket(self, namespace: str, pod: str) -> PortForward:
+        return open_portforward(self._client.transport, namespace, pod, self.remote_port)
+
+    def _session(self, namespace: str, pod: str) -> SpdySession:
+        """The pod's session, opened when there is none that takes tunnels; sessions to
+        other pods (the forward moved) close once their connections have."""
+        with self._sessions_lock:
+            session = self._sessions.get((namespace, pod))
+            if session is not None and session.accepting:
+                return session
+            for key in [key for key in self._sessions if key != (namespace, pod)]:
+                self._sessions.pop(key).retire()
+            session = open_session(self._client.transport, namespace, pod)
+            if self._stopped:
+                session.close()
+                raise KubeError("the forward has stopped", temporary=True)
+            self._sessions[(namespace, pod)] = session
+            return session
 
     async def probe(self) -> str:
         """Connect to the pod's port through a tunnel of our own: '' when the connection
@@ -229,9 +276,11 @@ class PortForwarder:
     def _probe_blocking(self, namespace: str, pod: str) -> str:
         began = time.monotonic()
         try:
-            pf = self._open(namespace, pod)
+            # A tunnel of its own through the API server and the kubelet, opened now: a
+            # stream on a session opened earlier would not show that they answer now.
+            pf = self._open_websocket(namespace, pod)
         except KubeError as e:
-            return e.message
+            return f"port-forward to {namespace}/{pod}:{self.remote_port}: {e.message}"
         try:
             raw = pf.socket(self.remote_port)
             raw.settimeout(probe_quiet_seconds(time.monotonic() - began))
@@ -319,8 +368,8 @@ async def _within(future: asyncio.Future[Any], seconds: float) -> bool:
     return bool(done)
 
 
-def _close_late(future: concurrent.futures.Future[PortForward] | asyncio.Future[Any],
-                ) -> None:
+def _close_late(future: concurrent.futures.Future[PortForward | Tunnel]
+                | asyncio.Future[Any]) -> None:
     """A tunnel that opened after its connection gave up on it: close it."""
     if future.cancelled() or future.exception() is not None:
         return

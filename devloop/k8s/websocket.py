@@ -41,7 +41,7 @@ CHUNK = 64 * 1024
 CLOSE_TIMEOUT = 1.0
 
 
-def _holds_decrypted(sock: Any) -> bool:
+def holds_decrypted(sock: Any) -> bool:
     """A TLS socket may hold whole decrypted frames already, which select() cannot see."""
     return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
 
@@ -51,7 +51,7 @@ def _readable(ws: websocket.WebSocket, timeout: float | None) -> bool:
     sock = ws.sock
     if sock is None:
         return False
-    if _holds_decrypted(sock):
+    if holds_decrypted(sock):
         return True
     ready, _, _ = select.select([sock], [], [], timeout)
     return bool(ready)
@@ -250,7 +250,7 @@ class PortForward:
                     readers.append(sock)
                     if to_pod:
                         writers.append(sock)
-                if ws_open and _holds_decrypted(sock):
+                if ws_open and holds_decrypted(sock):
                     readable, writable = [sock], list[Any]()
                 else:
                     readable, writable, _ = select.select(readers, writers, [])

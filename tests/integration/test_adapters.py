@@ -20,6 +20,7 @@ from devloop.model import plan
 pytestmark = pytest.mark.integration
 
 WEB_REF = "example.com/devloop-adapters-web"
+BIG = bytes(range(256)) * 4096  # 1 MiB: many frames, beyond any window of 64 KiB
 SERVER = (
     "echo started; (while true; do echo tick; sleep 1; done) & "
     "exec httpd -f -p 8080 -h /www"
@@ -30,6 +31,7 @@ def _context(root: Path) -> plan.DockerBuild:
     (root / "www").mkdir()
     (root / "www" / "hello.txt").write_text("hello\n")
     (root / "www" / "index.html").write_text("<h1>devloop</h1>\n")
+    (root / "www" / "big.bin").write_bytes(BIG)
     (root / "www" / "secret.txt").write_text("must not be in the image\n")
     (root / ".dockerignore").write_text("www/secret.txt\n")
     (root / "Dockerfile").write_text(
@@ -120,16 +122,35 @@ async def test_build_push_deploy_observe_and_delete(testenv, k8s_namespace, tmp_
     errors: list[PortForwardError] = []
     forwarder = PortForwarder(kube, on_error=errors.append)
     await forwarder.start(k8s_namespace, pod_name, 0, 8080)
+    refused = PortForwarder(kube, on_error=errors.append)
+    await refused.start(k8s_namespace, pod_name, 0, 9999)
     try:
+        base = f"http://127.0.0.1:{forwarder.local_port}"
+        timeout = aiohttp.ClientTimeout(total=20)
         async with aiohttp.ClientSession() as http:
-            for _ in range(3):  # several connections, each its own tunnel
-                url = f"http://127.0.0.1:{forwarder.local_port}/hello.txt"
-                async with http.get(url, timeout=aiohttp.ClientTimeout(total=20)) as resp:
+
+            async def fetch(path: str) -> bytes:
+                async with http.get(base + path, timeout=timeout) as resp:
                     assert resp.status == 200
-                    assert await resp.text() == "hello\n"
+                    return await resp.read()
+
+            # Connections one after another and at once, small and large answers: all
+            # streams on the one SPDY session to the pod.
+            assert await fetch("/hello.txt") == b"hello\n"
+            answers = await asyncio.gather(*(fetch(p) for p in ["/hello.txt", "/big.bin"] * 3))
+            assert answers == [b"hello\n", BIG] * 3
+            assert list(forwarder._sessions) == [(k8s_namespace, pod_name)]
+            assert errors == []
+            # Nothing listens on 9999: the connection ends, and the kubelet's reason is said.
+            reader, writer = await asyncio.open_connection("127.0.0.1", refused.local_port)
+            async with asyncio.timeout(20):
+                assert await reader.read() == b""
+            writer.close()
     finally:
         await forwarder.stop()
-    assert errors == []
+        await refused.stop()
+    assert [e.message for e in errors] == [
+        "connection refused: nothing listens on port 9999 in the pod"]
 
     result = await kube.exec(k8s_namespace, pod_name, "web", ["cat", "/www/hello.txt"])
     assert (result.exit_code, result.stdout) == (0, b"hello\n")
