@@ -28,12 +28,12 @@ import threading
 import urllib.parse
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from devloop.k8s.errors import KubeError, is_temporary_status, status_reason
 from devloop.k8s.transport import REQUEST_TIMEOUT, Transport
-from devloop.k8s.websocket import holds_decrypted
+from devloop.k8s.websocket import LocalEnd, holds_decrypted
 
 VERSION = 3
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = (
@@ -115,34 +115,28 @@ class FrameReader:
 # ------------------------------------------------------------------------------ session
 
 
-@dataclass(eq=False)  # one per connection, kept in sets by identity
-class Tunnel:
+class Tunnel(LocalEnd):
     """One forwarded connection: `socket(port)` is its local end, `error(port)` what the
     kubelet said went wrong; the same calls as a websocket's `PortForward`."""
 
-    port: int
-    error_stream: int
-    data_stream: int
-    session: SpdySession
-    user: socket.socket = field(init=False)
-    far: socket.socket = field(init=False)
-    to_user: bytearray = field(default_factory=bytearray)  # from the pod, not yet written
-    failure: str | None = None
-    # The kubelet half-closed the data stream (the pod's side ended) and the error stream
-    # (it has said whether that was a failure: the data stream ends first when the dial
-    # failed, then the error comes). With both, the local socket closes once `to_user` is
-    # written.
-    pod_done: bool = False
-    errors_done: bool = False
-    closed: bool = False
+    def __init__(self, port: int, error_stream: int, data_stream: int,
+                 session: SpdySession) -> None:
+        super().__init__()
+        self.port = port
+        self.error_stream = error_stream
+        self.data_stream = data_stream
+        self.session = session
+        self.failure: str | None = None
+        # The kubelet half-closed the data stream (the pod's side ended) and the error
+        # stream (it has said whether that was a failure: the data stream ends first when
+        # the dial failed, then the error comes). With both, the local socket closes once
+        # `to_user` is written.
+        self.pod_done = False
+        self.errors_done = False
 
     @property
     def finished(self) -> bool:
         return self.pod_done and self.errors_done and not self.to_user
-
-    def __post_init__(self) -> None:
-        self.user, self.far = socket.socketpair()
-        self.far.setblocking(False)
 
     def socket(self, port: int) -> socket.socket:
         return self.user
@@ -155,12 +149,6 @@ class Tunnel:
         with contextlib.suppress(OSError):
             self.user.close()
         self.session.wake()
-
-    def end(self) -> None:
-        self.closed = True
-        self.to_user.clear()
-        with contextlib.suppress(OSError):
-            self.far.close()
 
 
 class SpdySession:
@@ -352,15 +340,7 @@ class SpdySession:
             self._end(tunnel)
 
     def _write_local(self, tunnel: Tunnel) -> None:
-        try:
-            sent = tunnel.far.send(tunnel.to_user)
-        except BlockingIOError:
-            return
-        except OSError:  # the local socket was closed under us
-            self._end(tunnel)
-            return
-        del tunnel.to_user[:sent]
-        if tunnel.finished:
+        if not tunnel.flush() or tunnel.finished:
             self._end(tunnel)
 
 

@@ -174,24 +174,45 @@ def open_exec(transport: Transport, namespace: str, pod: str, container: str,
 # --------------------------------------------------------------------------- port-forward
 
 
-class _Port:
-    """One forwarded port: the socket pair's end the pump serves, what waits for it."""
+class LocalEnd:
+    """A forwarded connection's local end: a socket pair, `user` for whoever forwards it,
+    `far` for the thread that pumps it (non-blocking), and what came from the pod but is
+    not yet written to `far`."""
 
-    def __init__(self, index: int, number: int) -> None:
-        self.number = number
-        self.data_channel = 2 * index
+    def __init__(self) -> None:
         self.user, self.far = socket.socketpair()
         self.far.setblocking(False)
-        self.to_user = bytearray()  # from the pod, not yet written to `far`
-        self.error: str | None = None
+        self.to_user = bytearray()
         self.closed = False
-        self.started = [False, False]  # whether each channel's port prefix arrived
 
-    def close(self) -> None:
+    def end(self) -> None:
         self.closed = True
         self.to_user.clear()
         with contextlib.suppress(OSError):
             self.far.close()
+
+    def flush(self) -> bool:
+        """Write what `far` can take of `to_user`; False when the local socket was closed
+        under us."""
+        try:
+            sent = self.far.send(self.to_user)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        del self.to_user[:sent]
+        return True
+
+
+class _Port(LocalEnd):
+    """One forwarded port: its local end, its channels, what the kubelet said."""
+
+    def __init__(self, index: int, number: int) -> None:
+        super().__init__()
+        self.number = number
+        self.data_channel = 2 * index
+        self.error: str | None = None
+        self.started = [False, False]  # whether each channel's port prefix arrived
 
 
 class PortForward:
@@ -238,7 +259,7 @@ class PortForward:
                     # Nothing more comes from the pod: hand over what did, then end.
                     for p in live:
                         if not p.to_user:
-                            p.close()
+                            p.end()
                     live = [p for p in live if not p.closed]
                     if not live:
                         return
@@ -270,7 +291,7 @@ class PortForward:
                     p.error = f"port-forward tunnel failed: {e}"
         finally:
             for p in self._ports:
-                p.close()
+                p.end()
             if ws_open:
                 with contextlib.suppress(Exception):
                     self._ws.send_close()
@@ -304,7 +325,7 @@ class PortForward:
             # The kubelet gave up on this connection: say why, and end the local socket
             # (its reader sees the end of the stream, then reads the error).
             port.error = (port.error or "") + payload.decode(errors="replace")
-            port.close()
+            port.end()
         else:
             port.to_user += payload
         return True
@@ -317,20 +338,14 @@ class PortForward:
         except OSError:
             data = b""
         if not data:  # the local socket was closed: this connection is over
-            port.close()
+            port.end()
             return b""
         return bytes(websocket.ABNF.create_frame(bytes([port.data_channel]) + data,
                                                  websocket.ABNF.OPCODE_BINARY).format())
 
     def _write_local(self, port: _Port) -> None:
-        try:
-            sent = port.far.send(port.to_user)
-        except BlockingIOError:
-            return
-        except OSError:  # the local socket was closed under us
-            port.close()
-            return
-        del port.to_user[:sent]
+        if not port.flush():
+            port.end()
 
 
 def open_portforward(transport: Transport, namespace: str, pod: str,
