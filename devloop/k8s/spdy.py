@@ -119,10 +119,8 @@ class Tunnel(LocalEnd):
     """One forwarded connection: `socket(port)` is its local end, `error(port)` what the
     kubelet said went wrong; the same calls as a websocket's `PortForward`."""
 
-    def __init__(self, port: int, error_stream: int, data_stream: int,
-                 session: SpdySession) -> None:
+    def __init__(self, error_stream: int, data_stream: int, session: SpdySession) -> None:
         super().__init__()
-        self.port = port
         self.error_stream = error_stream
         self.data_stream = data_stream
         self.session = session
@@ -163,15 +161,14 @@ class SpdySession:
         self._lock = threading.Lock()
         self._outgoing = bytearray()  # frames not yet sent
         self._tunnels: dict[int, Tunnel] = {}  # by both of their stream IDs
-        self._next_stream = 1  # a client's streams are odd
-        self._next_request = 0
+        self._next_stream = 1  # a client's streams are odd, four to a connection
         self._wake_read, self._wake_write = socket.socketpair()
         self._wake_read.setblocking(False)
         self._wake_write.setblocking(False)
         self._reader = FrameReader()
         self._pending = leftover
-        self.accepting = True
-        self.retired = False  # closes once its last tunnel has
+        self.retired = False  # takes no more tunnels, closes once its last one has
+        self._ended = False  # the connection is gone
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"port-forward session {where}")
         self._thread.start()
@@ -185,9 +182,8 @@ class SpdySession:
                                 temporary=True)
             error_id, data_id = self._next_stream, self._next_stream + 2
             self._next_stream += 4
-            request = str(self._next_request)
-            self._next_request += 1
-            tunnel = Tunnel(port, error_id, data_id, self)
+            request = str(error_id // 4)  # 0, 1, 2...: pairs the two streams
+            tunnel = Tunnel(error_id, data_id, self)
             self._tunnels[error_id] = self._tunnels[data_id] = tunnel
             for stream, kind, flags in ((error_id, "error", FLAG_FIN), (data_id, "data", 0)):
                 # The error stream only ever comes our way: it is half-closed at once.
@@ -197,16 +193,18 @@ class SpdySession:
         self.wake()
         return tunnel
 
+    @property
+    def accepting(self) -> bool:
+        return not self.retired and not self._ended
+
     def retire(self) -> None:
         """Take no more tunnels, and close once the open ones are done."""
         with self._lock:
-            self.accepting = False
             self.retired = True
         self.wake()
 
     def close(self) -> None:
         with self._lock:
-            self.accepting = False
             self.retired = True
             tunnels = set(self._tunnels.values())
         for tunnel in tunnels:
@@ -268,7 +266,7 @@ class SpdySession:
             failure = f"port-forward session failed: {type(e).__name__}: {e}"
         finally:
             with self._lock:
-                self.accepting = False
+                self._ended = True
                 tunnels = list(dict.fromkeys(self._tunnels.values()))
                 self._tunnels.clear()
             for tunnel in tunnels:
@@ -287,7 +285,6 @@ class SpdySession:
                 self._send(control_frame(PING, 0, frame.payload))  # answered as it came
             elif frame.kind == GOAWAY:
                 with self._lock:
-                    self.accepting = False
                     self.retired = True
             elif frame.kind == RST_STREAM:
                 tunnel = self._tunnels.get(frame.stream)
