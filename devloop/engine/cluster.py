@@ -303,6 +303,11 @@ class Cluster:
         """Run `argv` in a container (live update); KubeError when it cannot be started."""
         return await self.kube.exec(namespace, pod, container, argv, stdin)
 
+    async def extract(self, namespace: str, pod: str, container: str,
+                      archive: bytes) -> ExecResult:
+        """Extract a live update's tar archive at / in a container; KubeError as `exec`."""
+        return await self.kube.extract(namespace, pod, container, archive)
+
     async def follow_logs(self, namespace: str, pod: str, container: str, log: LogFn) -> None:
         """Show a container's log lines from where this session last left it."""
         cursor = self._log_cursors.setdefault((namespace, pod, container), LogCursor())

@@ -145,7 +145,8 @@ class LiveUpdater:
                                 container: lu.Container, steps: list[dict[str, Any]]) -> None:
         started = time.monotonic()
         await apply_in_container(self.cluster.exec, container.namespace, container.pod,
-                                 container.name, archive=archive, deletes=update.deletes)
+                                 container.name, archive=archive, deletes=update.deletes,
+                                 extract_fn=self.cluster.extract)
         tr.mark(tr.Phase.SYNC, container=str(container))
         elapsed = _ms(started)
         done = [text for n, text in (

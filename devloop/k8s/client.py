@@ -28,6 +28,7 @@ import urllib3
 from devloop.k8s import kubeconfig as kc
 from devloop.k8s.errors import KubeError, UnknownKindError, error_from_status
 from devloop.k8s.portforward import PortForwarder
+from devloop.k8s.standby import StandbyCommands
 from devloop.k8s.streams import (
     WATCH_TIMEOUT_SECS,
     ExecResult,
@@ -42,6 +43,7 @@ from devloop.k8s.streams import (
     exec_blocking,
     thread_stream,
 )
+from devloop.k8s.sync import EXTRACT_COMMAND
 from devloop.k8s.transport import REQUEST_TIMEOUT, Timeout, Transport
 
 _T = TypeVar("_T")
@@ -116,6 +118,8 @@ class KubeClient:
         self._resources: dict[str, list[ApiResource]] = {}
         self._lock = threading.Lock()
         self._caches: dict[tuple[str, str], WatchCache] = {}
+        # Live update's `tar -x`, started ahead in each container it synced into.
+        self._extractors = StandbyCommands(self, EXTRACT_COMMAND)
         # Server-side length of each watch request of the shared caches; tests shorten it
         # (DEVLOOP_WATCH_TIMEOUT_SECONDS) to see the runtime outlive watches the API
         # server ends.
@@ -133,6 +137,7 @@ class KubeClient:
         return cls(config, context=config.context, namespace=config.namespace)
 
     def close(self) -> None:
+        self._extractors.close()
         for cache in self._caches.values():
             cache.cancel()
         self._caches.clear()
@@ -379,6 +384,13 @@ class KubeClient:
         """Run a command in a container, optionally feeding `stdin` (then closing it)."""
         return await asyncio.to_thread(exec_blocking, self, namespace, pod, container,
                                        list(argv), stdin)
+
+    async def extract(self, namespace: str, pod: str, container: str,
+                      archive: bytes) -> ExecResult:
+        """Extract a tar `archive` at / in a container (`sync.EXTRACT_COMMAND`), on the
+        extractor started there after the last one when it still waits."""
+        return await asyncio.to_thread(self._extractors.run, namespace, pod, container,
+                                       archive)
 
 
 __all__ = [

@@ -20,7 +20,7 @@ import urllib3
 import yaml
 
 from devloop.k8s.errors import KubeError, error_from_status, is_temporary_status
-from devloop.k8s.websocket import open_exec
+from devloop.k8s.websocket import ExecStream, open_exec
 from devloop.model.background import spawn
 
 if TYPE_CHECKING:
@@ -539,16 +539,31 @@ class LogFollower(_Interruptible):
 def exec_blocking(client: KubeClient, namespace: str, pod: str, container: str,
                   argv: list[str], stdin: bytes | None) -> ExecResult:
     """Run `argv` in the container over the exec websocket (blocking)."""
-    what = f"exec in {namespace}/{pod} container {container}"
+    stream = start_exec(client, namespace, pod, container, argv, stdin=stdin is not None)
+    return finish_exec(stream, stdin, exec_what(namespace, pod, container))
+
+
+def exec_what(namespace: str, pod: str, container: str) -> str:
+    return f"exec in {namespace}/{pod} container {container}"
+
+
+def start_exec(client: KubeClient, namespace: str, pod: str, container: str,
+               argv: list[str] | tuple[str, ...], *, stdin: bool) -> ExecStream:
+    """`argv` started in the container, its stdin not yet sent (blocking)."""
     try:
-        ws = open_exec(client.transport, namespace, pod, container, argv,
-                       stdin=stdin is not None)
+        return open_exec(client.transport, namespace, pod, container, list(argv),
+                         stdin=stdin)
     except KubeError as e:
         # Temporary whatever the status: a pod that is starting or restarting refuses an
         # exec (400, 404, 500) for a moment, and the caller tries again.
         said = e.message if e.status else f"cannot reach the API server: {e.message}"
-        raise KubeError(f"{what}: {said}", temporary=True, status=e.status,
-                        reason=e.reason) from e
+        raise KubeError(f"{exec_what(namespace, pod, container)}: {said}", temporary=True,
+                        status=e.status, reason=e.reason) from e
+
+
+def finish_exec(ws: ExecStream, stdin: bytes | None, what: str) -> ExecResult:
+    """Send `stdin` to a started command and end it, then collect its output and exit
+    status (blocking); the stream is closed afterwards."""
     out, err = bytearray(), bytearray()
 
     def drain(timeout: float) -> None:

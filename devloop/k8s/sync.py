@@ -2,7 +2,9 @@
 
 Like Tilt, the container needs `rm` and `tar` (`tar -x -C / -f -` reads the archive from
 stdin, so paths in the archive are the remote paths without the leading slash). The
-archive holds only the files of one change set, so it is built in memory.
+archive holds only the files of one change set, so it is built in memory. The cluster
+keeps a `tar -x` started ahead in each container it synced into (`standby.py`), so the
+next sync there does not wait for a command to start.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from devloop.k8s.errors import KubeError
 from devloop.k8s.streams import ExecResult
 
 ExecFn = Callable[[str, str, str, list[str], bytes | None], Awaitable[ExecResult]]
+# (namespace, pod, container, archive): EXTRACT_COMMAND run there with the archive on stdin.
+ExtractFn = Callable[[str, str, str, bytes], Awaitable[ExecResult]]
+
+EXTRACT_COMMAND = ("tar", "-x", "-C", "/", "-f", "-")
 
 # An exec whose connection was lost, or that the API server could not pass on, is tried
 # again after these pauses before the sync counts as failed: right after a kubelet
@@ -102,21 +108,29 @@ def _walk(local: str, arcname: str, skip: Callable[[str], bool]
 
 
 async def apply_in_container(exec_fn: ExecFn, namespace: str, pod: str, container: str, *,
-                             archive: Archive | None, deletes: Sequence[str]) -> None:
+                             archive: Archive | None, deletes: Sequence[str],
+                             extract_fn: ExtractFn | None = None) -> None:
     """Delete `deletes` and extract `archive` at / in the container; SyncError when it
     cannot be done. Deleting comes first when both touch the same paths; otherwise both
-    run at once (each exec is a round trip to the kubelet)."""
+    run at once (each exec is a round trip to the kubelet). `extract_fn` runs the
+    extraction when given (the cluster's, with an extractor started ahead), else `exec_fn`
+    runs EXTRACT_COMMAND."""
     where = f"{pod}/{container}"
+    if extract_fn is None:
+        def run_extract(namespace: str, pod: str, container: str,
+                        data: bytes) -> Awaitable[ExecResult]:
+            return exec_fn(namespace, pod, container, list(EXTRACT_COMMAND), data)
+        extract_fn = run_extract
     extract = archive is not None and archive.files > 0
     if deletes and extract and archive is not None and archive.overlaps(deletes):
         await _delete(exec_fn, namespace, pod, container, deletes, where)
-        await _extract(exec_fn, namespace, pod, container, archive, where)
+        await _extract(extract_fn, namespace, pod, container, archive, where)
         return
     jobs = []
     if deletes:
         jobs.append(_delete(exec_fn, namespace, pod, container, deletes, where))
     if extract and archive is not None:
-        jobs.append(_extract(exec_fn, namespace, pod, container, archive, where))
+        jobs.append(_extract(extract_fn, namespace, pod, container, archive, where))
     results = await asyncio.gather(*jobs, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
@@ -125,17 +139,18 @@ async def apply_in_container(exec_fn: ExecFn, namespace: str, pod: str, containe
 
 async def _delete(exec_fn: ExecFn, namespace: str, pod: str, container: str,
                   deletes: Sequence[str], where: str) -> None:
-    result = await _exec(exec_fn, namespace, pod, container, ["rm", "-rf", "--", *deletes],
-                         None, where)
+    argv = ["rm", "-rf", "--", *deletes]
+    result = await _retried(lambda: exec_fn(namespace, pod, container, argv, None),
+                            "rm", where)
     if result.exit_code != 0:
         raise SyncError(f"removing deleted files in {where} failed "
                         f"(exit {result.exit_code}): {_text(result)}")
 
 
-async def _extract(exec_fn: ExecFn, namespace: str, pod: str, container: str,
+async def _extract(extract_fn: ExtractFn, namespace: str, pod: str, container: str,
                    archive: Archive, where: str) -> None:
-    result = await _exec(exec_fn, namespace, pod, container,
-                         ["tar", "-x", "-C", "/", "-f", "-"], archive.data, where)
+    result = await _retried(lambda: extract_fn(namespace, pod, container, archive.data),
+                            EXTRACT_COMMAND[0], where)
     if result.exit_code == 127:
         raise SyncError(_no_tar(where))
     if result.exit_code != 0:
@@ -143,16 +158,16 @@ async def _extract(exec_fn: ExecFn, namespace: str, pod: str, container: str,
                         f"(exit {result.exit_code}): {_text(result)}")
 
 
-async def _exec(exec_fn: ExecFn, namespace: str, pod: str, container: str, argv: list[str],
-                stdin: bytes | None, where: str) -> ExecResult:
+async def _retried(attempt: Callable[[], Awaitable[ExecResult]], program: str,
+                   where: str) -> ExecResult:
     for pause in (*EXEC_RETRY_PAUSES, None):
         try:
-            return await exec_fn(namespace, pod, container, argv, stdin)
+            return await attempt()
         except KubeError as exc:
-            if exc.temporary and pause is not None and not _not_found(exc.message, argv[0]):
+            if exc.temporary and pause is not None and not _not_found(exc.message, program):
                 await asyncio.sleep(pause)
                 continue
-            raise _sync_error(exc, argv[0], where) from None
+            raise _sync_error(exc, program, where) from None
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 

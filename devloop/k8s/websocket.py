@@ -123,6 +123,14 @@ class ExecStream:
     def is_open(self) -> bool:
         return self._open
 
+    def waiting(self) -> bool:
+        """Whether the command can still be handed its stdin: the stream is open, no
+        Status came (a command that ended sends one; a dropped connection reads as
+        closed), and stdin can be ended (v5), so a command reading to its end stops. What
+        did arrive (the empty first frame of each channel, early output) is kept."""
+        self.update(0)
+        return self._open and self._v5 and STATUS not in self._buffers
+
     def update(self, timeout: float) -> None:
         """Take every frame that has arrived, waiting up to `timeout` for the first."""
         wait: float | None = timeout

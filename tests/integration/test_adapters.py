@@ -15,6 +15,7 @@ from devloop.build.docker_builder import BuildError, DockerBuilder, content_tag
 from devloop.k8s.client import KubeClient, KubeError, ObjectRef, PortForwarder
 from devloop.k8s.inject import OWNER_SELECTOR, inject
 from devloop.k8s.portforward import PortForwardError
+from devloop.k8s.sync import tar_archive
 from devloop.model import plan
 
 pytestmark = pytest.mark.integration
@@ -159,6 +160,8 @@ async def test_build_push_deploy_observe_and_delete(testenv, k8s_namespace, tmp_
     result = await kube.exec(k8s_namespace, pod_name, "web", ["cat", "/www/secret.txt"])
     assert result.exit_code != 0  # .dockerignore kept it out of the image
     assert b"secret.txt" in result.stderr
+    syncing = await KubeClient.create(str(testenv.kubeconfig))
+    await _extract_on_a_command_started_ahead(syncing, kube, k8s_namespace, pod_name, tmp_path)
 
     events = await kube.events_for(k8s_namespace, pod_name)
     assert any(e.get("reason") == "Scheduled" for e in events)
@@ -175,6 +178,52 @@ async def test_build_push_deploy_observe_and_delete(testenv, k8s_namespace, tmp_
                                          namespace=k8s_namespace)
     assert remaining == []
     kube.close()
+
+
+async def _waiting_extractors(kube: KubeClient, namespace: str, pod: str) -> list[str]:
+    """PIDs of the `tar -x` processes in the container (busybox `ps`)."""
+    listing = await kube.exec(namespace, pod, "web", ["ps", "-o", "pid,args"])
+    return [line.split()[0] for line in listing.stdout.decode().splitlines()
+            if "tar -x -C / -f -" in line]
+
+
+async def _read(kube: KubeClient, namespace: str, pod: str, path: str) -> bytes:
+    return (await kube.exec(namespace, pod, "web", ["cat", path])).stdout
+
+
+async def _extract_on_a_command_started_ahead(syncing: KubeClient, kube: KubeClient,
+                                              namespace: str, pod: str, tmp_path: Path
+                                              ) -> None:
+    """Live update's extraction (by `syncing`): after each, a `tar -x` waits in the
+    container for the next; one that was killed meanwhile is replaced; closing `syncing`
+    ends it."""
+    source = tmp_path / "synced.txt"
+
+    async def sync(text: str) -> None:
+        source.write_text(text)
+        archive = tar_archive([(str(source), "/tmp/synced.txt")])
+        result = await syncing.extract(namespace, pod, "web", archive.data)
+        assert result.exit_code == 0, result
+        assert await _read(kube, namespace, pod, "/tmp/synced.txt") == text.encode()
+
+    await sync("one\n")
+    async with asyncio.timeout(20):
+        while not (first := await _waiting_extractors(kube, namespace, pod)):
+            await asyncio.sleep(0.05)
+    await sync("two\n")  # handed to the waiting one, which then exits
+    async with asyncio.timeout(20):
+        while (after := await _waiting_extractors(kube, namespace, pod)) in ([], first):
+            await asyncio.sleep(0.05)
+    assert len(after) == 1 and after != first
+    await kube.exec(namespace, pod, "web", ["kill", after[0]])  # as a container restart
+    await sync("three\n")
+    async with asyncio.timeout(20):
+        while (left := await _waiting_extractors(kube, namespace, pod)) in ([], after):
+            await asyncio.sleep(0.05)
+    syncing.close()
+    async with asyncio.timeout(20):
+        while set(left) & set(await _waiting_extractors(kube, namespace, pod)):
+            await asyncio.sleep(0.05)
 
 
 async def test_failed_build_reports_the_failing_step(tmp_path):

@@ -18,6 +18,7 @@ from typing import Any
 
 from devloop.engine.runner import RunnerHooks
 from devloop.k8s.streams import ExecResult
+from devloop.k8s.sync import EXTRACT_COMMAND
 from devloop.model import plan as p
 
 
@@ -183,6 +184,10 @@ class FakeCluster:
                    stdin: bytes | None = None) -> ExecResult:
         self.execs.append((pod, argv, stdin))
         return self.answer(argv)
+
+    async def extract(self, namespace: str, pod: str, container: str,
+                      archive: bytes) -> ExecResult:
+        return await self.exec(namespace, pod, container, list(EXTRACT_COMMAND), archive)
 
     def extracted(self) -> list[tuple[str, list[str]]]:
         """For each tar stream sent, in order: the pod, and the names of its files."""
