@@ -303,6 +303,15 @@ class SpdySession:
             return  # a connection already over
         if frame.stream == tunnel.error_stream:
             tunnel.errors_done = tunnel.errors_done or bool(frame.flags & FLAG_FIN)
+            if frame.payload:
+                # After an error (a dial refused: nothing listens yet) on a connection whose
+                # client had already sent bytes, the server's side of the session serves no
+                # new connection: their streams open and then hang (seen with containerd's
+                # streaming server; kubectl ends its whole port-forward on such an error).
+                # So the session takes no more tunnels, and the next connection gets a
+                # session of its own.
+                with self._lock:
+                    self.retired = True
             if frame.payload and not tunnel.closed:
                 # The kubelet gave up on this connection: say why, and end the local
                 # socket (its reader sees the end of the stream, then reads the error).

@@ -153,6 +153,27 @@ async def test_build_push_deploy_observe_and_delete(testenv, k8s_namespace, tmp_
     assert [e.message for e in errors] == [
         "connection refused: nothing listens on port 9999 in the pod"]
 
+    # A forward used before anything listens on the pod's port works once something does
+    # (a first request during the app's start must not break the forward).
+    early = PortForwarder(kube, on_error=errors.append)
+    await early.start(k8s_namespace, pod_name, 0, 9998)
+    try:
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", early.local_port)
+            writer.write(b"GET /hello.txt HTTP/1.0\r\n\r\n")  # as a client would
+            async with asyncio.timeout(20):
+                assert await reader.read() == b""  # refused in the pod
+            writer.close()
+        started = await kube.exec(k8s_namespace, pod_name, "web",
+                                  ["httpd", "-p", "9998", "-h", "/www"])  # it daemonizes
+        assert started.exit_code == 0, started
+        async with aiohttp.ClientSession() as http, asyncio.timeout(20):
+            url = f"http://127.0.0.1:{early.local_port}/hello.txt"
+            async with http.get(url) as resp:
+                assert await resp.read() == b"hello\n"
+    finally:
+        await early.stop()
+
     result = await kube.exec(k8s_namespace, pod_name, "web", ["cat", "/www/hello.txt"])
     assert (result.exit_code, result.stdout) == (0, b"hello\n")
     result = await kube.exec(k8s_namespace, pod_name, "web", ["cat"], stdin=b"x" * 200_000)

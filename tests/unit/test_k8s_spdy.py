@@ -145,6 +145,11 @@ def test_a_refused_dial_is_said_after_the_data_stream_ends(session_and_kubelet):
     assert tunnel.error(9999) == reason
     assert portforward.describe_failure(reason) == (
         "connection refused: nothing listens on port 9999 in the pod")
+    # The server's side serves no new connection after an error: the next one needs a
+    # session of its own.
+    assert not session.accepting
+    with pytest.raises(KubeError, match="has ended"):
+        session.tunnel(9999)
 
 
 def test_pings_are_answered_and_a_reset_ends_the_connection(session_and_kubelet):
