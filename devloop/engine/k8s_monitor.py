@@ -173,8 +173,9 @@ class K8sMonitor:
             ready_pods += [(namespace, by_name[s.name]) for s in assessment.pods
                            if s.ready and not s.deleting and s.name in by_name]
             running_pods += [(namespace, by_name[s.name]) for s in assessment.pods
-                             if s.phase == "Running" and not s.ready and not s.deleting
-                             and s.name in by_name]
+                             if not s.ready and not s.deleting and s.name in by_name and (
+                                 s.phase == "Running" or s.phase == "Pending" and
+                                 self.pods.started(by_name[s.name]))]
         self.pods.forget(present)
         # The stability clock starts when the watch shows a container ready, not after the
         # port-forward probe below (which waits for the pod's port): the two overlap.

@@ -74,9 +74,20 @@ class PodStreams:
         self._events.setdefault(event.pod, []).append(event)
         if fresh:
             self._log(event.line(), "")  # the line names its pod
-        if event.warning:
+        if event.warning or container_started(event):
             # Alerts are assessed with the pods: read again (nothing else may change now).
+            # A container's start is said by its event before the pod's status says it.
             self._wake()
+
+    def started(self, pod: dict[str, Any]) -> bool:
+        """Has one of the pod's (not init) containers started, by the pod's events? The
+        kubelet posts the `Started` event as it starts the container, and puts it in the
+        pod's status only after its next look at the runtime (up to a second later on
+        this cluster), so a port-forward opened on the event is there that much sooner."""
+        name = pod.get("metadata", {}).get("name", "")
+        containers = {c.get("name") for c in pod.get("spec", {}).get("containers", [])}
+        return any(container_started(event) in containers
+                   for event in self._events.get(name, []))
 
     def events_of(self, pod: str) -> list[PodEventRecord]:
         return self._events.get(pod, [])
@@ -98,6 +109,13 @@ class PodStreams:
         for pod, namespace in self._subscribed.items():
             self.cluster.events.unsubscribe(namespace, pod, self._on_event)
         self._subscribed.clear()
+
+
+def container_started(event: PodEventRecord) -> str:
+    """The container a kubelet's `Started` event is about ('' for any other event)."""
+    if event.reason != "Started" or event.warning:
+        return ""
+    return event.message.removeprefix("Started container ").strip()
 
 
 def _with_prefix(log: Callable[[str, str], None], prefix: str, text: str) -> None:

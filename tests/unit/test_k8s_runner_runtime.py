@@ -234,3 +234,55 @@ def test_a_forward_that_does_not_connect_yet_is_tried_again_soon_without_a_chang
         await cluster.events.close()
 
     asyncio.run(run())
+
+
+def normal(uid: str, reason: str, message: str) -> dict[str, Any]:
+    return {**warning(uid, reason, message), "type": "Normal"}
+
+
+def test_a_first_forward_opens_when_the_containers_started_event_comes_before_the_status(
+        ) -> None:
+    """The kubelet says `Started container main` in an event at once, and in the pod's
+    status only after its next look at the runtime: the forward opens on the event (on
+    a container of the pod's own, not an init container's start)."""
+    opened: list[str] = []
+
+    class Handle:
+        async def probe(self) -> str:
+            return ""
+
+        def retarget(self, namespace: str, pod: str) -> None:
+            return None
+
+        async def stop(self) -> None:
+            return None
+
+    class Forwarding(Cluster):
+        async def forward(self, namespace: str, pod: str, forward: p.PortForward,
+                          on_error: Any) -> Any:
+            opened.append(pod)
+            return Handle()
+
+    async def run() -> None:
+        cluster = Forwarding()
+        hooks = RunnerHooks(log=lambda *args: None, changed=lambda: None)
+        resource = p.Resource(name="web", type=p.ResourceType.K8S, port_forwards=(
+            p.PortForward(local_port=18000, container_port=8000),))
+        plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,))
+        runner = K8sRunner(resource, plan=plan, cluster=cluster, hooks=hooks)
+        runner.monitor.applied = [dict(POD)]
+        cluster.live = {**POD, "spec": {**POD["spec"], "initContainers": [{"name": "init"}]},
+                        "status": {"phase": "Pending"}}
+        await runner.monitor.restart()
+        await asyncio.sleep(0.05)
+        cluster.events.deliver(normal("1", "Started", "Started container init"))
+        await asyncio.sleep(0.05)
+        assert opened == []  # an init container's start is not the app's
+        cluster.events.deliver(normal("2", "Started", "Started container main"))
+        await asyncio.sleep(0.05)  # no change from the pod watch: the event wakes the monitor
+        assert opened == ["web"]
+        assert runner.runtime().state == RuntimeState.PENDING
+        await runner.stop()
+        await cluster.events.close()
+
+    asyncio.run(run())
