@@ -199,30 +199,51 @@ def test_a_container_started_long_before_it_was_seen_is_stable_at_once() -> None
     asyncio.run(run())
 
 
+class ForwardHandle:
+    """A forward whose probe says `answers` in turn, then that it works."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+
+    async def probe(self) -> str:
+        return self.answers.pop(0) if self.answers else ""
+
+    def retarget(self, namespace: str, pod: str) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class Forwarding(Cluster):
+    """Records the pods forwards open on; each forward's probe first says `answers`."""
+
+    def __init__(self, answers: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.answers = answers
+        self.opened: list[str] = []
+
+    async def forward(self, namespace: str, pod: str, forward: p.PortForward,
+                      on_error: Any) -> Any:
+        self.opened.append(pod)
+        return ForwardHandle(list(self.answers))
+
+
+def forwarding_runner(cluster: Forwarding) -> K8sRunner:
+    """The runner of the pod `web` with a forward of local port 18000 to its port 8000."""
+    hooks = RunnerHooks(log=lambda *args: None, changed=lambda: None)
+    resource = p.Resource(name="web", type=p.ResourceType.K8S, port_forwards=(
+        p.PortForward(local_port=18000, container_port=8000),))
+    plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,))
+    runner = K8sRunner(resource, plan=plan, cluster=cluster, hooks=hooks)
+    runner.monitor.applied = [dict(POD)]
+    return runner
+
+
 def test_a_forward_that_does_not_connect_yet_is_tried_again_soon_without_a_change() -> None:
-    class Handle:
-        def __init__(self) -> None:
-            self.answers = ["connection refused: nothing listens on port 8000 in the pod"]
-
-        async def probe(self) -> str:
-            return self.answers.pop(0) if self.answers else ""
-
-        async def stop(self) -> None:
-            return None
-
-    class Forwarding(Cluster):
-        async def forward(self, namespace: str, pod: str, forward: p.PortForward,
-                          on_error: Any) -> Any:
-            return Handle()
-
     async def run() -> None:
-        cluster = Forwarding()
-        hooks = RunnerHooks(log=lambda *args: None, changed=lambda: None)
-        resource = p.Resource(name="web", type=p.ResourceType.K8S, port_forwards=(
-            p.PortForward(local_port=18000, container_port=8000),))
-        plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,))
-        runner = K8sRunner(resource, plan=plan, cluster=cluster, hooks=hooks)
-        runner.monitor.applied = [dict(POD)]
+        cluster = Forwarding(("connection refused: nothing listens on port 8000 in the pod",))
+        runner = forwarding_runner(cluster)
         cluster.live = running()
         await runner.monitor.restart()
         await asyncio.sleep(0.05)
@@ -245,42 +266,19 @@ def test_a_first_forward_opens_when_the_containers_started_event_comes_before_th
     """The kubelet says `Started container main` in an event at once, and in the pod's
     status only after its next look at the runtime: the forward opens on the event (on
     a container of the pod's own, not an init container's start)."""
-    opened: list[str] = []
-
-    class Handle:
-        async def probe(self) -> str:
-            return ""
-
-        def retarget(self, namespace: str, pod: str) -> None:
-            return None
-
-        async def stop(self) -> None:
-            return None
-
-    class Forwarding(Cluster):
-        async def forward(self, namespace: str, pod: str, forward: p.PortForward,
-                          on_error: Any) -> Any:
-            opened.append(pod)
-            return Handle()
-
     async def run() -> None:
         cluster = Forwarding()
-        hooks = RunnerHooks(log=lambda *args: None, changed=lambda: None)
-        resource = p.Resource(name="web", type=p.ResourceType.K8S, port_forwards=(
-            p.PortForward(local_port=18000, container_port=8000),))
-        plan = p.Plan(tiltfile="/p/Tiltfile", resources=(resource,))
-        runner = K8sRunner(resource, plan=plan, cluster=cluster, hooks=hooks)
-        runner.monitor.applied = [dict(POD)]
+        runner = forwarding_runner(cluster)
         cluster.live = {**POD, "spec": {**POD["spec"], "initContainers": [{"name": "init"}]},
                         "status": {"phase": "Pending"}}
         await runner.monitor.restart()
         await asyncio.sleep(0.05)
         cluster.events.deliver(normal("1", "Started", "Started container init"))
         await asyncio.sleep(0.05)
-        assert opened == []  # an init container's start is not the app's
+        assert cluster.opened == []  # an init container's start is not the app's
         cluster.events.deliver(normal("2", "Started", "Started container main"))
         await asyncio.sleep(0.05)  # no change from the pod watch: the event wakes the monitor
-        assert opened == ["web"]
+        assert cluster.opened == ["web"]
         assert runner.runtime().state == RuntimeState.PENDING
         await runner.stop()
         await cluster.events.close()
