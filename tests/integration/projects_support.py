@@ -21,6 +21,8 @@ PROJECTS = REPO_ROOT / "tests" / "projects"
 T = TypeVar("T")
 # The cluster pulls nothing from public registries: testenv pushes busybox to its registry.
 CLUSTER_BUSYBOX = "localhost:5000/busybox:latest"
+# Lines of `devloop up`'s log shown when a test fails while it runs.
+LOG_TAIL_LINES = 150
 
 
 def copy_project(name: str, target: Path) -> Path:
@@ -86,6 +88,11 @@ def devloop_up(project: Path, kubeconfig: Path, log_path: Path,
                                    start_new_session=True)
     try:
         yield process
+    except BaseException:
+        # pytest shows a failed test's captured output: what devloop said is the evidence.
+        print(f"--- the last {LOG_TAIL_LINES} lines of `devloop up` ({log_path.name}):")
+        print("\n".join(log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]))
+        raise
     finally:
         interrupt_and_wait(process)
 
