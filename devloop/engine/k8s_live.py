@@ -30,6 +30,11 @@ from devloop.model import plan as p
 from devloop.model import trace as tr
 
 LIVE_UPDATE_KIND = k.LIVE_UPDATE.name
+# A change saved while a target container is still being created waits this long for it
+# to run (the image is already pulled or being pulled from the local registry; seconds
+# at most), asking the API server again every START_POLL_SECS, before it rebuilds instead.
+START_WAIT_SECS = 60.0
+START_POLL_SECS = 0.2
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,25 @@ class LiveUpdater:
         return True
 
     async def _choose(self, files: tuple[str, ...]) -> lu.FullBuild | _LiveWork:
-        """Which containers get which files and steps, or why the image must be rebuilt."""
+        """Which containers get which files and steps, or why the image must be rebuilt;
+        waits (up to START_WAIT_SECS) for a target container that is being started."""
+        deadline: float | None = None
+        while True:
+            choice = await self._choose_now(files)
+            if not isinstance(choice, lu.Starting):
+                return choice
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + START_WAIT_SECS
+                self._log(f"Live update: waiting for container {choice.container} to start")
+            elif now >= deadline:
+                return lu.FullBuild(f"container {choice.container} did not start within "
+                                    f"{START_WAIT_SECS:g} s")
+            await asyncio.sleep(START_POLL_SECS)
+
+    async def _choose_now(self, files: tuple[str, ...]
+                          ) -> lu.FullBuild | lu.Starting | _LiveWork:
+        """`_choose` on the pods as they are now."""
         decision = lu.decide(self.images(), self.deployed, files,
                              base=os.path.dirname(self.plan.tiltfile))
         if isinstance(decision, lu.FullBuild):
@@ -98,7 +121,7 @@ class LiveUpdater:
         for update in decision.images:
             targets = lu.targets_or_reason(containers, self.deployed[update.image_ref],
                                            self._synced)
-            if isinstance(targets, lu.FullBuild):
+            if isinstance(targets, lu.FullBuild | lu.Starting):
                 return targets
             work.append((update, targets))
         return _LiveWork(work, frozenset((c.namespace, c.pod) for c in containers))

@@ -15,6 +15,10 @@ a deletion). Tilt's semantics:
 - `run` steps run when no triggers are given or a changed file is under one of them.
 - A container that restarted, or a pod that appeared, since the last live update lost the
   synced files (it starts from the image): the next change rebuilds.
+- A container of the deployed pod that is still being created will run the deployed image:
+  the live update waits for it (`Starting`) rather than rebuilding. Its app can answer
+  before the pod's status says it runs (the forward opens on the container's Started
+  event), so a user may well save in that second.
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ class FullBuild:
     reason: str
 
 
+# A container waiting for these is being started for the first time (its image pulled,
+# its init containers run), not failing: it will run what its pod spec says.
+STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
+
+
 @dataclass(frozen=True)
 class Container:
     """A container of the resource's pods, as a live update target."""
@@ -70,6 +79,9 @@ class Container:
     image: str  # the image reference in the pod spec
     running: bool
     restarts: int
+    # Not running yet, but being created (see STARTING_REASONS), or running while the
+    # pod's phase still says Pending: it runs shortly, with the pod spec's image.
+    starting: bool = False
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -210,12 +222,16 @@ def containers_of(pods: Iterable[Mapping[str, Any]], default_namespace: str) -> 
         phase = pod.get("status", {}).get("phase")
         for container in pod.get("spec", {}).get("containers", []):
             status = statuses.get(container["name"], {})
+            state = status.get("state") or {}
+            running = phase == "Running" and "running" in state
+            waiting = (state.get("waiting") or {}).get("reason")
             found.append(Container(
                 namespace=meta.get("namespace") or default_namespace,
                 pod=meta.get("name", ""), name=container["name"],
-                image=container.get("image", ""),
-                running=phase == "Running" and "running" in (status.get("state") or {}),
-                restarts=int(status.get("restartCount", 0))))
+                image=container.get("image", ""), running=running,
+                restarts=int(status.get("restartCount", 0)),
+                starting=not running and phase in ("Pending", "Running") and (
+                    not state or "running" in state or waiting in STARTING_REASONS)))
     return found
 
 
@@ -228,9 +244,17 @@ class Synced:
     restarts: Mapping[tuple[str, str, str], int]
 
 
+@dataclass(frozen=True)
+class Starting:
+    """A target container is being started: ask again once it runs."""
+
+    container: Container
+
+
 def targets_or_reason(containers: Sequence[Container], image: str,
-                      synced: Synced | None) -> list[Container] | FullBuild:
-    """The containers running `image` (the reference deployed), or why a rebuild is needed.
+                      synced: Synced | None) -> list[Container] | FullBuild | Starting:
+    """The containers running `image` (the reference deployed), why a rebuild is needed,
+    or a container to wait for first.
 
     `synced` is None when nothing was live updated since the last deploy: then every
     container holds the deployed image's files. Otherwise a pod that appeared since, or a
@@ -238,14 +262,17 @@ def targets_or_reason(containers: Sequence[Container], image: str,
     targets = [c for c in containers if c.image == image]
     if not targets:
         return FullBuild(f"no container runs {image}")
+    starting: Container | None = None
     for container in targets:
-        if not container.running:
+        if not container.running and not container.starting:
             return FullBuild(f"container {container} is not running")
-        if synced is None:
-            continue
-        if (container.namespace, container.pod) not in synced.pods:
-            return FullBuild(f"pod {container.pod} started after the last live update")
-        before = synced.restarts.get(container.key)
-        if before is not None and before != container.restarts:
-            return FullBuild(f"container {container} restarted since the last live update")
-    return targets
+        if synced is not None:
+            if (container.namespace, container.pod) not in synced.pods:
+                return FullBuild(f"pod {container.pod} started after the last live update")
+            before = synced.restarts.get(container.key)
+            if before is not None and before != container.restarts:
+                return FullBuild(
+                    f"container {container} restarted since the last live update")
+        if not container.running:
+            starting = starting or container
+    return Starting(starting) if starting else targets

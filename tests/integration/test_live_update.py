@@ -6,11 +6,13 @@ from __future__ import annotations
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.stream import stream
 
+from tests.integration import projects_support
 from tests.integration.test_engine_ci import (
     EXAMPLE,
     _get,
@@ -69,6 +71,12 @@ class Api:
         return out.split()
 
 
+def _after(log_path: Path, marker: str) -> str:
+    """The log after the first `marker` in it."""
+    output = log_path.read_text()
+    return output[output.index(marker):]
+
+
 def _serving(port: int, text: str) -> bool:
     return text in _get(f"http://127.0.0.1:{port}/")
 
@@ -81,8 +89,9 @@ def test_edits_and_deletions_are_live_updated_and_fall_back_on_rebuilds(
     api = Api(testenv, k8s_namespace)
     with devloop_up(project, kubeconfig, log_path, "--", "--no-worker"):
         _wait_for(lambda: _serving(port, '"v1"'), 420, "the api through its forward")
-        _wait_for(lambda: len(api.pods()) == 1, 60, "one api pod")
-        pod_before = api.only_pod()
+        # The forward opens on the container's Started event, before the pod's status
+        # reports the container: wait for that report.
+        pod_before = _wait_for(api.only_pod, 60, "one api pod with its container's status")
 
         app = project / "api" / "app.py"
         app.write_text(app.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
@@ -119,8 +128,9 @@ def test_a_failing_run_step_alerts_and_the_next_good_change_recovers(
     api = Api(testenv, k8s_namespace)
     with devloop_up(project, kubeconfig, log_path, "--", "--no-worker"):
         _wait_for(lambda: _serving(port, '"v1"'), 420, "the api through its forward")
-        _wait_for(lambda: len(api.pods()) == 1, 60, "one api pod")
-        pod_before = api.only_pod()
+        # The forward opens on the container's Started event, before the pod's status
+        # reports the container: wait for that report.
+        pod_before = _wait_for(api.only_pod, 60, "one api pod with its container's status")
 
         (project / "api" / "broken").write_text("x\n")
         _wait_for(lambda: "refusing: broken marker" in log_path.read_text(), 60,
@@ -133,8 +143,58 @@ def test_a_failing_run_step_alerts_and_the_next_good_change_recovers(
         app = project / "api" / "app.py"
         app.write_text(app.read_text().replace('VERSION = "v1"', 'VERSION = "v3"'))
         _wait_for(lambda: _serving(port, '"v3"'), 60, "the recovered api answering")
+        # The api reloads once the files land, before the run step's exec has returned.
+        _wait_for(lambda: "Live update: done" in _after(log_path, "ERROR: live update:"), 60,
+                  "the recovered update's end")
         output = log_path.read_text()
-        assert "Live update: done" in output[output.index("ERROR: live update:"):]
         assert "broken" not in api.files()
         assert api.only_pod() == pod_before
         assert output.count("Building image shop-api") == 1
+
+
+STARTING_TILTFILE = """\
+docker_build('slow-start', '.', live_update=[sync('message.txt', '/app/message.txt')])
+k8s_yaml('k8s.yaml')
+k8s_resource('slow-start')
+"""
+
+
+def _slow_start() -> dict[str, Any]:
+    """A Deployment whose app container waits for an init container's few seconds first,
+    so it is being started (PodInitializing) for that long after the deploy."""
+    deployment = projects_support.deployment("slow-start", "sleep 3600", image="slow-start")
+    spec = deployment["spec"]["template"]["spec"]
+    spec["initContainers"] = [{"name": "init", "image": projects_support.CLUSTER_BUSYBOX,
+                               "command": ["sleep", "5"]}]
+    return deployment
+
+
+def test_a_change_saved_while_the_container_is_being_started_is_live_updated_once_it_runs(
+        testenv, k8s_namespace, tmp_path):
+    project = projects_support.write_project(
+        tmp_path / "project", STARTING_TILTFILE, [_slow_start()],
+        {"Dockerfile": "FROM busybox\nCOPY message.txt /app/message.txt\n",
+         "message.txt": "v1\n"})
+    kubeconfig = namespaced_kubeconfig(testenv, k8s_namespace, tmp_path)
+    core = client.CoreV1Api(testenv.api_client())
+    log_path = tmp_path / "up.log"
+
+    def initializing() -> str:
+        (pod,) = core.list_namespaced_pod(k8s_namespace, label_selector="app=slow-start").items
+        (status,) = pod.status.container_statuses
+        waiting = status.state.waiting
+        return pod.metadata.name if waiting and waiting.reason == "PodInitializing" else ""
+
+    def message(pod: str) -> str:
+        return stream(core.connect_get_namespaced_pod_exec, pod, k8s_namespace,
+                      container="main", command=["cat", "/app/message.txt"], stderr=True,
+                      stdin=False, stdout=True, tty=False)
+
+    with devloop_up(project, kubeconfig, log_path):
+        pod = _wait_for(initializing, 300, "the pod running its init container")
+        (project / "message.txt").write_text("v2\n")
+        _wait_for(lambda: "Live update: done" in log_path.read_text(), 60, "the live update")
+        assert message(pod) == "v2\n"
+        output = log_path.read_text()
+        assert "Live update: waiting for container " in output
+        assert output.count("Building image slow-start") == 1

@@ -125,13 +125,19 @@ def test_custom_build_deps_and_ignore(tmp_path):
 
 
 def pod(name: str, image: str, *, restarts: int = 0, phase: str = "Running",
-        deleting: bool = False) -> dict[str, object]:
+        deleting: bool = False, state: dict[str, object] | None = None
+        ) -> dict[str, object]:
     meta: dict[str, object] = {"name": name, "namespace": "ns"}
     if deleting:
         meta["deletionTimestamp"] = "2024-01-01T00:00:00Z"
     return {"metadata": meta, "spec": {"containers": [{"name": "main", "image": image}]},
             "status": {"phase": phase, "containerStatuses": [
-                {"name": "main", "restartCount": restarts, "state": {"running": {}}}]}}
+                {"name": "main", "restartCount": restarts,
+                 "state": {"running": {}} if state is None else state}]}}
+
+
+def waiting(reason: str) -> dict[str, object]:
+    return {"waiting": {"reason": reason}}
 
 
 def test_targets_are_the_running_containers_of_the_deployed_image():
@@ -142,9 +148,32 @@ def test_targets_are_the_running_containers_of_the_deployed_image():
 
 
 def test_no_running_container_is_a_full_build():
-    containers = lu.containers_of([pod("a", "reg/app:2", phase="Pending")], "ns")
-    assert isinstance(lu.targets_or_reason(containers, "reg/app:2", None), lu.FullBuild)
+    for failing in (waiting("CrashLoopBackOff"), waiting("ErrImagePull"),
+                    waiting("CreateContainerConfigError"), {"terminated": {"exitCode": 1}}):
+        containers = lu.containers_of(
+            [pod("a", "reg/app:2", phase="Pending", state=failing)], "ns")
+        reason = lu.targets_or_reason(containers, "reg/app:2", None)
+        assert isinstance(reason, lu.FullBuild) and "is not running" in reason.reason
     assert isinstance(lu.targets_or_reason([], "reg/app:2", None), lu.FullBuild)
+
+
+def test_a_container_being_started_is_waited_for_not_rebuilt():
+    # Being created, past its init containers, started but not yet reported by the pod's
+    # phase, or not even reported yet: each runs the deployed image shortly.
+    for phase, state in (("Pending", waiting("ContainerCreating")),
+                         ("Pending", waiting("PodInitializing")),
+                         ("Pending", {"running": {}}), ("Pending", {})):
+        containers = lu.containers_of(
+            [pod("a", "reg/app:2"), pod("b", "reg/app:2", phase=phase, state=state)], "ns")
+        assert lu.targets_or_reason(containers, "reg/app:2", None) == \
+            lu.Starting(containers[1]), (phase, state)
+    # A new pod after a live update lacks the synced files however it is doing.
+    synced = lu.Synced(frozenset({("ns", "a")}), {("ns", "a", "main"): 0})
+    starting = lu.containers_of(
+        [pod("a", "img"), pod("b", "img", phase="Pending", state=waiting("ContainerCreating"))],
+        "ns")
+    reason = lu.targets_or_reason(starting, "img", synced)
+    assert isinstance(reason, lu.FullBuild) and "pod b started" in reason.reason
 
 
 def test_a_restart_or_a_new_pod_after_a_live_update_needs_a_rebuild():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devloop.engine import k8s_monitor
+from devloop.engine import k8s_live, k8s_monitor
 from devloop.engine.k8s_runner import K8sRunner
 from devloop.engine.runner import UpdateError
 from devloop.engine.scheduler import RuntimeState
@@ -114,6 +115,49 @@ async def test_run_steps_run_only_for_their_triggers(project: Path) -> None:
         assert [argv[0] for _, argv, _ in cluster.execs] == ["tar"]
         await runner.update((deps,))
         assert [argv[0] for _, argv, _ in cluster.execs] == ["tar", "tar", "pip"]
+    finally:
+        await runner.stop()
+
+
+def starting(pod: dict[str, Any]) -> dict[str, Any]:
+    """`pod` as its status says while its container is being created."""
+    status = pod["status"]
+    status["phase"] = "Pending"
+    status["containerStatuses"][0]["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    return pod
+
+
+async def test_a_change_saved_while_the_container_starts_waits_for_it(project: Path) -> None:
+    runner, cluster, recorder = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
+    main = str(project / "src" / "main.py")
+    try:
+        await runner.update(())
+        cluster.pods = [starting(cluster.pod("app-1"))]
+
+        async def runs_later() -> None:
+            await asyncio.sleep(0.5)
+            cluster.pods = [cluster.pod("app-1")]
+
+        later = asyncio.create_task(runs_later())
+        await runner.update((main,))
+        await later
+        assert cluster.builds == 1 and cluster.archives() == [["app/main.py"]]
+        assert "Live update: waiting for container app-1/main to start" in recorder.lines
+        assert [s["result"] for s in recorder.live_updates()] == ["ok"]
+    finally:
+        await runner.stop()
+
+
+async def test_a_container_that_does_not_start_in_time_gets_a_rebuild(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(k8s_live, "START_WAIT_SECS", 0.3)
+    runner, cluster, recorder = make_runner(project, p.SyncStep(str(project / "src"), "/app"))
+    try:
+        await runner.update(())
+        cluster.pods = [starting(cluster.pod("app-1"))]
+        await runner.update((str(project / "src" / "main.py"),))
+        assert cluster.builds == 2 and cluster.execs == []
+        assert "did not start within 0.3 s" in recorder.live_updates()[-1]["error"]
     finally:
         await runner.stop()
 
