@@ -312,12 +312,12 @@ class SpdySession:
                 # session of its own.
                 with self._lock:
                     self.retired = True
-            if frame.payload and not tunnel.closed:
-                # The kubelet gave up on this connection: say why, and end the local
-                # socket (its reader sees the end of the stream, then reads the error).
-                tunnel.failure = (tunnel.failure or "") + frame.payload.decode(
-                    errors="replace")
-                self._end(tunnel)
+                if not tunnel.closed:
+                    # The kubelet gave up on this connection: say why, and end the local
+                    # socket (its reader sees the end of the stream, then reads the error).
+                    tunnel.failure = (tunnel.failure or "") + frame.payload.decode(
+                        errors="replace")
+                    self._end(tunnel)
         else:
             if frame.payload and not tunnel.closed:
                 tunnel.to_user += frame.payload

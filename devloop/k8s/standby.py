@@ -25,7 +25,13 @@ import threading
 from typing import TYPE_CHECKING
 
 from devloop.k8s.errors import KubeError
-from devloop.k8s.streams import ExecResult, exec_what, finish_exec, start_exec
+from devloop.k8s.streams import (
+    ExecResult,
+    exec_blocking,
+    exec_what,
+    finish_exec,
+    start_exec,
+)
 from devloop.k8s.websocket import ExecStream
 
 if TYPE_CHECKING:
@@ -58,8 +64,7 @@ class StandbyCommands:
             if result is not None and result.exit_code == 0:
                 self._start_next(where)
                 return result
-        result = finish_exec(start_exec(self._client, *where, self.argv, stdin=True), stdin,
-                             exec_what(*where))
+        result = exec_blocking(self._client, *where, list(self.argv), stdin)
         if result.exit_code == 0:
             self._start_next(where)
         return result
