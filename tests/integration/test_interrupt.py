@@ -1,10 +1,12 @@
 """Ctrl-C stops `devloop up` quietly at every stage, against the real cluster: while the
 Tiltfile runs, while images build, while pods roll out and once everything is ready. The
-process ends within seconds, with status 0 or 130, and prints no traceback."""
+process ends within seconds, with status 0 or 130 (or by SIGINT itself), and prints no
+traceback."""
 
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -45,7 +47,11 @@ def test_ctrl_c_stops_up_quietly(testenv, k8s_namespace, tmp_path: Path, stage: 
         interrupt_and_wait(process)
         stopped_after = time.monotonic() - started
         output = log_path.read_text()
-        assert process.returncode in (0, 130), (process.returncode, output[-3000:])
+        # -SIGINT: ended by the signal itself, which a shell reports as 130 too. CPython
+        # exits so when it counts a KeyboardInterrupt as unhandled; a Ctrl-C 0.15-0.4 s
+        # after the start ends so now and then, with nothing printed.
+        assert process.returncode in (0, 130, -signal.SIGINT), (
+            process.returncode, output[-3000:])
         assert stopped_after < 20, f"Ctrl-C took {stopped_after:.1f} s"
         crash = [line for line in output.splitlines()
                  if any(sign in line for sign in SIGNS_OF_A_CRASH)]
