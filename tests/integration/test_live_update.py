@@ -64,6 +64,11 @@ class Api:
         (pod,) = self.pods()
         return pod.metadata.name, pod.status.container_statuses[0].restart_count
 
+    def wait_for_only_pod(self) -> tuple[str, int]:
+        """`only_pod` once the pod's status reports its container: the forward opens on
+        the container's Started event, before that report."""
+        return _wait_for(self.only_pod, 60, "one api pod with its container's status")
+
     def files(self) -> list[str]:
         name, _ = self.only_pod()
         out = stream(self.core.connect_get_namespaced_pod_exec, name, self.namespace,
@@ -89,9 +94,7 @@ def test_edits_and_deletions_are_live_updated_and_fall_back_on_rebuilds(
     api = Api(testenv, k8s_namespace)
     with devloop_up(project, kubeconfig, log_path, "--", "--no-worker"):
         _wait_for(lambda: _serving(port, '"v1"'), 420, "the api through its forward")
-        # The forward opens on the container's Started event, before the pod's status
-        # reports the container: wait for that report.
-        pod_before = _wait_for(api.only_pod, 60, "one api pod with its container's status")
+        pod_before = api.wait_for_only_pod()
 
         app = project / "api" / "app.py"
         app.write_text(app.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
@@ -128,9 +131,7 @@ def test_a_failing_run_step_alerts_and_the_next_good_change_recovers(
     api = Api(testenv, k8s_namespace)
     with devloop_up(project, kubeconfig, log_path, "--", "--no-worker"):
         _wait_for(lambda: _serving(port, '"v1"'), 420, "the api through its forward")
-        # The forward opens on the container's Started event, before the pod's status
-        # reports the container: wait for that report.
-        pod_before = _wait_for(api.only_pod, 60, "one api pod with its container's status")
+        pod_before = api.wait_for_only_pod()
 
         (project / "api" / "broken").write_text("x\n")
         _wait_for(lambda: "refusing: broken marker" in log_path.read_text(), 60,
